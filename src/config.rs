@@ -1,0 +1,395 @@
+//! Settings cascade and the typed, validated `Config`.
+//!
+//! Order (later wins): the shipped `config/default.env` (compiled in, so the
+//! binary needs no files) < `$RUMMY_HOME/.env` < `./.env` < process env.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The shipped defaults, one documented line per setting.
+pub const DEFAULT_ENV: &str = include_str!("../config/default.env");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name} must be {expected} (got {value:?})")]
+    Invalid {
+        name: String,
+        expected: &'static str,
+        value: String,
+    },
+    #[error("could not read settings file {path}: {message}")]
+    File { path: String, message: String },
+    #[error("RUMMY_HOME is not set and no home directory could be found; set RUMMY_HOME")]
+    NoHome,
+}
+
+/// A model alias seeded from `RUMMY_MODEL_{alias}` / `RUMMY_CONTEXT_{alias}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSetting {
+    pub alias: String,
+    pub actual: String,
+    pub context_length: Option<i64>,
+}
+
+/// Connection settings of the OpenAI-compatible provider.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenAiSettings {
+    pub base_url: String,
+    pub api_key: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind: IpAddr,
+    pub port: u16,
+    pub home: PathBuf,
+    pub db_path: PathBuf,
+    pub mmap_mb: u64,
+    pub rpc_timeout: Duration,
+    pub retention_days: u32,
+    pub debug: bool,
+    pub max_turns: u32,
+    pub max_commands: u32,
+    pub max_strikes: u32,
+    pub min_cycles: u32,
+    pub max_cycle_period: u32,
+    pub think: bool,
+    pub budget_ceiling: f64,
+    pub token_divisor: f64,
+    pub max_entry_tokens: u32,
+    pub fetch_timeout: Duration,
+    pub temperature: Option<f64>,
+    pub openai: Option<OpenAiSettings>,
+    pub ollama_base_url: Option<String>,
+    pub openrouter_base_url: Option<String>,
+    pub openrouter_api_key: Option<String>,
+    pub http_referer: Option<String>,
+    pub x_title: Option<String>,
+    pub xai_base_url: Option<String>,
+    pub xai_api_key: Option<String>,
+    pub models: Vec<ModelSetting>,
+}
+
+type Vars = BTreeMap<String, String>;
+
+fn parse_env_text(text: &str, origin: &str) -> Result<Vars, ConfigError> {
+    let mut vars = Vars::new();
+    for item in dotenvy::from_read_iter(text.as_bytes()) {
+        let (key, value) = item.map_err(|e| ConfigError::File {
+            path: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        vars.insert(key, value);
+    }
+    Ok(vars)
+}
+
+fn read_env_file(path: &Path) -> Result<Option<Vars>, ConfigError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse_env_text(&text, &path.display().to_string()).map(Some),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(ConfigError::File {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        }),
+    }
+}
+
+impl Config {
+    /// Loads the full cascade from disk and the process environment.
+    pub fn load() -> Result<Config, ConfigError> {
+        let process: Vars = std::env::vars().collect();
+        let local = read_env_file(Path::new(".env"))?.unwrap_or_default();
+        // RUMMY_HOME itself may come from ./.env or the process environment.
+        let home_hint = process
+            .get("RUMMY_HOME")
+            .or_else(|| local.get("RUMMY_HOME"))
+            .filter(|v| !v.trim().is_empty())
+            .cloned();
+        let home = resolve_home(home_hint)?;
+        let home_file = read_env_file(&home.join(".env"))?.unwrap_or_default();
+        let mut vars = parse_env_text(DEFAULT_ENV, "config/default.env")?;
+        vars.extend(home_file);
+        vars.extend(local);
+        vars.extend(process);
+        vars.insert("RUMMY_HOME".into(), home.display().to_string());
+        Self::from_map(vars)
+    }
+
+    /// Builds a config from the shipped defaults plus the given variables
+    /// only (no files, no process env): for tests and embedding programs.
+    pub fn from_vars<I, K, V>(vars: I) -> Result<Config, ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let mut all = parse_env_text(DEFAULT_ENV, "config/default.env")?;
+        all.extend(vars.into_iter().map(|(k, v)| (k.into(), v.into())));
+        if all.get("RUMMY_HOME").is_none_or(|v| v.trim().is_empty()) {
+            let home = resolve_home(None)?;
+            all.insert("RUMMY_HOME".into(), home.display().to_string());
+        }
+        Self::from_map(all)
+    }
+
+    fn from_map(vars: Vars) -> Result<Config, ConfigError> {
+        let r = Reader { vars: &vars };
+        let home = PathBuf::from(r.required_text("RUMMY_HOME")?);
+        let db = PathBuf::from(r.text("RUMMY_DB_PATH").unwrap_or_else(|| "rummy.db".into()));
+        let db_path = if db.is_absolute() { db } else { home.join(db) };
+        let budget_ceiling = r.float("RUMMY_BUDGET_CEILING", 0.9)?;
+        if !(budget_ceiling > 0.0 && budget_ceiling <= 1.0) {
+            return Err(r.invalid("RUMMY_BUDGET_CEILING", "a number in (0, 1]"));
+        }
+        let token_divisor = r.float("RUMMY_TOKEN_DIVISOR", 2.0)?;
+        if token_divisor <= 0.0 || !token_divisor.is_finite() {
+            return Err(r.invalid("RUMMY_TOKEN_DIVISOR", "a positive number"));
+        }
+        let temperature = match r.text("RUMMY_TEMPERATURE") {
+            None => None,
+            Some(_) => {
+                let t = r.float("RUMMY_TEMPERATURE", 0.5)?;
+                if !(0.0..=2.0).contains(&t) {
+                    return Err(r.invalid("RUMMY_TEMPERATURE", "a number between 0 and 2"));
+                }
+                Some(t)
+            }
+        };
+        let fetch_ms = r.int("RUMMY_FETCH_TIMEOUT", 300_000)?;
+        if fetch_ms == 0 {
+            return Err(r.invalid("RUMMY_FETCH_TIMEOUT", "a positive number of milliseconds"));
+        }
+        let rpc_ms = r.int("RUMMY_RPC_TIMEOUT", 30_000)?;
+        if rpc_ms == 0 {
+            return Err(r.invalid("RUMMY_RPC_TIMEOUT", "a positive number of milliseconds"));
+        }
+        let max_turns = r.int("RUMMY_MAX_TURNS", 99)?;
+        if max_turns == 0 {
+            return Err(r.invalid("RUMMY_MAX_TURNS", "a positive integer"));
+        }
+        Ok(Config {
+            bind: r.parsed("RUMMY_BIND", "an IP address", IpAddr::from([127, 0, 0, 1]))?,
+            port: r.parsed("PORT", "a port number (0-65535)", 3044)?,
+            home,
+            db_path,
+            mmap_mb: r.int("RUMMY_MMAP_MB", 0)?,
+            rpc_timeout: Duration::from_millis(rpc_ms),
+            retention_days: r.int32("RUMMY_RETENTION_DAYS", 31)?,
+            debug: r.flag("RUMMY_DEBUG"),
+            max_turns: u32::try_from(max_turns)
+                .map_err(|_| r.invalid("RUMMY_MAX_TURNS", "a positive integer"))?,
+            max_commands: r.int32("RUMMY_MAX_COMMANDS", 99)?,
+            max_strikes: r.int32("RUMMY_MAX_STRIKES", 3)?,
+            min_cycles: r.int32("RUMMY_MIN_CYCLES", 3)?,
+            max_cycle_period: r.int32("RUMMY_MAX_CYCLE_PERIOD", 4)?,
+            think: r.flag("RUMMY_THINK"),
+            budget_ceiling,
+            token_divisor,
+            max_entry_tokens: r.int32("RUMMY_MAX_ENTRY_TOKENS", 512)?,
+            fetch_timeout: Duration::from_millis(fetch_ms),
+            temperature,
+            openai: r.text("OPENAI_BASE_URL").map(|base_url| OpenAiSettings {
+                base_url,
+                api_key: r.text("OPENAI_API_KEY"),
+            }),
+            ollama_base_url: r.text("OLLAMA_BASE_URL"),
+            openrouter_base_url: r.text("OPENROUTER_BASE_URL"),
+            openrouter_api_key: r.text("OPENROUTER_API_KEY"),
+            http_referer: r.text("RUMMY_HTTP_REFERER"),
+            x_title: r.text("RUMMY_X_TITLE"),
+            xai_base_url: r.text("XAI_BASE_URL"),
+            xai_api_key: r.text("XAI_API_KEY"),
+            models: r.models()?,
+        })
+    }
+}
+
+fn resolve_home(hint: Option<String>) -> Result<PathBuf, ConfigError> {
+    if let Some(h) = hint {
+        return Ok(PathBuf::from(h));
+    }
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(|h| PathBuf::from(h).join(".rummy"))
+        .ok_or(ConfigError::NoHome)
+}
+
+struct Reader<'a> {
+    vars: &'a Vars,
+}
+
+impl Reader<'_> {
+    /// A set, non-blank value.
+    fn text(&self, name: &str) -> Option<String> {
+        self.vars
+            .get(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn required_text(&self, name: &str) -> Result<String, ConfigError> {
+        self.text(name)
+            .ok_or_else(|| self.invalid(name, "set to a non-empty value"))
+    }
+
+    fn invalid(&self, name: &str, expected: &'static str) -> ConfigError {
+        ConfigError::Invalid {
+            name: name.to_string(),
+            expected,
+            value: self.vars.get(name).cloned().unwrap_or_default(),
+        }
+    }
+
+    fn parsed<T: std::str::FromStr>(
+        &self,
+        name: &str,
+        expected: &'static str,
+        default: T,
+    ) -> Result<T, ConfigError> {
+        match self.text(name) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|_| self.invalid(name, expected)),
+        }
+    }
+
+    fn int(&self, name: &str, default: u64) -> Result<u64, ConfigError> {
+        self.parsed(name, "a non-negative integer", default)
+    }
+
+    fn int32(&self, name: &str, default: u32) -> Result<u32, ConfigError> {
+        self.parsed(name, "a non-negative integer", default)
+    }
+
+    fn float(&self, name: &str, default: f64) -> Result<f64, ConfigError> {
+        let v: f64 = self.parsed(name, "a number", default)?;
+        if v.is_finite() {
+            Ok(v)
+        } else {
+            Err(self.invalid(name, "a finite number"))
+        }
+    }
+
+    fn flag(&self, name: &str) -> bool {
+        matches!(
+            self.text(name).as_deref().map(str::to_ascii_lowercase).as_deref(),
+            Some("1" | "true" | "yes" | "on")
+        )
+    }
+
+    fn models(&self) -> Result<Vec<ModelSetting>, ConfigError> {
+        let mut models = Vec::new();
+        for (key, value) in self.vars {
+            let Some(alias) = key.strip_prefix("RUMMY_MODEL_") else {
+                continue;
+            };
+            let actual = value.trim();
+            if alias.is_empty() || actual.is_empty() {
+                continue;
+            }
+            if !actual.contains('/') || actual.starts_with('/') {
+                return Err(self.invalid(key, "{provider}/{model}, e.g. openai/gpt-4o"));
+            }
+            let context_key = format!("RUMMY_CONTEXT_{alias}");
+            let context_length = match self.text(&context_key) {
+                None => None,
+                Some(v) => Some(
+                    v.parse::<i64>()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| self.invalid(&context_key, "a positive integer"))?,
+                ),
+            };
+            models.push(ModelSetting {
+                alias: alias.to_string(),
+                actual: actual.to_string(),
+                context_length,
+            });
+        }
+        Ok(models)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Vec<(&'static str, &'static str)> {
+        vec![("RUMMY_HOME", "/tmp/rummy-home")]
+    }
+
+    #[test]
+    fn defaults_match_upstream() {
+        let c = Config::from_vars(base()).unwrap();
+        assert_eq!(c.port, 3044);
+        assert_eq!(c.bind.to_string(), "127.0.0.1");
+        assert_eq!(c.max_turns, 99);
+        assert_eq!(c.max_commands, 99);
+        assert_eq!(c.max_strikes, 3);
+        assert_eq!(c.budget_ceiling, 0.9);
+        assert_eq!(c.token_divisor, 2.0);
+        assert_eq!(c.temperature, Some(0.5));
+        assert_eq!(c.fetch_timeout, Duration::from_millis(300_000));
+        assert_eq!(c.db_path, PathBuf::from("/tmp/rummy-home/rummy.db"));
+        assert!(c.openai.is_none());
+        assert!(c.models.is_empty());
+    }
+
+    #[test]
+    fn every_default_line_is_documented() {
+        let mut previous_is_comment = false;
+        for line in DEFAULT_ENV.lines() {
+            let is_setting = !line.starts_with('#') && line.contains('=');
+            if is_setting && !line.starts_with("RUMMY_MAX_UPDATE_REPEATS") {
+                assert!(previous_is_comment, "undocumented setting: {line}");
+            }
+            previous_is_comment = line.starts_with('#') || (is_setting && previous_is_comment);
+        }
+    }
+
+    #[test]
+    fn later_values_override_and_models_are_seeded() {
+        let mut vars = base();
+        vars.extend([
+            ("PORT", "0"),
+            ("RUMMY_DB_PATH", "/abs/x.db"),
+            ("RUMMY_MODEL_fake", "openai/fake-model"),
+            ("RUMMY_CONTEXT_fake", "4096"),
+            ("OPENAI_BASE_URL", "http://127.0.0.1:9"),
+            ("RUMMY_TEMPERATURE", ""),
+        ]);
+        let c = Config::from_vars(vars).unwrap();
+        assert_eq!(c.port, 0);
+        assert_eq!(c.db_path, PathBuf::from("/abs/x.db"));
+        assert_eq!(c.temperature, None);
+        assert_eq!(
+            c.models,
+            vec![ModelSetting {
+                alias: "fake".into(),
+                actual: "openai/fake-model".into(),
+                context_length: Some(4096)
+            }]
+        );
+        assert_eq!(c.openai.unwrap().base_url, "http://127.0.0.1:9");
+    }
+
+    #[test]
+    fn bad_values_give_clear_errors() {
+        let cases = [
+            ("PORT", "http", "PORT must be a port number"),
+            ("RUMMY_BUDGET_CEILING", "1.5", "RUMMY_BUDGET_CEILING must be a number in (0, 1]"),
+            ("RUMMY_TOKEN_DIVISOR", "0", "RUMMY_TOKEN_DIVISOR must be a positive number"),
+            ("RUMMY_MAX_TURNS", "-1", "RUMMY_MAX_TURNS must be a non-negative integer"),
+            ("RUMMY_MODEL_x", "nomodel", "RUMMY_MODEL_x must be {provider}/{model}"),
+            ("RUMMY_TEMPERATURE", "3", "RUMMY_TEMPERATURE must be a number between 0 and 2"),
+        ];
+        for (key, value, expected) in cases {
+            let mut vars = base();
+            vars.push((key, value));
+            let err = Config::from_vars(vars).unwrap_err().to_string();
+            assert!(err.starts_with(expected), "{key}={value}: {err}");
+        }
+    }
+}

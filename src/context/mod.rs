@@ -1,0 +1,202 @@
+//! Context assembly: the model-visible rows of a run, projected through
+//! their owners' views, rendered into the system and user messages.
+
+pub mod sections;
+pub mod tokens;
+
+use crate::store::paths::{log_action, scheme_of};
+use crate::store::{ContextRow, TurnContextRow};
+use crate::tools::{truncated_summary, Mode, ProjectionRow, ToolRegistry};
+use serde_json::{Map, Value};
+use tokens::count_tokens;
+
+/// Everything one packet is built from.
+pub struct PacketInput<'a> {
+    pub rows: &'a [ContextRow],
+    pub tools: &'a ToolRegistry,
+    pub mode: Mode,
+    pub persona: Option<&'a str>,
+    pub context_size: Option<i64>,
+    pub budget_ceiling: f64,
+    pub token_divisor: f64,
+}
+
+/// The two messages plus the snapshot to store in `turn_context`.
+#[derive(Debug, Clone)]
+pub struct Packet {
+    pub system: String,
+    pub user: String,
+    pub rows: Vec<TurnContextRow>,
+    /// Tokens of both messages as we count them.
+    pub assembled_tokens: i64,
+}
+
+/// A row after projection, with its token figures.
+#[derive(Debug, Clone)]
+pub struct ProjectedRow {
+    pub path: String,
+    pub scheme: Option<String>,
+    pub category: String,
+    pub visibility: String,
+    pub state: String,
+    pub outcome: Option<String>,
+    pub attributes: Map<String, Value>,
+    pub turn: i64,
+    pub ordinal: i64,
+    /// The projection at the row's own visibility.
+    pub body: String,
+    pub v_tokens: i64,
+    pub s_tokens: i64,
+    /// What promoting costs: `v_tokens - s_tokens`.
+    pub a_tokens: i64,
+}
+
+/// The key choosing a row's projection: the scheme, `file` for bare
+/// paths, the action for `log://turn_N/{action}/...` rows.
+pub fn projection_key(path: &str) -> &str {
+    match scheme_of(path) {
+        None => "file",
+        Some("log") => log_action(path).unwrap_or("log"),
+        Some(s) => s,
+    }
+}
+
+fn project(tools: &ToolRegistry, key: &str, row: &ProjectionRow, visible: bool) -> String {
+    if let Some(tool) = tools.get(key) {
+        return if visible {
+            tool.visible(row)
+        } else {
+            tool.summarized(row)
+        };
+    }
+    match (key, visible) {
+        ("prompt", true) => row.body.to_string(),
+        ("prompt", false) => truncated_summary(row.body, row.path),
+        ("error", true) => format!("# error\n{}", row.body),
+        ("error", false) => row.body.to_string(),
+        (_, true) => row.body.to_string(),
+        (_, false) => String::new(),
+    }
+}
+
+/// Projects every row and measures it.
+pub fn project_rows(rows: &[ContextRow], tools: &ToolRegistry, divisor: f64) -> Vec<ProjectedRow> {
+    rows.iter()
+        .map(|r| {
+            let attributes = match serde_json::from_str::<Value>(&r.attributes) {
+                Ok(Value::Object(m)) => m,
+                _ => Map::new(),
+            };
+            let view = ProjectionRow {
+                path: &r.path,
+                body: &r.body,
+                attributes: &attributes,
+            };
+            let key = projection_key(&r.path);
+            let full = project(tools, key, &view, true);
+            let cheap = project(tools, key, &view, false);
+            let v_tokens = count_tokens(&full, divisor);
+            let s_tokens = count_tokens(&cheap, divisor);
+            ProjectedRow {
+                path: r.path.clone(),
+                scheme: r.scheme.clone(),
+                category: r.category.clone(),
+                visibility: r.visibility.clone(),
+                state: r.state.clone(),
+                outcome: r.outcome.clone(),
+                turn: r.turn,
+                ordinal: r.ordinal,
+                body: if r.visibility == "visible" { full } else { cheap },
+                v_tokens,
+                s_tokens,
+                a_tokens: v_tokens - s_tokens,
+                attributes,
+            }
+        })
+        .collect()
+}
+
+/// Builds the packet for one turn.
+pub fn assemble(input: &PacketInput) -> Packet {
+    let rows = project_rows(input.rows, input.tools, input.token_divisor);
+    let system_prompt = sections::system_prompt(input.tools, input.mode, input.persona);
+    let system_tokens = count_tokens(&system_prompt, input.token_divisor);
+    let mut system = system_prompt;
+    system.push_str(&sections::context_block(&rows));
+    let mut user = String::new();
+    user.push_str(&sections::log_block(&rows));
+    user.push_str(&sections::unknowns_block(&rows));
+    user.push_str(&sections::instructions_block(&rows));
+    if let Some(size) = input.context_size {
+        let ceiling = tokens::ceiling(size, input.budget_ceiling);
+        user.push_str(&sections::budget_block(&rows, ceiling, system_tokens));
+    }
+    user.push_str(&sections::prompt_block(&rows, input.tools, input.mode));
+    let assembled_tokens =
+        count_tokens(&system, input.token_divisor) + count_tokens(&user, input.token_divisor);
+    let snapshot = rows
+        .into_iter()
+        .map(|r| TurnContextRow {
+            ordinal: r.ordinal,
+            path: r.path,
+            state: r.state,
+            outcome: r.outcome,
+            visibility: r.visibility,
+            body: r.body,
+            attributes: Value::Object(r.attributes).to_string(),
+            category: r.category,
+            source_turn: r.turn,
+        })
+        .collect();
+    Packet {
+        system,
+        user,
+        rows: snapshot,
+        assembled_tokens,
+    }
+}
+
+/// HTTP-like status of an entry: the first three-digit run in its outcome,
+/// else from its state (spec 01 §8.9).
+pub fn status_of(state: &str, outcome: Option<&str>) -> i64 {
+    if let Some(o) = outcome {
+        let bytes = o.as_bytes();
+        for i in 0..bytes.len().saturating_sub(2) {
+            if bytes[i..i + 3].iter().all(u8::is_ascii_digit) {
+                if let Ok(n) = o[i..i + 3].parse() {
+                    return n;
+                }
+            }
+        }
+    }
+    match state {
+        "resolved" => 200,
+        "proposed" => 202,
+        "streaming" => 102,
+        "cancelled" => 499,
+        _ => 500,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_follow_the_outcome_first() {
+        assert_eq!(status_of("failed", Some("status:413")), 413);
+        assert_eq!(status_of("failed", Some("overflow:1234")), 123);
+        assert_eq!(status_of("failed", Some("exit:1")), 500);
+        assert_eq!(status_of("resolved", None), 200);
+        assert_eq!(status_of("proposed", None), 202);
+        assert_eq!(status_of("streaming", None), 102);
+        assert_eq!(status_of("cancelled", None), 499);
+    }
+
+    #[test]
+    fn projection_keys() {
+        assert_eq!(projection_key("src/a.rs"), "file");
+        assert_eq!(projection_key("log://turn_3/update/x"), "update");
+        assert_eq!(projection_key("known://a"), "known");
+    }
+}

@@ -1,0 +1,373 @@
+//! The packet's sections, in their order: system prompt and `<context>`;
+//! then `<log>`, `<unknowns>`, `<instructions>`, `<budget>`, `<prompt>`.
+
+use super::{status_of, ProjectedRow};
+use crate::store::paths::scheme_of;
+use crate::tools::{Mode, ToolRegistry};
+use std::fmt::Write;
+
+const TEMPLATE: &str = include_str!("../../config/prompts/instructions.md");
+
+/// Stage instructions by phase digit (spec 02 §2); 6 and 7 have none.
+fn phase_text(phase: i64) -> Option<&'static str> {
+    match phase {
+        4 => Some(include_str!("../../config/prompts/phase_104.md")),
+        5 => Some(include_str!("../../config/prompts/phase_105.md")),
+        8 => Some(include_str!("../../config/prompts/phase_108.md")),
+        _ => None,
+    }
+}
+
+/// Strips HTML comments and runs of blank lines from a doc.
+fn clean_doc(doc: &str) -> String {
+    let mut text = String::with_capacity(doc.len());
+    let mut rest = doc;
+    while let Some(start) = rest.find("<!--") {
+        text.push_str(&rest[..start]);
+        rest = match rest[start..].find("-->") {
+            Some(end) => &rest[start + end + 3..],
+            None => "",
+        };
+    }
+    text.push_str(rest);
+    while text.contains("\n\n\n") {
+        text = text.replace("\n\n\n", "\n\n");
+    }
+    text.trim().to_string()
+}
+
+/// The system prompt: template with the tool list and docs, then persona.
+pub fn system_prompt(tools: &ToolRegistry, mode: Mode, persona: Option<&str>) -> String {
+    let advertised = tools.advertised(mode);
+    let names: Vec<String> = advertised.iter().map(|t| format!("<{}/>", t.name())).collect();
+    let docs: Vec<String> = advertised
+        .iter()
+        .filter_map(|t| t.doc())
+        .map(clean_doc)
+        .collect();
+    let mut prompt = TEMPLATE
+        .replacen("[%TOOLS%]", &names.join(", "), 1)
+        .replacen("[%TOOLDOCS%]", &docs.join("\n\n"), 1);
+    if let Some(p) = persona.filter(|p| !p.trim().is_empty()) {
+        let _ = write!(prompt, "\n\n## Persona\n\n{p}");
+    }
+    prompt
+}
+
+fn tag_for(row: &ProjectedRow) -> &str {
+    row.scheme.as_deref().unwrap_or("file")
+}
+
+fn element(tag: &str, attrs: &str, body: &str) -> String {
+    if body.is_empty() {
+        format!("<{tag}{attrs}/>")
+    } else {
+        format!("<{tag}{attrs}>{body}</{tag}>")
+    }
+}
+
+fn summary_attr(row: &ProjectedRow) -> String {
+    let s = row
+        .attributes
+        .get("summary")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .replace('"', "'");
+    s.chars().take(80).collect()
+}
+
+fn attr_status(row: &ProjectedRow) -> i64 {
+    row.attributes
+        .get("status")
+        .and_then(|v| v.as_i64())
+        .unwrap_or_else(|| status_of(&row.state, row.outcome.as_deref()))
+}
+
+/// `<context>` of data rows, appended to the system message.
+pub fn context_block(rows: &[ProjectedRow]) -> String {
+    let items: Vec<String> = rows
+        .iter()
+        .filter(|r| r.category == "data")
+        .map(|r| {
+            let mut a = format!(" path=\"{}\"", r.path);
+            if r.turn != 0 {
+                let _ = write!(a, " turn=\"{}\"", r.turn);
+            }
+            let status = attr_status(r);
+            if status != 200 {
+                let _ = write!(a, " status=\"{status}\"");
+            }
+            if r.state != "resolved" {
+                let _ = write!(a, " state=\"{}\"", r.state);
+            }
+            if let Some(o) = &r.outcome {
+                let _ = write!(a, " outcome=\"{o}\"");
+            }
+            let _ = write!(
+                a,
+                " summary=\"{}\" visibility=\"{}\" tokens=\"{}\"",
+                summary_attr(r),
+                r.visibility,
+                r.a_tokens
+            );
+            element(tag_for(r), &a, &r.body)
+        })
+        .collect();
+    if items.is_empty() {
+        String::new()
+    } else {
+        format!("\n\n<context>\n{}\n</context>", items.join("\n"))
+    }
+}
+
+fn block(tag: &str, items: Vec<String>) -> String {
+    if items.is_empty() {
+        String::new()
+    } else {
+        format!("<{tag}>\n{}\n</{tag}>\n", items.join("\n"))
+    }
+}
+
+fn latest_prompt(rows: &[ProjectedRow]) -> Option<&ProjectedRow> {
+    rows.iter()
+        .filter(|r| scheme_of(&r.path) == Some("prompt"))
+        .max_by_key(|r| (r.turn, r.ordinal))
+}
+
+/// `<log>`: this run's action records and earlier prompts.
+pub fn log_block(rows: &[ProjectedRow]) -> String {
+    let latest = latest_prompt(rows).map(|r| r.path.as_str());
+    let items = rows
+        .iter()
+        .filter(|r| {
+            let scheme = scheme_of(&r.path);
+            (r.category == "logging" && scheme == Some("log"))
+                || (scheme == Some("prompt") && Some(r.path.as_str()) != latest)
+        })
+        .map(|r| {
+            let tag = if scheme_of(&r.path) == Some("prompt") {
+                "prompt"
+            } else {
+                super::projection_key(&r.path)
+            };
+            let mut a = format!(" path=\"{}\"", r.path);
+            let target = r.attributes.get("path").and_then(|v| v.as_str());
+            if let Some(t) = target {
+                let _ = write!(a, " target=\"{t}\"");
+            }
+            let _ = write!(a, " status=\"{}\"", attr_status(r));
+            if let Some(o) = &r.outcome {
+                let _ = write!(a, " outcome=\"{o}\"");
+            }
+            let summary = summary_attr(r);
+            if !summary.is_empty() {
+                let _ = write!(a, " summary=\"{summary}\"");
+            }
+            let tokens = target
+                .and_then(|t| rows.iter().find(|x| x.path == t))
+                .map_or(r.a_tokens, |x| x.a_tokens);
+            let _ = write!(a, " tokens=\"{tokens}\"");
+            element(tag, &a, &r.body)
+        })
+        .collect();
+    block("log", items)
+}
+
+/// `<unknowns>`: what the model has said it does not know yet.
+pub fn unknowns_block(rows: &[ProjectedRow]) -> String {
+    let items = rows
+        .iter()
+        .filter(|r| r.category == "unknown")
+        .map(|r| {
+            let mut a = format!(" path=\"{}\"", r.path);
+            if r.turn != 0 {
+                let _ = write!(a, " turn=\"{}\"", r.turn);
+            }
+            let summary = summary_attr(r);
+            if !summary.is_empty() {
+                let _ = write!(a, " summary=\"{summary}\"");
+            }
+            let _ = write!(a, " visibility=\"{}\" tokens=\"{}\"", r.visibility, r.a_tokens);
+            element("unknown", &a, &r.body)
+        })
+        .collect();
+    block("unknowns", items)
+}
+
+/// The phase digit from the newest update in view (spec 02 §2).
+pub fn current_phase(rows: &[ProjectedRow]) -> i64 {
+    let newest = rows
+        .iter()
+        .filter_map(|r| {
+            let rest = r.path.strip_prefix("log://turn_")?;
+            let (turn, rest) = rest.split_once('/')?;
+            rest.starts_with("update/")
+                .then(|| (turn.parse::<i64>().unwrap_or(0), attr_status(r)))
+        })
+        .max();
+    match newest {
+        None => 4,
+        Some((_, 200)) => 8,
+        Some((_, status)) if (4..=9).contains(&(status % 10)) => status % 10,
+        Some(_) => 4,
+    }
+}
+
+/// `<instructions>`: the current stage's text.
+pub fn instructions_block(rows: &[ProjectedRow]) -> String {
+    match phase_text(current_phase(rows)).map(str::trim) {
+        Some(text) if !text.is_empty() => format!("<instructions>\n{text}\n</instructions>\n"),
+        _ => String::new(),
+    }
+}
+
+fn percent(part: i64, whole: i64) -> i64 {
+    if whole <= 0 {
+        0
+    } else {
+        ((part as f64) * 100.0 / whole as f64).round() as i64
+    }
+}
+
+/// `<budget>`: what the visible context costs against the ceiling.
+pub fn budget_block(rows: &[ProjectedRow], ceiling: i64, system_tokens: i64) -> String {
+    let floor: i64 = rows.iter().map(|r| r.s_tokens).sum();
+    let premium: i64 = rows
+        .iter()
+        .filter(|r| r.visibility == "visible")
+        .map(|r| r.a_tokens)
+        .sum();
+    let usage = floor + premium + system_tokens;
+    let free = (ceiling - usage).max(0);
+    let mut by_scheme: Vec<(String, i64, i64)> = Vec::new();
+    for r in rows.iter().filter(|r| r.visibility == "visible") {
+        let scheme = tag_for(r).to_string();
+        match by_scheme.iter_mut().find(|(s, _, _)| *s == scheme) {
+            Some(entry) => {
+                entry.1 += 1;
+                entry.2 += r.a_tokens;
+            }
+            None => by_scheme.push((scheme, 1, r.a_tokens)),
+        }
+    }
+    by_scheme.sort_by(|a, b| b.2.cmp(&a.2));
+    let visible_count: i64 = by_scheme.iter().map(|(_, n, _)| n).sum();
+    let summarized: Vec<&ProjectedRow> = rows.iter().filter(|r| r.visibility == "summarized").collect();
+    let summarized_tokens: i64 = summarized.iter().map(|r| r.s_tokens).sum();
+    let mut out = format!(
+        "<budget tokenUsage=\"{usage}\" tokensFree=\"{free}\">\n| scheme | visible | tokens | % |\n|---|---|---|---|\n"
+    );
+    for (scheme, count, tokens) in &by_scheme {
+        let _ = writeln!(out, "| {scheme} | {count} | {tokens} | {}% |", percent(*tokens, ceiling));
+    }
+    let _ = write!(
+        out,
+        "\nSummarized: {} entries, {summarized_tokens} tokens ({}% of budget).\n\
+         System: {system_tokens} tokens ({}% of budget).\n\
+         Total: {visible_count} visible + {} summarized entries; tokenUsage {usage} / ceiling {ceiling}. {free} tokens free.\n\
+         </budget>\n",
+        summarized.len(),
+        percent(summarized_tokens, ceiling),
+        percent(system_tokens, ceiling),
+        summarized.len(),
+    );
+    out
+}
+
+/// `<prompt>`: the loop's prompt and the commands on offer.
+pub fn prompt_block(rows: &[ProjectedRow], tools: &ToolRegistry, mode: Mode) -> String {
+    let commands: Vec<&str> = tools.advertised(mode).iter().map(|t| t.name()).collect();
+    let prompt = latest_prompt(rows);
+    let prompt_mode = prompt
+        .and_then(|p| p.attributes.get("mode"))
+        .and_then(|m| m.as_str())
+        .unwrap_or(mode.as_str());
+    let mut a = format!(" mode=\"{prompt_mode}\"");
+    if let Some(p) = prompt {
+        let _ = write!(a, " path=\"{}\"", p.path);
+    }
+    let _ = write!(a, " commands=\"{}\"", commands.join(","));
+    if mode == Mode::Ask {
+        a.push_str(" warn=\"File editing disallowed.\"");
+    }
+    let body = match prompt {
+        Some(p) => {
+            let _ = write!(a, " visibility=\"{}\" tokens=\"{}\"", p.visibility, p.a_tokens);
+            p.body.as_str()
+        }
+        None => "",
+    };
+    format!("<prompt{a}>{body}</prompt>")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Map, Value};
+
+    fn row(path: &str, category: &str, visibility: &str, body: &str, attrs: Value) -> ProjectedRow {
+        let attributes: Map<String, Value> = match attrs {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        ProjectedRow {
+            path: path.into(),
+            scheme: scheme_of(path).map(str::to_string),
+            category: category.into(),
+            visibility: visibility.into(),
+            state: "resolved".into(),
+            outcome: None,
+            attributes,
+            turn: 1,
+            ordinal: 1,
+            body: body.into(),
+            v_tokens: 2,
+            s_tokens: 1,
+            a_tokens: 1,
+        }
+    }
+
+    #[test]
+    fn system_prompt_lists_tools_once() {
+        let tools = ToolRegistry::builtin();
+        let p = system_prompt(&tools, Mode::Ask, Some("Be terse."));
+        assert!(p.contains("<get/>, <set/>, <update/>"));
+        assert!(!p.contains("[%TOOLS%]") && !p.contains("[%TOOLDOCS%]"));
+        assert!(p.ends_with("## Persona\n\nBe terse."));
+    }
+
+    #[test]
+    fn phases() {
+        assert_eq!(current_phase(&[]), 4);
+        let update = |s: i64| row("log://turn_2/update/x", "logging", "visible", "", json!({"status": s}));
+        assert_eq!(current_phase(&[update(200)]), 8);
+        assert_eq!(current_phase(&[update(155)]), 5);
+        assert_eq!(current_phase(&[update(102)]), 4);
+    }
+
+    #[test]
+    fn blocks_render_their_rows() {
+        let rows = vec![
+            row("known://a", "data", "visible", "A", json!({"summary": "x\"y"})),
+            row("log://turn_1/set/known%3A//a", "logging", "visible", "# set known://a", json!({"path": "known://a"})),
+            row("unknown://q", "unknown", "summarized", "Q?", json!({})),
+            row("prompt://1", "prompt", "visible", "What?", json!({"mode": "ask"})),
+        ];
+        let context = context_block(&rows);
+        assert!(context.contains(
+            "<known path=\"known://a\" turn=\"1\" summary=\"x'y\" visibility=\"visible\" tokens=\"1\">A</known>"
+        ));
+        let log = log_block(&rows);
+        assert!(log.starts_with("<log>\n<set path=\"log://turn_1/set/known%3A//a\" target=\"known://a\" status=\"200\""));
+        assert!(unknowns_block(&rows).contains("<unknown path=\"unknown://q\" turn=\"1\" visibility=\"summarized\""));
+        let tools = ToolRegistry::builtin();
+        let prompt = prompt_block(&rows, &tools, Mode::Ask);
+        assert_eq!(
+            prompt,
+            "<prompt mode=\"ask\" path=\"prompt://1\" commands=\"get,set,update\" warn=\"File editing disallowed.\" visibility=\"visible\" tokens=\"1\">What?</prompt>"
+        );
+        let budget = budget_block(&rows, 100, 10);
+        assert!(budget.starts_with("<budget tokenUsage=\"17\" tokensFree=\"83\">"), "{budget}");
+        assert!(budget.ends_with("tokenUsage 17 / ceiling 100. 83 tokens free.\n</budget>\n"));
+    }
+}

@@ -1,0 +1,32 @@
+//! rummy: an LLM agent server. Clients speak JSON-RPC 2.0 over WebSocket;
+//! runs are driven turn by turn against an LLM provider; all model-facing
+//! state lives as entries in one store.
+//!
+//! Embedding: inside an actix system, `Server::start(config)` returns a
+//! [`ServerHandle`] whose actor addresses (store, hub) take typed messages
+//! directly, without WebSocket.
+
+pub mod config;
+pub mod context;
+pub mod llm;
+pub mod parse;
+pub mod protocol;
+pub mod run;
+pub mod server;
+pub mod store;
+pub mod stream;
+pub mod tools;
+
+pub use config::Config;
+pub use server::{ServerHandle, StartError};
+
+/// Entry point for programs hosting rummy.
+pub struct Server;
+
+impl Server {
+    /// Opens the store, registers schemes and models, recovers interrupted
+    /// runs and starts listening.
+    pub async fn start(config: Config) -> Result<ServerHandle, StartError> {
+        server::start(config).await
+    }
+}

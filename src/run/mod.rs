@@ -1,0 +1,53 @@
+//! Runs: the `RunActor` (loop queue, cancellable drain), the turn executor
+//! (RECORD, DISPATCH), the verdict and the `run/state` report.
+
+pub mod actor;
+pub mod report;
+pub mod turn;
+pub mod verdict;
+
+use crate::config::Config;
+use crate::llm::ProviderRegistry;
+use crate::protocol::notifications::Notification;
+use crate::server::hub::{Hub, Publish};
+use crate::store::Store;
+use crate::tools::ToolRegistry;
+use actix::Addr;
+use std::sync::Arc;
+
+pub use actor::{Abort, Enqueue, RunActor};
+
+/// The shared, immutable services a run works with.
+pub struct Engine {
+    pub store: Store,
+    pub hub: Addr<Hub>,
+    pub providers: ProviderRegistry,
+    pub tools: Arc<ToolRegistry>,
+    pub config: Arc<Config>,
+}
+
+impl Engine {
+    /// Sends a notification to every client of a project.
+    pub fn publish(&self, project_id: i64, method: &'static str, params: serde_json::Value) {
+        self.hub.do_send(Publish {
+            project_id,
+            notification: Notification { method, params },
+        });
+    }
+}
+
+/// Per-loop options a client chose when starting or continuing a run.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoopFlags {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_repo: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_interaction: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_web: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_proposals: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+}

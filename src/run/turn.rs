@@ -1,0 +1,549 @@
+//! One loop of a run, turn by turn: materialize, call the model, parse,
+//! RECORD, DISPATCH, resolve the update, decide.
+
+use super::report::{run_state, FreshTurn};
+use super::verdict::{decide, Verdict};
+use super::{Engine, LoopFlags};
+use crate::context::{assemble, PacketInput};
+use crate::llm::{ChatMessage, LlmError, Provider};
+use crate::parse::{parse, Command};
+use crate::protocol::notifications::RunProgress;
+use crate::store::paths::{is_invalid_target, log_path};
+use crate::store::{
+    AllocateLogPaths, BeginTurn, EntryWrite, GetModel, GetRunById, LogError, LoopRow, ModelContext,
+    RecordTurnUsage, RunRow, SaveTurnContext, SetEntry, SetModelContextLength, SetRunStatus,
+    StoreError, TurnUsage, Writer,
+};
+use crate::tools::update::TERMINAL;
+use crate::tools::{Mode, TurnCtx};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// How a loop ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoopEnd {
+    pub status: i64,
+    pub reason: Option<String>,
+}
+
+/// What a run needs to call its model.
+struct ModelBinding {
+    provider: Arc<dyn Provider>,
+    wire_model: String,
+    context_size: Option<i64>,
+    temperature: Option<f64>,
+}
+
+/// Runs one claimed loop to its end and records the outcome.
+pub async fn execute_loop(engine: Arc<Engine>, run_id: i64, lp: LoopRow) -> LoopEnd {
+    let end = match drive_loop(&engine, run_id, &lp).await {
+        Ok(end) => end,
+        Err(message) => {
+            tracing::warn!(run_id, "loop failed: {message}");
+            fail_run(&engine, run_id, &lp, &message).await;
+            LoopEnd {
+                status: 500,
+                reason: Some(message),
+            }
+        }
+    };
+    let result = json!({ "status": end.status, "reason": end.reason });
+    if let Err(e) = engine
+        .store
+        .run(crate::store::CompleteLoop {
+            loop_id: lp.id,
+            status: end.status,
+            result,
+        })
+        .await
+    {
+        tracing::error!(run_id, "could not complete loop {}: {e}", lp.id);
+    }
+    end
+}
+
+/// Ends the run 500 with an error entry and a final `run/state`.
+async fn fail_run(engine: &Engine, run_id: i64, lp: &LoopRow, message: &str) {
+    let Ok(run) = engine.store.run(GetRunById(run_id)).await else {
+        return;
+    };
+    let turn = (run.next_turn - 1).max(0);
+    let _ = engine
+        .store
+        .run(LogError {
+            run_id,
+            turn,
+            loop_id: Some(lp.id),
+            message: message.to_string(),
+            status: 500,
+            attributes: Default::default(),
+        })
+        .await;
+    if run.status != 500 {
+        if let Err(e) = engine.store.run(SetRunStatus { run_id, status: 500 }).await {
+            tracing::error!(run_id, "could not mark run failed: {e}");
+        }
+    }
+    publish_state(engine, run_id, turn, 500, None).await;
+}
+
+/// Publishes `run/state` for a run to its project.
+pub async fn publish_state(engine: &Engine, run_id: i64, turn: i64, status: i64, fresh: Option<&FreshTurn>) {
+    let result = async {
+        let run = engine.store.run(GetRunById(run_id)).await?;
+        let params = run_state(engine, &run, turn, status, fresh).await?;
+        Ok::<_, StoreError>((run.project_id, params))
+    }
+    .await;
+    match result {
+        Ok((project, params)) => engine.publish(project, "run/state", params),
+        Err(e) => tracing::error!(run_id, "could not build run/state: {e}"),
+    }
+}
+
+async fn bind_model(engine: &Engine, run: &RunRow, flags: &LoopFlags) -> Result<ModelBinding, String> {
+    let alias = run.model.clone().unwrap_or_default();
+    let model = engine
+        .store
+        .run(GetModel(alias.clone()))
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| {
+            format!("Unknown model alias '{alias}'. Define RUMMY_MODEL_{alias} in your environment.")
+        })?;
+    let (provider, wire_model) = engine
+        .providers
+        .resolve(&model.actual)
+        .map_err(|e| e.to_string())?;
+    let discovered = match model.context_length {
+        Some(n) => Some(n),
+        None => {
+            let found = provider
+                .context_size(&wire_model)
+                .await
+                .map_err(|e| format!("Could not determine the context size of {}: {e}", model.actual))?;
+            if let Some(n) = found {
+                engine
+                    .store
+                    .run(SetModelContextLength {
+                        alias: alias.clone(),
+                        context_length: n,
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            found
+        }
+    };
+    let context_size = match (discovered, run.context_limit) {
+        (Some(c), Some(l)) => Some(c.min(l)),
+        (c, l) => c.or(l),
+    };
+    Ok(ModelBinding {
+        provider,
+        wire_model,
+        context_size,
+        temperature: flags
+            .temperature
+            .or(run.temperature)
+            .or(engine.config.temperature),
+    })
+}
+
+async fn drive_loop(engine: &Arc<Engine>, run_id: i64, lp: &LoopRow) -> Result<LoopEnd, String> {
+    let err = |e: StoreError| e.to_string();
+    let run = engine.store.run(GetRunById(run_id)).await.map_err(err)?;
+    if run.status != 102 {
+        engine
+            .store
+            .run(SetRunStatus { run_id, status: 102 })
+            .await
+            .map_err(err)?;
+    }
+    let flags: LoopFlags = lp
+        .config
+        .as_deref()
+        .and_then(|c| serde_json::from_str(c).ok())
+        .unwrap_or_default();
+    let mode = Mode::parse(&lp.mode).unwrap_or(Mode::Ask);
+    let binding = bind_model(engine, &run, &flags).await?;
+    let mut streak = 0;
+    for iteration in 1..=engine.config.max_turns {
+        let outcome = run_turn(engine, &run, lp, iteration, mode, &binding).await?;
+        let verdict = decide(
+            outcome.strike,
+            outcome.terminal_status,
+            &mut streak,
+            engine.config.max_strikes,
+        );
+        match verdict {
+            Verdict::Continue => {
+                publish_state(engine, run_id, outcome.turn, 102, Some(&outcome.fresh)).await;
+            }
+            Verdict::End { status, reason } => {
+                if let Some(r) = &reason {
+                    engine
+                        .store
+                        .run(LogError {
+                            run_id,
+                            turn: outcome.turn,
+                            loop_id: Some(lp.id),
+                            message: r.clone(),
+                            status: 400,
+                            attributes: Default::default(),
+                        })
+                        .await
+                        .map_err(err)?;
+                }
+                engine
+                    .store
+                    .run(SetRunStatus { run_id, status })
+                    .await
+                    .map_err(err)?;
+                publish_state(engine, run_id, outcome.turn, status, Some(&outcome.fresh)).await;
+                return Ok(LoopEnd { status, reason });
+            }
+        }
+    }
+    // The per-loop turn cap ends runaway loops without an error entry.
+    engine
+        .store
+        .run(SetRunStatus { run_id, status: 499 })
+        .await
+        .map_err(err)?;
+    let turn = engine.store.run(GetRunById(run_id)).await.map_err(err)?.next_turn - 1;
+    publish_state(engine, run_id, turn, 499, None).await;
+    Ok(LoopEnd {
+        status: 499,
+        reason: Some(format!("Turn limit ({}) reached.", engine.config.max_turns)),
+    })
+}
+
+struct TurnOutcome {
+    turn: i64,
+    strike: bool,
+    terminal_status: Option<i64>,
+    fresh: FreshTurn,
+}
+
+async fn write(engine: &Engine, w: EntryWrite) -> Result<(), String> {
+    engine
+        .store
+        .run(SetEntry(w))
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// One audit record (`system://N` and friends): archived, resolved, system.
+fn audit(run_id: i64, loop_id: i64, path: String, body: String, turn: i64) -> EntryWrite {
+    EntryWrite {
+        body: Some(body),
+        visibility: Some("archived".into()),
+        turn,
+        loop_id: Some(loop_id),
+        ..EntryWrite::new(run_id, path, Writer::System)
+    }
+}
+
+async fn run_turn(
+    engine: &Arc<Engine>,
+    run: &RunRow,
+    lp: &LoopRow,
+    iteration: u32,
+    mode: Mode,
+    binding: &ModelBinding,
+) -> Result<TurnOutcome, String> {
+    let err = |e: StoreError| e.to_string();
+    let start = engine
+        .store
+        .run(BeginTurn {
+            run_id: run.id,
+            loop_id: lp.id,
+        })
+        .await
+        .map_err(err)?;
+    let turn = start.turn;
+    let ctx = TurnCtx::new(
+        engine.store.clone(),
+        engine.config.clone(),
+        run.id,
+        lp.id,
+        turn,
+        mode,
+    );
+    if iteration == 1 {
+        write(
+            engine,
+            EntryWrite {
+                body: Some(lp.prompt.clone()),
+                attributes: Some(json!({ "mode": mode.as_str() })),
+                turn,
+                loop_id: Some(lp.id),
+                ..EntryWrite::new(run.id, format!("prompt://{turn}"), Writer::Plugin)
+            },
+        )
+        .await?;
+    }
+    let rows = engine.store.run(ModelContext(run.id)).await.map_err(err)?;
+    let packet = assemble(&PacketInput {
+        rows: &rows,
+        tools: &engine.tools,
+        mode,
+        persona: run.persona.as_deref(),
+        context_size: binding.context_size,
+        budget_ceiling: engine.config.budget_ceiling,
+        token_divisor: engine.config.token_divisor,
+    });
+    engine
+        .store
+        .run(SaveTurnContext {
+            run_id: run.id,
+            loop_id: lp.id,
+            turn,
+            rows: packet.rows.clone(),
+        })
+        .await
+        .map_err(err)?;
+    progress(engine, run, turn, "thinking");
+    let messages = [
+        ChatMessage {
+            role: "system",
+            content: packet.system.clone(),
+        },
+        ChatMessage {
+            role: "user",
+            content: packet.user.clone(),
+        },
+    ];
+    let mut fresh = FreshTurn {
+        model: None,
+        temperature: binding.temperature,
+        assembled_tokens: packet.assembled_tokens,
+    };
+    let completion = match binding
+        .provider
+        .complete(&binding.wire_model, &messages, binding.temperature)
+        .await
+    {
+        Ok(c) => c,
+        Err(LlmError::ContextExceeded(message)) => {
+            ctx.log_error(format!("LLM context exceeded: {message}"), 413)
+                .await
+                .map_err(err)?;
+            return Ok(TurnOutcome {
+                turn,
+                strike: true,
+                terminal_status: None,
+                fresh,
+            });
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    progress(engine, run, turn, "processing");
+    fresh.model = completion.model.clone();
+    let parsed = parse(&completion.content, engine.config.max_commands as usize);
+    let thoughts: Vec<String> = parsed
+        .commands
+        .iter()
+        .filter(|c| c.name == "think")
+        .map(Command::text)
+        .collect();
+    let reasoning: Vec<String> = completion.reasoning.iter().cloned().chain(thoughts).collect();
+    let reasoning = (!reasoning.is_empty()).then(|| reasoning.join("\n"));
+    let usage = TurnUsage {
+        context_tokens: if completion.usage.prompt_tokens > 0 {
+            completion.usage.prompt_tokens
+        } else {
+            packet.assembled_tokens
+        },
+        reasoning_content: reasoning.clone(),
+        ..completion.usage.clone()
+    };
+    engine
+        .store
+        .run(RecordTurnUsage {
+            turn_id: start.turn_id,
+            usage,
+        })
+        .await
+        .map_err(err)?;
+    record_audit(engine, run, lp, turn, &packet.system, &packet.user, &completion, reasoning).await?;
+    for w in &parsed.warnings {
+        ctx.log_error(w.clone(), 422).await.map_err(err)?;
+    }
+    if !parsed.unparsed.is_empty() {
+        write(
+            engine,
+            EntryWrite {
+                state: Some("failed".into()),
+                outcome: Some("unparsed".into()),
+                ..audit(run.id, lp.id, format!("content://{turn}"), parsed.unparsed.clone(), turn)
+            },
+        )
+        .await?;
+        if parsed.commands.is_empty() && parsed.warnings.is_empty() {
+            ctx.log_error("Response contained no actionable tags.", 422)
+                .await
+                .map_err(err)?;
+        }
+    }
+    dispatch_all(engine, &ctx, run, &parsed.commands).await?;
+    let terminal_status = resolve_update(&ctx, &parsed.commands, &completion.content)
+        .await
+        .map_err(err)?;
+    Ok(TurnOutcome {
+        turn,
+        strike: ctx.error_count() > 0,
+        terminal_status,
+        fresh,
+    })
+}
+
+fn progress(engine: &Engine, run: &RunRow, turn: i64, status: &str) {
+    let params = serde_json::to_value(RunProgress {
+        run: &run.alias,
+        turn,
+        status,
+    })
+    .unwrap_or(Value::Null);
+    engine.publish(run.project_id, "run/progress", params);
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn record_audit(
+    engine: &Engine,
+    run: &RunRow,
+    lp: &LoopRow,
+    turn: i64,
+    system: &str,
+    user: &str,
+    completion: &crate::llm::Completion,
+    reasoning: Option<String>,
+) -> Result<(), String> {
+    let a = |scheme: &str, body: String| audit(run.id, lp.id, format!("{scheme}://{turn}"), body, turn);
+    write(engine, a("system", system.to_string())).await?;
+    write(engine, a("user", user.to_string())).await?;
+    write(engine, a("assistant", completion.content.clone())).await?;
+    if let Some(r) = reasoning {
+        write(engine, a("reasoning", r)).await?;
+    }
+    let content: String = completion.content.chars().take(4096).collect();
+    let model = json!({
+        "content": content,
+        "reasoning_content": completion.reasoning,
+        "usage": completion.usage,
+        "model": completion.model,
+    });
+    write(engine, a("model", model.to_string())).await
+}
+
+/// RECORD then DISPATCH, in order; a crash aborts the rest of the turn.
+async fn dispatch_all(engine: &Engine, ctx: &TurnCtx, run: &RunRow, commands: &[Command]) -> Result<(), String> {
+    let err = |e: StoreError| e.to_string();
+    let targets: Vec<(bool, String)> = commands
+        .iter()
+        .map(|c| {
+            let target = c.target();
+            let invalid = c.name != "update" && is_invalid_target(&target);
+            let base = if invalid {
+                log_path(ctx.turn, &c.name, "invalid")
+            } else {
+                log_path(ctx.turn, &c.name, &target)
+            };
+            (invalid, base)
+        })
+        .collect();
+    let paths = engine
+        .store
+        .run(AllocateLogPaths {
+            run_id: run.id,
+            bases: targets.iter().map(|(_, b)| b.clone()).collect(),
+        })
+        .await
+        .map_err(err)?;
+    let mut crashed: Option<String> = None;
+    for ((cmd, (invalid, _)), path) in commands.iter().zip(&targets).zip(&paths) {
+        if cmd.name == "think" {
+            continue;
+        }
+        if let Some(tool) = &crashed {
+            let message = format!("Aborted — preceding <{tool}> failed.");
+            ctx.write_log(path, message.clone(), "failed", Some("aborted".into()), None, json!({ "error": message }))
+                .await
+                .map_err(err)?;
+            continue;
+        }
+        if *invalid {
+            ctx.write_log(
+                path,
+                "Invalid path: too long or contains non-printing characters",
+                "failed",
+                Some("validation".into()),
+                None,
+                json!({}),
+            )
+            .await
+            .map_err(err)?;
+            continue;
+        }
+        match engine.tools.get(&cmd.name).filter(|t| t.doc().is_some()) {
+            None => {
+                let message = format!("<{}> is not available in this run.", cmd.name);
+                ctx.write_log(path, message.clone(), "failed", Some("unavailable".into()), None, json!({ "error": message }))
+                    .await
+                    .map_err(err)?;
+                ctx.log_error(message, 400).await.map_err(err)?;
+            }
+            Some(tool) => {
+                if let Err(e) = tool.dispatch(ctx, cmd, path).await {
+                    ctx.log_error(format!("Dispatch crash in {}: {e}", cmd.name), 500)
+                        .await
+                        .map_err(err)?;
+                    crashed = Some(cmd.name.clone());
+                }
+            }
+        }
+        publish_state(engine, run.id, ctx.turn, 102, None).await;
+    }
+    Ok(())
+}
+
+/// The last `<update>` decides (spec 02 §6.5); returns a terminal status.
+async fn resolve_update(ctx: &TurnCtx, commands: &[Command], content: &str) -> Result<Option<i64>, StoreError> {
+    let Some(update) = commands.iter().rev().find(|c| c.name == "update") else {
+        let message = if content.trim().is_empty() {
+            "Response empty - Update with status 500 if unable to fulfill request."
+        } else {
+            "Missing update"
+        };
+        ctx.log_error(message, 422).await?;
+        return Ok(None);
+    };
+    let text = update.text();
+    match update.status() {
+        Some(s) if TERMINAL.contains(&s) => {
+            if text.is_empty() {
+                ctx.log_error("Missing update", 422).await?;
+                Ok(None)
+            } else {
+                Ok(Some(s))
+            }
+        }
+        Some(s) if (100..=199).contains(&s) => {
+            if text.is_empty() {
+                ctx.log_error("Missing update", 422).await?;
+            }
+            Ok(None)
+        }
+        _ => {
+            let shown = update.attr("status").unwrap_or_default();
+            ctx.log_error(
+                format!("Invalid status {shown} on update — use 1xx to continue or 200 to conclude."),
+                422,
+            )
+            .await?;
+            Ok(None)
+        }
+    }
+}

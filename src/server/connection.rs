@@ -1,0 +1,109 @@
+//! `ClientConnection`: one WebSocket client. Frames are parsed here and
+//! each request runs concurrently; replies may come out of order.
+
+use super::hub::{Push, Subscribe, Unsubscribe};
+use super::router::{dispatch, Binding, CallCtx};
+use super::AppState;
+use crate::protocol::jsonrpc::{error_frame, parse_frame, result_frame, Inbound};
+use actix::prelude::*;
+use actix_web_actors::ws;
+use serde_json::Value;
+
+pub struct ClientConnection {
+    id: u64,
+    app: AppState,
+    binding: Option<Binding>,
+}
+
+impl ClientConnection {
+    pub fn new(id: u64, app: AppState) -> Self {
+        ClientConnection {
+            id,
+            app,
+            binding: None,
+        }
+    }
+
+    fn handle_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
+        let (id, method, params) = match parse_frame(text) {
+            Inbound::Invalid { id, error } => {
+                ctx.text(error_frame(&id, &error));
+                return;
+            }
+            Inbound::Request { id, method, params } => (Some(id), method, params),
+            Inbound::Notification { method, params } => (None, method, params),
+        };
+        let call = CallCtx {
+            app: self.app.clone(),
+            client_id: self.id,
+            binding: self.binding.clone(),
+        };
+        let rpc_id = id.clone();
+        let fut = async move { dispatch(call, &method, params, rpc_id.as_ref()).await };
+        ctx.spawn(fut.into_actor(self).map(move |outcome, act, ctx| {
+            if let Some(binding) = outcome.bind {
+                act.bind(binding, ctx);
+            }
+            if let Some(id) = id {
+                let frame = match &outcome.reply {
+                    Ok(result) => result_frame(&id, result),
+                    Err(error) => error_frame(&id, error),
+                };
+                ctx.text(frame);
+            }
+        }));
+    }
+
+    fn bind(&mut self, binding: Binding, ctx: &mut ws::WebsocketContext<Self>) {
+        self.app.hub.do_send(Subscribe {
+            client_id: self.id,
+            project_id: binding.project_id,
+            recipient: ctx.address().recipient(),
+        });
+        self.binding = Some(binding);
+    }
+}
+
+impl Actor for ClientConnection {
+    type Context = ws::WebsocketContext<Self>;
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        // A run survives its clients: leaving only stops notifications.
+        self.app.hub.do_send(Unsubscribe { client_id: self.id });
+    }
+}
+
+impl Handler<Push> for ClientConnection {
+    type Result = ();
+    fn handle(&mut self, msg: Push, ctx: &mut Self::Context) {
+        ctx.text(&*msg.0);
+    }
+}
+
+impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for ClientConnection {
+    fn handle(&mut self, msg: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+        match msg {
+            Ok(ws::Message::Text(text)) => self.handle_text(&text, ctx),
+            Ok(ws::Message::Binary(bytes)) => match std::str::from_utf8(&bytes) {
+                Ok(text) => self.handle_text(text, ctx),
+                Err(_) => ctx.text(error_frame(
+                    &Value::Null,
+                    &crate::protocol::jsonrpc::RpcError::new(
+                        crate::protocol::jsonrpc::PARSE_ERROR,
+                        "Parse error: binary frame is not UTF-8 JSON",
+                    ),
+                )),
+            },
+            Ok(ws::Message::Ping(bytes)) => ctx.pong(&bytes),
+            Ok(ws::Message::Close(reason)) => {
+                ctx.close(reason);
+                ctx.stop();
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::debug!(client = self.id, "websocket protocol error: {e}");
+                ctx.stop();
+            }
+        }
+    }
+}

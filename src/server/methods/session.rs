@@ -1,0 +1,58 @@
+//! Handshake, liveness and discovery.
+
+use crate::protocol::jsonrpc::RpcError;
+use crate::protocol::params::HelloParams;
+use crate::protocol::PROTOCOL_VERSION;
+use crate::server::router::{describe, params, store_error, Binding, CallCtx, Reply};
+use crate::store::UpsertProject;
+use serde_json::{json, Value};
+
+pub async fn hello(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
+    let p: HelloParams = params("rummy/hello", raw)?;
+    if let Some(v) = p.client_version.as_deref().filter(|v| !v.is_empty()) {
+        let major = v.split('.').next().unwrap_or_default();
+        let ours = PROTOCOL_VERSION.split('.').next().unwrap_or_default();
+        if major != ours {
+            return Err(RpcError::invalid_params(format!(
+                "protocol mismatch: server {PROTOCOL_VERSION}, client {v}. Clients must match MAJOR."
+            )));
+        }
+    }
+    let name = p
+        .name
+        .filter(|n| !n.trim().is_empty())
+        .ok_or_else(|| RpcError::invalid_params("rummy/hello: name is required"))?;
+    let root = p
+        .project_root
+        .filter(|r| !r.trim().is_empty())
+        .ok_or_else(|| RpcError::invalid_params("rummy/hello: projectRoot is required"))?;
+    let project_id = ctx
+        .app
+        .store
+        .run(UpsertProject {
+            name,
+            project_root: root.clone(),
+            config_path: p.config_path,
+        })
+        .await
+        .map_err(store_error)?;
+    Ok(Reply {
+        result: json!({
+            "rummyVersion": PROTOCOL_VERSION,
+            "projectId": project_id,
+            "projectRoot": root,
+        }),
+        bind: Some(Binding {
+            project_id,
+            project_root: root,
+        }),
+    })
+}
+
+pub async fn ping(_: CallCtx, _: Value) -> Result<Reply, RpcError> {
+    Ok(json!({}).into())
+}
+
+pub async fn discover(_: CallCtx, _: Value) -> Result<Reply, RpcError> {
+    Ok(describe().into())
+}

@@ -1,0 +1,156 @@
+//! The entry store: the one owner of the database.
+//!
+//! `EntryStore` runs on a dedicated `SyncArbiter` thread so diesel never
+//! blocks an actix worker. Every operation is a typed message (a struct
+//! implementing [`StoreOp`]) executed inside one immediate transaction, so a
+//! message is all-or-nothing and writes are serialized. [`Store`] is the thin
+//! async client the rest of the code (and embedding programs) uses.
+
+pub mod db;
+pub mod entries;
+pub mod paths;
+pub mod projects;
+pub mod runs;
+pub mod schema;
+pub mod schemes;
+
+use actix::prelude::*;
+use diesel::prelude::*;
+use diesel::SqliteConnection;
+use std::path::PathBuf;
+
+pub use entries::*;
+pub use projects::*;
+pub use runs::*;
+pub use schemes::{SchemeDef, Writer};
+
+/// Errors of store operations. Messages are meant for clients as they are.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    NotFound(String),
+    /// A writer tier tried to write a scheme it may not write.
+    #[error("403: writer \"{writer}\" not permitted for scheme \"{scheme}\" (allowed: {allowed})")]
+    Permission {
+        writer: String,
+        scheme: String,
+        allowed: String,
+    },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("database error: {0}")]
+    Db(#[from] diesel::result::Error),
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl StoreError {
+    /// True when a CHECK or trigger refused the write (bad input, not a bug).
+    pub fn is_constraint(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Db(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::CheckViolation
+                    | diesel::result::DatabaseErrorKind::Unknown
+                    | diesel::result::DatabaseErrorKind::UniqueViolation,
+                _
+            ))
+        )
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// One typed store operation, run in a transaction on the store thread.
+pub trait StoreOp: Send + 'static {
+    type Output: Send + 'static;
+    fn run(self, conn: &mut SqliteConnection) -> StoreResult<Self::Output>;
+}
+
+/// Declares store operations as actix messages handled by `EntryStore`.
+macro_rules! store_ops {
+    ($($op:ty => $out:ty),* $(,)?) => {
+        $(
+            impl actix::Message for $op {
+                type Result = $crate::store::StoreResult<$out>;
+            }
+            impl actix::Handler<$op> for $crate::store::EntryStore {
+                type Result = $crate::store::StoreResult<$out>;
+                fn handle(&mut self, op: $op, _: &mut Self::Context) -> Self::Result {
+                    self.execute(op)
+                }
+            }
+        )*
+    };
+}
+pub(crate) use store_ops;
+
+/// The database-owning actor.
+pub struct EntryStore {
+    conn: Option<SqliteConnection>,
+    path: PathBuf,
+    mmap_mb: u64,
+}
+
+impl EntryStore {
+    pub fn new(conn: Option<SqliteConnection>, path: PathBuf, mmap_mb: u64) -> Self {
+        EntryStore {
+            conn,
+            path,
+            mmap_mb,
+        }
+    }
+
+    fn execute<O: StoreOp>(&mut self, op: O) -> StoreResult<O::Output> {
+        if self.conn.is_none() {
+            // The arbiter restarts the actor after a panic; reopen then.
+            let conn = db::open(&self.path, self.mmap_mb)
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            self.conn = Some(conn);
+        }
+        let conn = self
+            .conn
+            .as_mut()
+            .ok_or_else(|| StoreError::Unavailable("no connection".into()))?;
+        conn.immediate_transaction(|c| op.run(c))
+    }
+}
+
+impl Actor for EntryStore {
+    type Context = SyncContext<Self>;
+}
+
+/// Async, typed access to the `EntryStore` actor.
+#[derive(Clone)]
+pub struct Store {
+    addr: Addr<EntryStore>,
+}
+
+impl Store {
+    /// Starts the store thread on an opened (migrated) connection; must be
+    /// called inside an actix system.
+    pub fn start(conn: SqliteConnection, path: PathBuf, mmap_mb: u64) -> Store {
+        let slot = std::sync::Mutex::new(Some(conn));
+        let addr = SyncArbiter::start(1, move || {
+            let conn = slot.lock().ok().and_then(|mut c| c.take());
+            EntryStore::new(conn, path.clone(), mmap_mb)
+        });
+        Store { addr }
+    }
+
+    pub fn addr(&self) -> &Addr<EntryStore> {
+        &self.addr
+    }
+
+    /// Sends one operation and waits for its result.
+    pub async fn run<O>(&self, op: O) -> StoreResult<O::Output>
+    where
+        O: StoreOp + Message<Result = StoreResult<<O as StoreOp>::Output>>,
+        EntryStore: Handler<O>,
+    {
+        self.addr
+            .send(op)
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?
+    }
+}

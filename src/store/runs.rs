@@ -1,0 +1,487 @@
+//! Runs, loops (the per-run FIFO prompt queue) and turns.
+
+use super::entries::{write_entry, EntryWrite};
+use super::schema::{loops, runs, turns};
+use super::{store_ops, StoreError, StoreOp, StoreResult, Writer};
+use diesel::prelude::*;
+use diesel::SqliteConnection;
+use serde::Serialize;
+use serde_json::Value;
+
+#[derive(Debug, Clone, Queryable, Serialize)]
+pub struct RunRow {
+    pub id: i64,
+    pub project_id: i64,
+    pub parent_run_id: Option<i64>,
+    pub model: Option<String>,
+    pub status: i64,
+    pub alias: String,
+    pub temperature: Option<f64>,
+    pub persona: Option<String>,
+    pub context_limit: Option<i64>,
+    pub next_turn: i64,
+    pub next_loop: i64,
+    pub created_at: Option<String>,
+}
+
+type RunColumns = (
+    runs::id,
+    runs::project_id,
+    runs::parent_run_id,
+    runs::model,
+    runs::status,
+    runs::alias,
+    runs::temperature,
+    runs::persona,
+    runs::context_limit,
+    runs::next_turn,
+    runs::next_loop,
+    runs::created_at,
+);
+
+const RUN_COLUMNS: RunColumns = (
+    runs::id,
+    runs::project_id,
+    runs::parent_run_id,
+    runs::model,
+    runs::status,
+    runs::alias,
+    runs::temperature,
+    runs::persona,
+    runs::context_limit,
+    runs::next_turn,
+    runs::next_loop,
+    runs::created_at,
+);
+
+/// Creates a run (status 100) and its `run://{alias}` entry.
+pub struct CreateRun {
+    pub project_id: i64,
+    pub alias: String,
+    pub model: String,
+    pub temperature: Option<f64>,
+    pub persona: Option<String>,
+    pub context_limit: Option<i64>,
+    pub prompt: String,
+}
+
+impl StoreOp for CreateRun {
+    type Output = RunRow;
+    fn run(self, conn: &mut SqliteConnection) -> StoreResult<RunRow> {
+        let taken: i64 = runs::table
+            .filter(runs::alias.eq(&self.alias))
+            .count()
+            .get_result(conn)?;
+        if taken > 0 {
+            return Err(StoreError::Invalid(format!(
+                "Run alias '{}' is already taken.",
+                self.alias
+            )));
+        }
+        let row: RunRow = diesel::insert_into(runs::table)
+            .values((
+                runs::project_id.eq(self.project_id),
+                runs::alias.eq(&self.alias),
+                runs::model.eq(&self.model),
+                runs::temperature.eq(self.temperature),
+                runs::persona.eq(&self.persona),
+                runs::context_limit.eq(self.context_limit),
+            ))
+            .returning(RUN_COLUMNS)
+            .get_result(conn)?;
+        let attributes = serde_json::json!({
+            "projectId": self.project_id,
+            "parentRunId": null,
+            "model": self.model,
+            "persona": self.persona,
+            "temperature": self.temperature,
+            "contextLimit": self.context_limit,
+        });
+        write_entry(
+            conn,
+            &EntryWrite {
+                body: Some(self.prompt),
+                state: Some("proposed".into()),
+                attributes: Some(attributes),
+                ..EntryWrite::new(row.id, format!("run://{}", row.alias), Writer::System)
+            },
+        )?;
+        Ok(row)
+    }
+}
+
+/// A run by alias, optionally only within one project.
+pub struct GetRun {
+    pub alias: String,
+    pub project_id: Option<i64>,
+}
+
+impl StoreOp for GetRun {
+    type Output = Option<RunRow>;
+    fn run(self, conn: &mut SqliteConnection) -> StoreResult<Option<RunRow>> {
+        let mut q = runs::table
+            .filter(runs::alias.eq(&self.alias))
+            .select(RUN_COLUMNS)
+            .into_boxed();
+        if let Some(p) = self.project_id {
+            q = q.filter(runs::project_id.eq(p));
+        }
+        Ok(q.first(conn).optional()?)
+    }
+}
+
+pub struct GetRunById(pub i64);
+
+impl StoreOp for GetRunById {
+    type Output = RunRow;
+    fn run(self, conn: &mut SqliteConnection) -> StoreResult<RunRow> {
+        runs::table
+            .find(self.0)
+            .select(RUN_COLUMNS)
+            .first(conn)
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("Run {} not found.", self.0)))
+    }
+}
+
+/// One `getRuns` item.
+#[derive(Debug, Clone, Serialize, QueryableByName)]
+pub struct RunListItem {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub run: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub status: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub turn: i64,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    pub summary: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    pub created: Option<String>,
+}
+
+pub struct ListRuns {
+    pub project_id: i64,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+impl StoreOp for ListRuns {
+    type Output = Vec<RunListItem>;
+    fn run(self, conn: &mut SqliteConnection) -> StoreResult<Vec<RunListItem>> {
+        use diesel::sql_types::BigInt;
+        Ok(diesel::sql_query(
+            "SELECT r.alias AS run, r.status AS status, r.next_turn - 1 AS turn, \
+               (SELECT e.body FROM run_views rv JOIN entries e ON e.id = rv.entry_id \
+                 WHERE rv.run_id = r.id AND e.path LIKE 'log://turn_%/update/%' \
+                 ORDER BY rv.id DESC LIMIT 1) AS summary, \
+               r.created_at AS created \
+             FROM runs r WHERE r.project_id = ? \
+             ORDER BY r.created_at DESC, r.id DESC LIMIT ? OFFSET ?",
+        )
+        .bind::<BigInt, _>(self.project_id)
+        .bind::<BigInt, _>(self.limit.unwrap_or(-1))
+        .bind::<BigInt, _>(self.offset.unwrap_or(0))
+        .load(conn)?)
+    }
+}
+
+/// The `run://` entry state that mirrors a run status.
+fn mirrored_state(status: i64) -> Option<&'static str> {
+    match status {
+        100 => Some("proposed"),
+        102 | 202 => Some("streaming"),
+        200 | 204 => Some("resolved"),
+        499 => Some("cancelled"),
+        422 | 500 => Some("failed"),
+        _ => None,
+    }
+}
+
+/// Moves a run to a new status (the database trigger refuses illegal
+/// transitions) and mirrors it onto the `run://` entry.
+pub struct SetRunStatus {
+    pub run_id: i64,
+    pub status: i64,
+}
+
+impl StoreOp for SetRunStatus {
+    type Output = ();
+    fn run(self, conn: &mut SqliteConnection) -> StoreResult<()> {
+        set_run_status(conn, self.run_id, self.status)
+    }
+}
+
+pub(crate) fn set_run_status(conn: &mut SqliteConnection, run_id: i64, status: i64) -> StoreResult<()> {
+    let alias: String = diesel::update(runs::table.find(run_id))
+        .set(runs::status.eq(status))
+        .returning(runs::alias)
+        .get_result(conn)?;
+    if let Some(state) = mirrored_state(status) {
+        let outcome = (status >= 400).then(|| format!("status:{status}"));
+        write_entry(
+            conn,
+            &EntryWrite {
+                state: Some(state.into()),
+                outcome,
+                ..EntryWrite::new(run_id, format!("run://{alias}"), Writer::System)
+            },
+        )?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Queryable, Serialize)]
+pub struct LoopRow {
+    pub id: i64,
+    pub run_id: i64,
+    pub sequence: i64,
+    pub mode: String,
+    pub model: Option<String>,
+    pub prompt: String,
+    pub status: i64,
+    pub config: Option<String>,
+}
+
+type LoopColumns = (
+    loops::id,
+    loops::run_id,
+    loops::sequence,
+    loops::mode,
+    loops::model,
+    loops::prompt,
+    loops::status,
+    loops::config,
+);
+
+const LOOP_COLUMNS: LoopColumns = (
+    loops::id,
+    loops::run_id,
+    loops::sequence,
+    loops::mode,
+    loops::model,
+    loops::prompt,
+    loops::status,
+    loops::config,
+);
+
+/// Queues a prompt as a new loop (status 100) at the run's next sequence.
+pub struct EnqueueLoop {
+    pub run_id: i64,
+    pub mode: String,
+    pub model: Option<String>,
+    pub prompt: String,
+    pub config: Value,
+}
+
+impl StoreOp for EnqueueLoop {
+    type Output = LoopRow;
+    fn run(self, conn: &mut SqliteConnection) -> StoreResult<LoopRow> {
+        let sequence: i64 = diesel::update(runs::table.find(self.run_id))
+            .set(runs::next_loop.eq(runs::next_loop + 1))
+            .returning(runs::next_loop - 1)
+            .get_result(conn)?;
+        Ok(diesel::insert_into(loops::table)
+            .values((
+                loops::run_id.eq(self.run_id),
+                loops::sequence.eq(sequence),
+                loops::mode.eq(&self.mode),
+                loops::model.eq(&self.model),
+                loops::prompt.eq(&self.prompt),
+                loops::config.eq(self.config.to_string()),
+            ))
+            .returning(LOOP_COLUMNS)
+            .get_result(conn)?)
+    }
+}
+
+/// Claims the run's oldest pending loop (100 -> 102), FIFO.
+pub struct ClaimNextLoop(pub i64);
+
+impl StoreOp for ClaimNextLoop {
+    type Output = Option<LoopRow>;
+    fn run(self, conn: &mut SqliteConnection) -> StoreResult<Option<LoopRow>> {
+        let next: Option<i64> = loops::table
+            .filter(loops::run_id.eq(self.0))
+            .filter(loops::status.eq(100))
+            .order(loops::id.asc())
+            .select(loops::id)
+            .first(conn)
+            .optional()?;
+        let Some(id) = next else { return Ok(None) };
+        Ok(Some(
+            diesel::update(loops::table.find(id))
+                .set(loops::status.eq(102))
+                .returning(LOOP_COLUMNS)
+                .get_result(conn)?,
+        ))
+    }
+}
+
+pub struct CompleteLoop {
+    pub loop_id: i64,
+    pub status: i64,
+    pub result: Value,
+}
+
+impl StoreOp for CompleteLoop {
+    type Output = ();
+    fn run(self, conn: &mut SqliteConnection) -> StoreResult<()> {
+        diesel::update(loops::table.find(self.loop_id))
+            .set((
+                loops::status.eq(self.status),
+                loops::result.eq(Some(self.result.to_string())),
+            ))
+            .execute(conn)?;
+        Ok(())
+    }
+}
+
+/// Ends a run 499 after an abort: its active and queued loops end 499 too.
+pub struct AbortRun {
+    pub run_id: i64,
+    pub reason: String,
+}
+
+impl StoreOp for AbortRun {
+    type Output = RunRow;
+    fn run(self, conn: &mut SqliteConnection) -> StoreResult<RunRow> {
+        diesel::update(
+            loops::table
+                .filter(loops::run_id.eq(self.run_id))
+                .filter(loops::status.eq_any([100, 102])),
+        )
+        .set((
+            loops::status.eq(499),
+            loops::result.eq(Some(serde_json::json!({ "reason": self.reason }).to_string())),
+        ))
+        .execute(conn)?;
+        let status: i64 = runs::table
+            .find(self.run_id)
+            .select(runs::status)
+            .first(conn)?;
+        if status != 499 {
+            set_run_status(conn, self.run_id, 499)?;
+        }
+        GetRunById(self.run_id).run(conn)
+    }
+}
+
+/// Starts a turn: consumes `runs.next_turn` and inserts its `turns` row.
+pub struct BeginTurn {
+    pub run_id: i64,
+    pub loop_id: i64,
+}
+
+/// The turn number and its `turns` row id.
+#[derive(Debug, Clone, Copy)]
+pub struct TurnStart {
+    pub turn: i64,
+    pub turn_id: i64,
+}
+
+impl StoreOp for BeginTurn {
+    type Output = TurnStart;
+    fn run(self, conn: &mut SqliteConnection) -> StoreResult<TurnStart> {
+        let turn: i64 = diesel::update(runs::table.find(self.run_id))
+            .set(runs::next_turn.eq(runs::next_turn + 1))
+            .returning(runs::next_turn - 1)
+            .get_result(conn)?;
+        let turn_id = diesel::insert_into(turns::table)
+            .values((
+                turns::run_id.eq(self.run_id),
+                turns::loop_id.eq(self.loop_id),
+                turns::sequence.eq(turn),
+            ))
+            .returning(turns::id)
+            .get_result(conn)?;
+        Ok(TurnStart { turn, turn_id })
+    }
+}
+
+/// Provider usage of one turn, as stored in `turns`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TurnUsage {
+    pub context_tokens: i64,
+    pub prompt_tokens: i64,
+    pub cached_tokens: i64,
+    pub completion_tokens: i64,
+    pub reasoning_tokens: i64,
+    pub total_tokens: i64,
+    pub cost: f64,
+    pub reasoning_content: Option<String>,
+}
+
+pub struct RecordTurnUsage {
+    pub turn_id: i64,
+    pub usage: TurnUsage,
+}
+
+impl StoreOp for RecordTurnUsage {
+    type Output = ();
+    fn run(self, conn: &mut SqliteConnection) -> StoreResult<()> {
+        let u = self.usage;
+        diesel::update(turns::table.find(self.turn_id))
+            .set((
+                turns::context_tokens.eq(u.context_tokens.max(0)),
+                turns::prompt_tokens.eq(u.prompt_tokens.max(0)),
+                turns::cached_tokens.eq(u.cached_tokens.max(0)),
+                turns::completion_tokens.eq(u.completion_tokens.max(0)),
+                turns::reasoning_tokens.eq(u.reasoning_tokens.max(0)),
+                turns::total_tokens.eq(u.total_tokens.max(0)),
+                turns::cost.eq(u.cost.max(0.0)),
+                turns::reasoning_content.eq(u.reasoning_content),
+            ))
+            .execute(conn)?;
+        Ok(())
+    }
+}
+
+/// Boot recovery after a crash or restart: running loops go back to the
+/// queue and unfinished runs end 499 (spec 03 §4.2).
+pub struct RecoverInterrupted;
+
+impl StoreOp for RecoverInterrupted {
+    type Output = usize;
+    fn run(self, conn: &mut SqliteConnection) -> StoreResult<usize> {
+        diesel::update(loops::table.filter(loops::status.eq(102)))
+            .set(loops::status.eq(100))
+            .execute(conn)?;
+        let stuck: Vec<i64> = runs::table
+            .filter(runs::status.eq_any([100, 102]))
+            .select(runs::id)
+            .load(conn)?;
+        for id in &stuck {
+            set_run_status(conn, *id, 499)?;
+        }
+        Ok(stuck.len())
+    }
+}
+
+/// Runs still in flight (used at shutdown).
+pub struct ActiveRunIds;
+
+impl StoreOp for ActiveRunIds {
+    type Output = Vec<i64>;
+    fn run(self, conn: &mut SqliteConnection) -> StoreResult<Vec<i64>> {
+        Ok(runs::table
+            .filter(runs::status.eq_any([100, 102, 202]))
+            .select(runs::id)
+            .load(conn)?)
+    }
+}
+
+store_ops!(
+    CreateRun => RunRow,
+    GetRun => Option<RunRow>,
+    GetRunById => RunRow,
+    ListRuns => Vec<RunListItem>,
+    SetRunStatus => (),
+    EnqueueLoop => LoopRow,
+    ClaimNextLoop => Option<LoopRow>,
+    CompleteLoop => (),
+    AbortRun => RunRow,
+    BeginTurn => TurnStart,
+    RecordTurnUsage => (),
+    RecoverInterrupted => usize,
+    ActiveRunIds => Vec<i64>,
+);

@@ -1,0 +1,50 @@
+//! `<get path="P"/>`: promote entries (by path or glob) into view.
+
+use super::{ProjectionRow, Tool, ToolError, TurnCtx};
+use crate::parse::Command;
+use crate::store::paths::is_glob;
+use crate::store::ChangeVisibility;
+use serde_json::json;
+
+pub struct Get;
+
+#[async_trait::async_trait]
+impl Tool for Get {
+    fn name(&self) -> &'static str {
+        "get"
+    }
+    fn doc(&self) -> Option<&'static str> {
+        Some(include_str!("../../config/prompts/tool_get.md"))
+    }
+    fn visible(&self, row: &ProjectionRow) -> String {
+        format!("# get {}\n{}", row.attr("path").unwrap_or(row.path), row.body)
+    }
+    async fn dispatch(&self, ctx: &TurnCtx, cmd: &Command, log_path: &str) -> Result<(), ToolError> {
+        let Some(path) = cmd.path() else {
+            let message = "Missing required \"path\" attribute on <get>. Use <get path=\"...\"/>.";
+            ctx.log_error(message, 400).await?;
+            ctx.write_log(log_path, message, "failed", Some("validation".into()), None, json!({}))
+                .await?;
+            return Ok(());
+        };
+        let promoted = ctx
+            .store
+            .run(ChangeVisibility {
+                run_id: ctx.run_id,
+                pattern: path.clone(),
+                visibility: "visible".into(),
+                promote_turn: Some(ctx.turn),
+            })
+            .await?;
+        let body = if promoted.is_empty() {
+            format!("{path} not found")
+        } else if is_glob(&path) {
+            promoted.join("\n")
+        } else {
+            format!("{path} promoted")
+        };
+        ctx.write_log(log_path, body, "resolved", None, None, json!({ "path": path }))
+            .await?;
+        Ok(())
+    }
+}

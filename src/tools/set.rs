@@ -1,0 +1,153 @@
+//! `<set path="P">text</set>`: write an entry; without text, change the
+//! visibility of the matching entries.
+
+use super::{ProjectionRow, Tool, ToolError, TurnCtx};
+use crate::parse::Command;
+use crate::store::paths::scheme_of;
+use crate::store::{ChangeVisibility, EntryWrite, SetEntry, Writer};
+use serde_json::{json, Map, Value};
+
+pub struct Set;
+
+const VISIBILITIES: [&str; 3] = ["visible", "summarized", "archived"];
+
+#[async_trait::async_trait]
+impl Tool for Set {
+    fn name(&self) -> &'static str {
+        "set"
+    }
+    fn doc(&self) -> Option<&'static str> {
+        Some(include_str!("../../config/prompts/tool_set.md"))
+    }
+    fn visible(&self, row: &ProjectionRow) -> String {
+        let target = row.attr("path").unwrap_or(row.path);
+        match row.attr("error") {
+            Some(error) => format!("# set {target}\n{error}"),
+            None => format!("# set {target}"),
+        }
+    }
+    fn summarized(&self, row: &ProjectionRow) -> String {
+        let collapsed = row.body.split_whitespace().collect::<Vec<_>>().join(" ");
+        if collapsed.chars().count() <= 80 {
+            collapsed
+        } else {
+            format!("{}...", collapsed.chars().take(77).collect::<String>())
+        }
+    }
+    async fn dispatch(&self, ctx: &TurnCtx, cmd: &Command, log_path: &str) -> Result<(), ToolError> {
+        let Some(path) = cmd.path() else {
+            ctx.write_log(
+                log_path,
+                "path is required",
+                "failed",
+                Some("validation".into()),
+                None,
+                json!({ "error": "path is required" }),
+            )
+            .await?;
+            return Ok(());
+        };
+        let text = cmd.text();
+        let visibility = cmd.attr("visibility");
+        if text.is_empty() {
+            if let Some(v) = visibility {
+                return change_visibility(ctx, &path, v, log_path).await;
+            }
+        }
+        if scheme_of(&path).is_none() {
+            // Project files change only through accepted proposals.
+            let message = format!("File edits are not available yet; {path} was not changed.");
+            ctx.write_log(
+                log_path,
+                text,
+                "failed",
+                Some("unsupported".into()),
+                None,
+                json!({ "path": path, "error": message }),
+            )
+            .await?;
+            return Ok(());
+        }
+        if let Some(v) = visibility.filter(|v| !VISIBILITIES.contains(v)) {
+            return invalid_visibility(ctx, &path, v, log_path).await;
+        }
+        let mut attributes = Map::new();
+        if let Some(summary) = cmd.attr("summary") {
+            let summary: String = summary.chars().take(80).collect();
+            attributes.insert("summary".into(), Value::String(summary));
+        }
+        ctx.store
+            .run(SetEntry(EntryWrite {
+                body: Some(text.clone()),
+                state: Some("resolved".into()),
+                visibility: Some(visibility.unwrap_or("visible").into()),
+                attributes: Some(Value::Object(attributes.clone())),
+                turn: ctx.turn,
+                loop_id: Some(ctx.loop_id),
+                ..EntryWrite::new(ctx.run_id, path.clone(), Writer::Model)
+            }))
+            .await?;
+        attributes.insert("path".into(), Value::String(path));
+        if let Some(v) = visibility {
+            attributes.insert("visibility".into(), Value::String(v.into()));
+        }
+        ctx.write_log(log_path, text, "resolved", None, None, Value::Object(attributes))
+            .await?;
+        Ok(())
+    }
+}
+
+async fn invalid_visibility(ctx: &TurnCtx, path: &str, v: &str, log_path: &str) -> Result<(), ToolError> {
+    let message = format!(
+        "Invalid visibility \"{v}\" on <set path=\"{path}\"/>. Use visibility=\"visible|summarized|archived\"."
+    );
+    ctx.log_error(message.clone(), 400).await?;
+    ctx.write_log(
+        log_path,
+        "",
+        "failed",
+        Some("validation".into()),
+        None,
+        json!({ "path": path, "error": message }),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn change_visibility(ctx: &TurnCtx, path: &str, v: &str, log_path: &str) -> Result<(), ToolError> {
+    if !VISIBILITIES.contains(&v) {
+        return invalid_visibility(ctx, path, v, log_path).await;
+    }
+    let changed = ctx
+        .store
+        .run(ChangeVisibility {
+            run_id: ctx.run_id,
+            pattern: path.to_string(),
+            visibility: v.to_string(),
+            promote_turn: None,
+        })
+        .await?;
+    let attributes = json!({ "path": path, "visibility": v });
+    if changed.is_empty() {
+        ctx.write_log(
+            log_path,
+            format!("{path} not found"),
+            "failed",
+            Some("not_found".into()),
+            Some("archived"),
+            attributes,
+        )
+        .await?;
+    } else {
+        ctx.write_log(
+            log_path,
+            format!("{} set to {v}", changed.join(", ")),
+            "resolved",
+            None,
+            Some("archived"),
+            attributes,
+        )
+        .await?;
+    }
+    Ok(())
+}
