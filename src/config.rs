@@ -274,7 +274,10 @@ impl Reader<'_> {
 
     fn flag(&self, name: &str) -> bool {
         matches!(
-            self.text(name).as_deref().map(str::to_ascii_lowercase).as_deref(),
+            self.text(name)
+                .as_deref()
+                .map(str::to_ascii_lowercase)
+                .as_deref(),
             Some("1" | "true" | "yes" | "on")
         )
     }
@@ -379,11 +382,31 @@ mod tests {
     fn bad_values_give_clear_errors() {
         let cases = [
             ("PORT", "http", "PORT must be a port number"),
-            ("RUMMY_BUDGET_CEILING", "1.5", "RUMMY_BUDGET_CEILING must be a number in (0, 1]"),
-            ("RUMMY_TOKEN_DIVISOR", "0", "RUMMY_TOKEN_DIVISOR must be a positive number"),
-            ("RUMMY_MAX_TURNS", "-1", "RUMMY_MAX_TURNS must be a non-negative integer"),
-            ("RUMMY_MODEL_x", "nomodel", "RUMMY_MODEL_x must be {provider}/{model}"),
-            ("RUMMY_TEMPERATURE", "3", "RUMMY_TEMPERATURE must be a number between 0 and 2"),
+            (
+                "RUMMY_BUDGET_CEILING",
+                "1.5",
+                "RUMMY_BUDGET_CEILING must be a number in (0, 1]",
+            ),
+            (
+                "RUMMY_TOKEN_DIVISOR",
+                "0",
+                "RUMMY_TOKEN_DIVISOR must be a positive number",
+            ),
+            (
+                "RUMMY_MAX_TURNS",
+                "-1",
+                "RUMMY_MAX_TURNS must be a non-negative integer",
+            ),
+            (
+                "RUMMY_MODEL_x",
+                "nomodel",
+                "RUMMY_MODEL_x must be {provider}/{model}",
+            ),
+            (
+                "RUMMY_TEMPERATURE",
+                "3",
+                "RUMMY_TEMPERATURE must be a number between 0 and 2",
+            ),
         ];
         for (key, value, expected) in cases {
             let mut vars = base();

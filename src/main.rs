@@ -5,7 +5,11 @@ use rummy::{Config, Server};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "rummy", version, about = "rummy: an LLM agent server (JSON-RPC 2.0 over WebSocket)")]
+#[command(
+    name = "rummy",
+    version,
+    about = "rummy: an LLM agent server (JSON-RPC 2.0 over WebSocket)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -106,7 +106,11 @@ pub fn project_rows(rows: &[ContextRow], tools: &ToolRegistry, divisor: f64) -> 
                 outcome: r.outcome.clone(),
                 turn: r.turn,
                 ordinal: r.ordinal,
-                body: if r.visibility == "visible" { full } else { cheap },
+                body: if r.visibility == "visible" {
+                    full
+                } else {
+                    cheap
+                },
                 v_tokens,
                 s_tokens,
                 a_tokens: v_tokens - s_tokens,

@@ -39,7 +39,10 @@ fn clean_doc(doc: &str) -> String {
 /// The system prompt: template with the tool list and docs, then persona.
 pub fn system_prompt(tools: &ToolRegistry, mode: Mode, persona: Option<&str>) -> String {
     let advertised = tools.advertised(mode);
-    let names: Vec<String> = advertised.iter().map(|t| format!("<{}/>", t.name())).collect();
+    let names: Vec<String> = advertised
+        .iter()
+        .map(|t| format!("<{}/>", t.name()))
+        .collect();
     let docs: Vec<String> = advertised
         .iter()
         .filter_map(|t| t.doc())
@@ -187,7 +190,11 @@ pub fn unknowns_block(rows: &[ProjectedRow]) -> String {
             if !summary.is_empty() {
                 let _ = write!(a, " summary=\"{summary}\"");
             }
-            let _ = write!(a, " visibility=\"{}\" tokens=\"{}\"", r.visibility, r.a_tokens);
+            let _ = write!(
+                a,
+                " visibility=\"{}\" tokens=\"{}\"",
+                r.visibility, r.a_tokens
+            );
             element("unknown", &a, &r.body)
         })
         .collect();
@@ -252,13 +259,20 @@ pub fn budget_block(rows: &[ProjectedRow], ceiling: i64, system_tokens: i64) -> 
     }
     by_scheme.sort_by(|a, b| b.2.cmp(&a.2));
     let visible_count: i64 = by_scheme.iter().map(|(_, n, _)| n).sum();
-    let summarized: Vec<&ProjectedRow> = rows.iter().filter(|r| r.visibility == "summarized").collect();
+    let summarized: Vec<&ProjectedRow> = rows
+        .iter()
+        .filter(|r| r.visibility == "summarized")
+        .collect();
     let summarized_tokens: i64 = summarized.iter().map(|r| r.s_tokens).sum();
     let mut out = format!(
         "<budget tokenUsage=\"{usage}\" tokensFree=\"{free}\">\n| scheme | visible | tokens | % |\n|---|---|---|---|\n"
     );
     for (scheme, count, tokens) in &by_scheme {
-        let _ = writeln!(out, "| {scheme} | {count} | {tokens} | {}% |", percent(*tokens, ceiling));
+        let _ = writeln!(
+            out,
+            "| {scheme} | {count} | {tokens} | {}% |",
+            percent(*tokens, ceiling)
+        );
     }
     let _ = write!(
         out,
@@ -292,7 +306,11 @@ pub fn prompt_block(rows: &[ProjectedRow], tools: &ToolRegistry, mode: Mode) -> 
     }
     let body = match prompt {
         Some(p) => {
-            let _ = write!(a, " visibility=\"{}\" tokens=\"{}\"", p.visibility, p.a_tokens);
+            let _ = write!(
+                a,
+                " visibility=\"{}\" tokens=\"{}\"",
+                p.visibility, p.a_tokens
+            );
             p.body.as_str()
         }
         None => "",
@@ -339,7 +357,15 @@ mod tests {
     #[test]
     fn phases() {
         assert_eq!(current_phase(&[]), 4);
-        let update = |s: i64| row("log://turn_2/update/x", "logging", "visible", "", json!({"status": s}));
+        let update = |s: i64| {
+            row(
+                "log://turn_2/update/x",
+                "logging",
+                "visible",
+                "",
+                json!({"status": s}),
+            )
+        };
         assert_eq!(current_phase(&[update(200)]), 8);
         assert_eq!(current_phase(&[update(155)]), 5);
         assert_eq!(current_phase(&[update(102)]), 4);
@@ -348,18 +374,39 @@ mod tests {
     #[test]
     fn blocks_render_their_rows() {
         let rows = vec![
-            row("known://a", "data", "visible", "A", json!({"summary": "x\"y"})),
-            row("log://turn_1/set/known%3A//a", "logging", "visible", "# set known://a", json!({"path": "known://a"})),
+            row(
+                "known://a",
+                "data",
+                "visible",
+                "A",
+                json!({"summary": "x\"y"}),
+            ),
+            row(
+                "log://turn_1/set/known%3A//a",
+                "logging",
+                "visible",
+                "# set known://a",
+                json!({"path": "known://a"}),
+            ),
             row("unknown://q", "unknown", "summarized", "Q?", json!({})),
-            row("prompt://1", "prompt", "visible", "What?", json!({"mode": "ask"})),
+            row(
+                "prompt://1",
+                "prompt",
+                "visible",
+                "What?",
+                json!({"mode": "ask"}),
+            ),
         ];
         let context = context_block(&rows);
         assert!(context.contains(
             "<known path=\"known://a\" turn=\"1\" summary=\"x'y\" visibility=\"visible\" tokens=\"1\">A</known>"
         ));
         let log = log_block(&rows);
-        assert!(log.starts_with("<log>\n<set path=\"log://turn_1/set/known%3A//a\" target=\"known://a\" status=\"200\""));
-        assert!(unknowns_block(&rows).contains("<unknown path=\"unknown://q\" turn=\"1\" visibility=\"summarized\""));
+        assert!(log.starts_with(
+            "<log>\n<set path=\"log://turn_1/set/known%3A//a\" target=\"known://a\" status=\"200\""
+        ));
+        assert!(unknowns_block(&rows)
+            .contains("<unknown path=\"unknown://q\" turn=\"1\" visibility=\"summarized\""));
         let tools = ToolRegistry::builtin();
         let prompt = prompt_block(&rows, &tools, Mode::Ask);
         assert_eq!(
@@ -367,7 +414,10 @@ mod tests {
             "<prompt mode=\"ask\" path=\"prompt://1\" commands=\"get,set,update\" warn=\"File editing disallowed.\" visibility=\"visible\" tokens=\"1\">What?</prompt>"
         );
         let budget = budget_block(&rows, 100, 10);
-        assert!(budget.starts_with("<budget tokenUsage=\"17\" tokensFree=\"83\">"), "{budget}");
+        assert!(
+            budget.starts_with("<budget tokenUsage=\"17\" tokensFree=\"83\">"),
+            "{budget}"
+        );
         assert!(budget.ends_with("tokenUsage 17 / ceiling 100. 83 tokens free.\n</budget>\n"));
     }
 }

@@ -43,7 +43,10 @@ pub enum LlmError {
         message: String,
     },
     #[error("{provider} did not answer within {seconds}s")]
-    Timeout { provider: &'static str, seconds: u64 },
+    Timeout {
+        provider: &'static str,
+        seconds: u64,
+    },
     #[error("{provider} returned a malformed reply: {message}")]
     Malformed {
         provider: &'static str,
@@ -97,7 +100,10 @@ impl ProviderRegistry {
     pub fn from_config(config: &Config) -> ProviderRegistry {
         let mut registry = ProviderRegistry::default();
         if let Some(settings) = &config.openai {
-            registry.insert(Arc::new(openai::OpenAi::new(settings.clone(), config.fetch_timeout)));
+            registry.insert(Arc::new(openai::OpenAi::new(
+                settings.clone(),
+                config.fetch_timeout,
+            )));
         }
         registry
     }
@@ -137,6 +143,8 @@ mod tests {
     fn unknown_provider_is_a_clear_error() {
         let registry = ProviderRegistry::default();
         let err = registry.resolve("nope/model").err().map(|e| e.to_string());
-        assert!(err.unwrap_or_default().contains("No LLM provider registered"));
+        assert!(err
+            .unwrap_or_default()
+            .contains("No LLM provider registered"));
     }
 }

@@ -116,7 +116,10 @@ pub fn parse_completion(body: &Value) -> Result<Completion, LlmError> {
         content,
         reasoning: (!reasoning.is_empty()).then(|| reasoning.join("\n")),
         usage: body.get("usage").map(parse_usage).unwrap_or_default(),
-        model: body.get("model").and_then(Value::as_str).map(str::to_string),
+        model: body
+            .get("model")
+            .and_then(Value::as_str)
+            .map(str::to_string),
     })
 }
 

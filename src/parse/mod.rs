@@ -71,7 +71,9 @@ impl Command {
         if matches!(self.name.as_str(), "sh" | "env") {
             return self.body.trim().to_string();
         }
-        self.non_empty_attr("question").unwrap_or_default().to_string()
+        self.non_empty_attr("question")
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// `<update status="N">`: the number, 102 when absent, None when not a number.
@@ -258,7 +260,15 @@ mod tests {
 
     #[test]
     fn garbage_never_panics() {
-        for input in ["<", "</set>", "<set", "<<<>>>", "&bogus;", "<get path=\"x>", "\u{0}"] {
+        for input in [
+            "<",
+            "</set>",
+            "<set",
+            "<<<>>>",
+            "&bogus;",
+            "<get path=\"x>",
+            "\u{0}",
+        ] {
             let _ = parse(input, 99);
         }
     }

@@ -83,7 +83,10 @@ pub fn parse_frame(text: &str) -> Inbound {
             return invalid("jsonrpc must be \"2.0\"");
         }
     }
-    if matches!(id, Some(Value::Bool(_) | Value::Array(_) | Value::Object(_))) {
+    if matches!(
+        id,
+        Some(Value::Bool(_) | Value::Array(_) | Value::Object(_))
+    ) {
         return invalid("id must be a number, a string or null");
     }
     let method = match obj.remove("method") {
@@ -136,8 +139,14 @@ mod tests {
         assert_eq!(code(parse_frame("[1,2]")), INVALID_REQUEST);
         assert_eq!(code(parse_frame("42")), INVALID_REQUEST);
         assert_eq!(code(parse_frame(r#"{"id":1}"#)), INVALID_REQUEST);
-        assert_eq!(code(parse_frame(r#"{"id":1,"method":"x","params":[1]}"#)), INVALID_PARAMS);
-        assert_eq!(code(parse_frame(r#"{"id":{},"method":"x"}"#)), INVALID_REQUEST);
+        assert_eq!(
+            code(parse_frame(r#"{"id":1,"method":"x","params":[1]}"#)),
+            INVALID_PARAMS
+        );
+        assert_eq!(
+            code(parse_frame(r#"{"id":{},"method":"x"}"#)),
+            INVALID_REQUEST
+        );
         assert_eq!(
             parse_frame(r#"{"jsonrpc":"2.0","id":"a","method":"ping"}"#),
             Inbound::Request {

@@ -46,7 +46,9 @@ pub async fn run_state(
     telemetry.insert("modelAlias".into(), json!(alias));
     telemetry.insert(
         "model".into(),
-        json!(fresh.and_then(|f| f.model.clone()).unwrap_or_else(|| alias.clone())),
+        json!(fresh
+            .and_then(|f| f.model.clone())
+            .unwrap_or_else(|| alias.clone())),
     );
     if let Some(t) = fresh.and_then(|f| f.temperature) {
         telemetry.insert("temperature".into(), json!(t));

@@ -80,7 +80,14 @@ async fn fail_run(engine: &Engine, run_id: i64, lp: &LoopRow, message: &str) {
         })
         .await;
     if run.status != 500 {
-        if let Err(e) = engine.store.run(SetRunStatus { run_id, status: 500 }).await {
+        if let Err(e) = engine
+            .store
+            .run(SetRunStatus {
+                run_id,
+                status: 500,
+            })
+            .await
+        {
             tracing::error!(run_id, "could not mark run failed: {e}");
         }
     }
@@ -88,7 +95,13 @@ async fn fail_run(engine: &Engine, run_id: i64, lp: &LoopRow, message: &str) {
 }
 
 /// Publishes `run/state` for a run to its project.
-pub async fn publish_state(engine: &Engine, run_id: i64, turn: i64, status: i64, fresh: Option<&FreshTurn>) {
+pub async fn publish_state(
+    engine: &Engine,
+    run_id: i64,
+    turn: i64,
+    status: i64,
+    fresh: Option<&FreshTurn>,
+) {
     let result = async {
         let run = engine.store.run(GetRunById(run_id)).await?;
         let params = run_state(engine, &run, turn, status, fresh).await?;
@@ -101,7 +114,11 @@ pub async fn publish_state(engine: &Engine, run_id: i64, turn: i64, status: i64,
     }
 }
 
-async fn bind_model(engine: &Engine, run: &RunRow, flags: &LoopFlags) -> Result<ModelBinding, String> {
+async fn bind_model(
+    engine: &Engine,
+    run: &RunRow,
+    flags: &LoopFlags,
+) -> Result<ModelBinding, String> {
     let alias = run.model.clone().unwrap_or_default();
     let model = engine
         .store
@@ -109,7 +126,9 @@ async fn bind_model(engine: &Engine, run: &RunRow, flags: &LoopFlags) -> Result<
         .await
         .map_err(|e| e.to_string())?
         .ok_or_else(|| {
-            format!("Unknown model alias '{alias}'. Define RUMMY_MODEL_{alias} in your environment.")
+            format!(
+                "Unknown model alias '{alias}'. Define RUMMY_MODEL_{alias} in your environment."
+            )
         })?;
     let (provider, wire_model) = engine
         .providers
@@ -118,10 +137,12 @@ async fn bind_model(engine: &Engine, run: &RunRow, flags: &LoopFlags) -> Result<
     let discovered = match model.context_length {
         Some(n) => Some(n),
         None => {
-            let found = provider
-                .context_size(&wire_model)
-                .await
-                .map_err(|e| format!("Could not determine the context size of {}: {e}", model.actual))?;
+            let found = provider.context_size(&wire_model).await.map_err(|e| {
+                format!(
+                    "Could not determine the context size of {}: {e}",
+                    model.actual
+                )
+            })?;
             if let Some(n) = found {
                 engine
                     .store
@@ -156,7 +177,10 @@ async fn drive_loop(engine: &Arc<Engine>, run_id: i64, lp: &LoopRow) -> Result<L
     if run.status != 102 {
         engine
             .store
-            .run(SetRunStatus { run_id, status: 102 })
+            .run(SetRunStatus {
+                run_id,
+                status: 102,
+            })
             .await
             .map_err(err)?;
     }
@@ -208,10 +232,19 @@ async fn drive_loop(engine: &Arc<Engine>, run_id: i64, lp: &LoopRow) -> Result<L
     // The per-loop turn cap ends runaway loops without an error entry.
     engine
         .store
-        .run(SetRunStatus { run_id, status: 499 })
+        .run(SetRunStatus {
+            run_id,
+            status: 499,
+        })
         .await
         .map_err(err)?;
-    let turn = engine.store.run(GetRunById(run_id)).await.map_err(err)?.next_turn - 1;
+    let turn = engine
+        .store
+        .run(GetRunById(run_id))
+        .await
+        .map_err(err)?
+        .next_turn
+        - 1;
     publish_state(engine, run_id, turn, 499, None).await;
     Ok(LoopEnd {
         status: 499,
@@ -349,7 +382,12 @@ async fn run_turn(
         .filter(|c| c.name == "think")
         .map(Command::text)
         .collect();
-    let reasoning: Vec<String> = completion.reasoning.iter().cloned().chain(thoughts).collect();
+    let reasoning: Vec<String> = completion
+        .reasoning
+        .iter()
+        .cloned()
+        .chain(thoughts)
+        .collect();
     let reasoning = (!reasoning.is_empty()).then(|| reasoning.join("\n"));
     let usage = TurnUsage {
         context_tokens: if completion.usage.prompt_tokens > 0 {
@@ -368,7 +406,17 @@ async fn run_turn(
         })
         .await
         .map_err(err)?;
-    record_audit(engine, run, lp, turn, &packet.system, &packet.user, &completion, reasoning).await?;
+    record_audit(
+        engine,
+        run,
+        lp,
+        turn,
+        &packet.system,
+        &packet.user,
+        &completion,
+        reasoning,
+    )
+    .await?;
     for w in &parsed.warnings {
         ctx.log_error(w.clone(), 422).await.map_err(err)?;
     }
@@ -378,7 +426,13 @@ async fn run_turn(
             EntryWrite {
                 state: Some("failed".into()),
                 outcome: Some("unparsed".into()),
-                ..audit(run.id, lp.id, format!("content://{turn}"), parsed.unparsed.clone(), turn)
+                ..audit(
+                    run.id,
+                    lp.id,
+                    format!("content://{turn}"),
+                    parsed.unparsed.clone(),
+                    turn,
+                )
             },
         )
         .await?;
@@ -421,7 +475,8 @@ async fn record_audit(
     completion: &crate::llm::Completion,
     reasoning: Option<String>,
 ) -> Result<(), String> {
-    let a = |scheme: &str, body: String| audit(run.id, lp.id, format!("{scheme}://{turn}"), body, turn);
+    let a =
+        |scheme: &str, body: String| audit(run.id, lp.id, format!("{scheme}://{turn}"), body, turn);
     write(engine, a("system", system.to_string())).await?;
     write(engine, a("user", user.to_string())).await?;
     write(engine, a("assistant", completion.content.clone())).await?;
@@ -439,7 +494,12 @@ async fn record_audit(
 }
 
 /// RECORD then DISPATCH, in order; a crash aborts the rest of the turn.
-async fn dispatch_all(engine: &Engine, ctx: &TurnCtx, run: &RunRow, commands: &[Command]) -> Result<(), String> {
+async fn dispatch_all(
+    engine: &Engine,
+    ctx: &TurnCtx,
+    run: &RunRow,
+    commands: &[Command],
+) -> Result<(), String> {
     let err = |e: StoreError| e.to_string();
     let targets: Vec<(bool, String)> = commands
         .iter()
@@ -469,9 +529,16 @@ async fn dispatch_all(engine: &Engine, ctx: &TurnCtx, run: &RunRow, commands: &[
         }
         if let Some(tool) = &crashed {
             let message = format!("Aborted — preceding <{tool}> failed.");
-            ctx.write_log(path, message.clone(), "failed", Some("aborted".into()), None, json!({ "error": message }))
-                .await
-                .map_err(err)?;
+            ctx.write_log(
+                path,
+                message.clone(),
+                "failed",
+                Some("aborted".into()),
+                None,
+                json!({ "error": message }),
+            )
+            .await
+            .map_err(err)?;
             continue;
         }
         if *invalid {
@@ -490,9 +557,16 @@ async fn dispatch_all(engine: &Engine, ctx: &TurnCtx, run: &RunRow, commands: &[
         match engine.tools.get(&cmd.name).filter(|t| t.doc().is_some()) {
             None => {
                 let message = format!("<{}> is not available in this run.", cmd.name);
-                ctx.write_log(path, message.clone(), "failed", Some("unavailable".into()), None, json!({ "error": message }))
-                    .await
-                    .map_err(err)?;
+                ctx.write_log(
+                    path,
+                    message.clone(),
+                    "failed",
+                    Some("unavailable".into()),
+                    None,
+                    json!({ "error": message }),
+                )
+                .await
+                .map_err(err)?;
                 ctx.log_error(message, 400).await.map_err(err)?;
             }
             Some(tool) => {
@@ -510,7 +584,11 @@ async fn dispatch_all(engine: &Engine, ctx: &TurnCtx, run: &RunRow, commands: &[
 }
 
 /// The last `<update>` decides (spec 02 §6.5); returns a terminal status.
-async fn resolve_update(ctx: &TurnCtx, commands: &[Command], content: &str) -> Result<Option<i64>, StoreError> {
+async fn resolve_update(
+    ctx: &TurnCtx,
+    commands: &[Command],
+    content: &str,
+) -> Result<Option<i64>, StoreError> {
     let Some(update) = commands.iter().rev().find(|c| c.name == "update") else {
         let message = if content.trim().is_empty() {
             "Response empty - Update with status 500 if unable to fulfill request."
@@ -539,7 +617,9 @@ async fn resolve_update(ctx: &TurnCtx, commands: &[Command], content: &str) -> R
         _ => {
             let shown = update.attr("status").unwrap_or_default();
             ctx.log_error(
-                format!("Invalid status {shown} on update — use 1xx to continue or 200 to conclude."),
+                format!(
+                    "Invalid status {shown} on update — use 1xx to continue or 200 to conclude."
+                ),
                 422,
             )
             .await?;

@@ -9,18 +9,29 @@ pub enum Verdict {
 
 /// Decides from this turn's strike and terminal update, keeping the
 /// consecutive-strike streak.
-pub fn decide(strike: bool, terminal_status: Option<i64>, streak: &mut u32, max_strikes: u32) -> Verdict {
+pub fn decide(
+    strike: bool,
+    terminal_status: Option<i64>,
+    streak: &mut u32,
+    max_strikes: u32,
+) -> Verdict {
     if !strike {
         *streak = 0;
         return match terminal_status {
-            Some(status) => Verdict::End { status, reason: None },
+            Some(status) => Verdict::End {
+                status,
+                reason: None,
+            },
             None => Verdict::Continue,
         };
     }
     *streak += 1;
     if max_strikes > 0 && *streak >= max_strikes {
         return match terminal_status {
-            Some(status) => Verdict::End { status, reason: None },
+            Some(status) => Verdict::End {
+                status,
+                reason: None,
+            },
             None => Verdict::End {
                 status: 499,
                 reason: Some(format!("Abandoned after {} consecutive strikes.", *streak)),
@@ -37,7 +48,13 @@ mod tests {
     #[test]
     fn clean_terminal_turn_ends() {
         let mut streak = 2;
-        assert_eq!(decide(false, Some(200), &mut streak, 3), Verdict::End { status: 200, reason: None });
+        assert_eq!(
+            decide(false, Some(200), &mut streak, 3),
+            Verdict::End {
+                status: 200,
+                reason: None
+            }
+        );
         assert_eq!(streak, 0);
     }
 
@@ -55,7 +72,10 @@ mod tests {
         assert_eq!(decide(true, None, &mut streak, 3), Verdict::Continue);
         assert_eq!(
             decide(true, None, &mut streak, 3),
-            Verdict::End { status: 499, reason: Some("Abandoned after 3 consecutive strikes.".into()) }
+            Verdict::End {
+                status: 499,
+                reason: Some("Abandoned after 3 consecutive strikes.".into())
+            }
         );
     }
 

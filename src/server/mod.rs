@@ -74,11 +74,19 @@ impl ServerHandle {
     }
 }
 
-async fn websocket(req: HttpRequest, stream: web::Payload, app: web::Data<AppState>) -> actix_web::Result<HttpResponse> {
+async fn websocket(
+    req: HttpRequest,
+    stream: web::Payload,
+    app: web::Data<AppState>,
+) -> actix_web::Result<HttpResponse> {
     let id = app.next_client.fetch_add(1, Ordering::Relaxed);
-    ws::WsResponseBuilder::new(ClientConnection::new(id, app.get_ref().clone()), &req, stream)
-        .frame_size(MAX_FRAME_BYTES)
-        .start()
+    ws::WsResponseBuilder::new(
+        ClientConnection::new(id, app.get_ref().clone()),
+        &req,
+        stream,
+    )
+    .frame_size(MAX_FRAME_BYTES)
+    .start()
 }
 
 /// Starts rummy inside the current actix system.

@@ -30,9 +30,12 @@ pub struct CallCtx {
 impl CallCtx {
     /// The bound project (the gate guarantees it for gated methods).
     pub fn project(&self) -> Result<&Binding, RpcError> {
-        self.binding
-            .as_ref()
-            .ok_or_else(|| RpcError::new(NOT_INITIALIZED, "Project not initialized. Call rummy/hello first."))
+        self.binding.as_ref().ok_or_else(|| {
+            RpcError::new(
+                NOT_INITIALIZED,
+                "Project not initialized. Call rummy/hello first.",
+            )
+        })
     }
 }
 
@@ -99,14 +102,24 @@ pub fn store_error(e: StoreError) -> RpcError {
 }
 
 /// Runs one call end to end and records it in `rpc_log`.
-pub async fn dispatch(call: CallCtx, method: &str, params: Value, rpc_id: Option<&Value>) -> Outcome {
+pub async fn dispatch(
+    call: CallCtx,
+    method: &str,
+    params: Value,
+    rpc_id: Option<&Value>,
+) -> Outcome {
     let store = call.app.store.clone();
     let timeout = call.app.config.rpc_timeout;
     let project_id = call.binding.as_ref().map(|b| b.project_id);
     let logged_params = params.to_string();
     let outcome = match find(method) {
-        None => Err(RpcError::new(METHOD_NOT_FOUND, format!("Method '{method}' not found."))),
-        Some(spec) if spec.gated && call.binding.is_none() => call.project().map(|_| Reply::from(Value::Null)),
+        None => Err(RpcError::new(
+            METHOD_NOT_FOUND,
+            format!("Method '{method}' not found."),
+        )),
+        Some(spec) if spec.gated && call.binding.is_none() => {
+            call.project().map(|_| Reply::from(Value::Null))
+        }
         Some(spec) => {
             let fut = (spec.handler)(call, params);
             if spec.long_running {

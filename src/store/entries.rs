@@ -77,7 +77,11 @@ pub(crate) fn write_entry(conn: &mut SqliteConnection, w: &EntryWrite) -> StoreR
     }
 }
 
-fn find_view(conn: &mut SqliteConnection, run_id: i64, path: &str) -> StoreResult<Option<(i64, i64)>> {
+fn find_view(
+    conn: &mut SqliteConnection,
+    run_id: i64,
+    path: &str,
+) -> StoreResult<Option<(i64, i64)>> {
     Ok(run_views::table
         .inner_join(entries::table)
         .filter(run_views::run_id.eq(run_id))
@@ -87,7 +91,12 @@ fn find_view(conn: &mut SqliteConnection, run_id: i64, path: &str) -> StoreResul
         .optional()?)
 }
 
-fn full_write(conn: &mut SqliteConnection, w: &EntryWrite, path: &str, body: &str) -> StoreResult<i64> {
+fn full_write(
+    conn: &mut SqliteConnection,
+    w: &EntryWrite,
+    path: &str,
+    body: &str,
+) -> StoreResult<i64> {
     let scheme = scheme_of(path);
     let info = scheme_info(conn, scheme)?;
     if !info.writable_by.iter().any(|x| x == w.writer.as_str()) {
@@ -355,7 +364,10 @@ impl StoreOp for ChangeVisibility {
             .load(conn)?;
         let matched: Vec<(i64, String)> = if super::paths::is_glob(&self.pattern) {
             let m = path_matcher(&self.pattern).map_err(StoreError::Invalid)?;
-            candidates.into_iter().filter(|(_, p)| m.is_match(p)).collect()
+            candidates
+                .into_iter()
+                .filter(|(_, p)| m.is_match(p))
+                .collect()
         } else {
             let path = normalize_path(&self.pattern);
             candidates.into_iter().filter(|(_, p)| *p == path).collect()

@@ -15,7 +15,7 @@ pub mod schema;
 pub mod schemes;
 
 use actix::prelude::*;
-use diesel::prelude::*;
+
 use diesel::SqliteConnection;
 use std::path::PathBuf;
 

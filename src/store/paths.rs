@@ -109,7 +109,10 @@ mod tests {
             log_path(1, "update", "The answer is 4"),
             "log://turn_1/update/The%20answer%20is%204"
         );
-        assert_eq!(log_path(2, "get", "src/app.js"), "log://turn_2/get/src/app.js");
+        assert_eq!(
+            log_path(2, "get", "src/app.js"),
+            "log://turn_2/get/src/app.js"
+        );
         let long = "x".repeat(5000);
         assert!(log_path(3, "error", &long).len() < 200);
         assert_eq!(log_action("log://turn_12/update/x"), Some("update"));

@@ -211,7 +211,11 @@ impl StoreOp for SetRunStatus {
     }
 }
 
-pub(crate) fn set_run_status(conn: &mut SqliteConnection, run_id: i64, status: i64) -> StoreResult<()> {
+pub(crate) fn set_run_status(
+    conn: &mut SqliteConnection,
+    run_id: i64,
+    status: i64,
+) -> StoreResult<()> {
     let alias: String = diesel::update(runs::table.find(run_id))
         .set(runs::status.eq(status))
         .returning(runs::alias)
@@ -352,7 +356,9 @@ impl StoreOp for AbortRun {
         )
         .set((
             loops::status.eq(499),
-            loops::result.eq(Some(serde_json::json!({ "reason": self.reason }).to_string())),
+            loops::result.eq(Some(
+                serde_json::json!({ "reason": self.reason }).to_string(),
+            )),
         ))
         .execute(conn)?;
         let status: i64 = runs::table

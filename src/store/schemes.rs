@@ -107,8 +107,8 @@ impl StoreOp for RegisterSchemes {
     fn run(self, conn: &mut SqliteConnection) -> StoreResult<()> {
         for def in self.0 {
             let writers: Vec<&str> = def.writable_by.iter().map(|w| w.as_str()).collect();
-            let writers = serde_json::to_string(&writers)
-                .map_err(|e| StoreError::Invalid(e.to_string()))?;
+            let writers =
+                serde_json::to_string(&writers).map_err(|e| StoreError::Invalid(e.to_string()))?;
             diesel::insert_into(schemes::table)
                 .values((
                     schemes::name.eq(def.name),

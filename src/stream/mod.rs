@@ -45,7 +45,10 @@ impl Handler<Chunk> for StreamProducer {
         if let Some(end) = &self.end {
             return Err(StreamEnded(end.clone()));
         }
-        self.channels.entry(msg.channel).or_default().extend(msg.bytes);
+        self.channels
+            .entry(msg.channel)
+            .or_default()
+            .extend(msg.bytes);
         Ok(())
     }
 }
@@ -86,12 +89,31 @@ mod tests {
     async fn chunks_keep_order_and_end_once() {
         let p = StreamProducer::default().start();
         for part in ["a", "b", "c"] {
-            p.send(Chunk { channel: 1, bytes: part.into() }).await.unwrap().unwrap();
+            p.send(Chunk {
+                channel: 1,
+                bytes: part.into(),
+            })
+            .await
+            .unwrap()
+            .unwrap();
         }
         assert_eq!(p.send(ChannelOutput(1)).await.unwrap(), b"abc");
-        p.send(Finish(StreamEnd::Completed { exit_code: 0 })).await.unwrap().unwrap();
-        let late = p.send(Chunk { channel: 1, bytes: "d".into() }).await.unwrap();
+        p.send(Finish(StreamEnd::Completed { exit_code: 0 }))
+            .await
+            .unwrap()
+            .unwrap();
+        let late = p
+            .send(Chunk {
+                channel: 1,
+                bytes: "d".into(),
+            })
+            .await
+            .unwrap();
         assert!(late.is_err());
-        assert!(p.send(Finish(StreamEnd::Cancelled { reason: "x".into() })).await.unwrap().is_err());
+        assert!(p
+            .send(Finish(StreamEnd::Cancelled { reason: "x".into() }))
+            .await
+            .unwrap()
+            .is_err());
     }
 }

@@ -17,14 +17,30 @@ impl Tool for Get {
         Some(include_str!("../../config/prompts/tool_get.md"))
     }
     fn visible(&self, row: &ProjectionRow) -> String {
-        format!("# get {}\n{}", row.attr("path").unwrap_or(row.path), row.body)
+        format!(
+            "# get {}\n{}",
+            row.attr("path").unwrap_or(row.path),
+            row.body
+        )
     }
-    async fn dispatch(&self, ctx: &TurnCtx, cmd: &Command, log_path: &str) -> Result<(), ToolError> {
+    async fn dispatch(
+        &self,
+        ctx: &TurnCtx,
+        cmd: &Command,
+        log_path: &str,
+    ) -> Result<(), ToolError> {
         let Some(path) = cmd.path() else {
             let message = "Missing required \"path\" attribute on <get>. Use <get path=\"...\"/>.";
             ctx.log_error(message, 400).await?;
-            ctx.write_log(log_path, message, "failed", Some("validation".into()), None, json!({}))
-                .await?;
+            ctx.write_log(
+                log_path,
+                message,
+                "failed",
+                Some("validation".into()),
+                None,
+                json!({}),
+            )
+            .await?;
             return Ok(());
         };
         let promoted = ctx
@@ -43,8 +59,15 @@ impl Tool for Get {
         } else {
             format!("{path} promoted")
         };
-        ctx.write_log(log_path, body, "resolved", None, None, json!({ "path": path }))
-            .await?;
+        ctx.write_log(
+            log_path,
+            body,
+            "resolved",
+            None,
+            None,
+            json!({ "path": path }),
+        )
+        .await?;
         Ok(())
     }
 }

@@ -51,7 +51,14 @@ pub struct TurnCtx {
 }
 
 impl TurnCtx {
-    pub fn new(store: Store, config: Arc<Config>, run_id: i64, loop_id: i64, turn: i64, mode: Mode) -> Self {
+    pub fn new(
+        store: Store,
+        config: Arc<Config>,
+        run_id: i64,
+        loop_id: i64,
+        turn: i64,
+        mode: Mode,
+    ) -> Self {
         TurnCtx {
             store,
             config,
@@ -69,7 +76,11 @@ impl TurnCtx {
     }
 
     /// Writes a `log://turn_N/error/...` record and counts it.
-    pub async fn log_error(&self, message: impl Into<String>, status: i64) -> Result<String, StoreError> {
+    pub async fn log_error(
+        &self,
+        message: impl Into<String>,
+        status: i64,
+    ) -> Result<String, StoreError> {
         self.errors.fetch_add(1, Ordering::Relaxed);
         self.store
             .run(LogError {
@@ -152,7 +163,8 @@ pub trait Tool: Send + Sync {
         String::new()
     }
     /// Runs one command whose log entry lives at `log_path`.
-    async fn dispatch(&self, ctx: &TurnCtx, cmd: &Command, log_path: &str) -> Result<(), ToolError>;
+    async fn dispatch(&self, ctx: &TurnCtx, cmd: &Command, log_path: &str)
+        -> Result<(), ToolError>;
 }
 
 /// Keeps the first 500 characters and says how to see the rest.

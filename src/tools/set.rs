@@ -34,7 +34,12 @@ impl Tool for Set {
             format!("{}...", collapsed.chars().take(77).collect::<String>())
         }
     }
-    async fn dispatch(&self, ctx: &TurnCtx, cmd: &Command, log_path: &str) -> Result<(), ToolError> {
+    async fn dispatch(
+        &self,
+        ctx: &TurnCtx,
+        cmd: &Command,
+        log_path: &str,
+    ) -> Result<(), ToolError> {
         let Some(path) = cmd.path() else {
             ctx.write_log(
                 log_path,
@@ -91,13 +96,25 @@ impl Tool for Set {
         if let Some(v) = visibility {
             attributes.insert("visibility".into(), Value::String(v.into()));
         }
-        ctx.write_log(log_path, text, "resolved", None, None, Value::Object(attributes))
-            .await?;
+        ctx.write_log(
+            log_path,
+            text,
+            "resolved",
+            None,
+            None,
+            Value::Object(attributes),
+        )
+        .await?;
         Ok(())
     }
 }
 
-async fn invalid_visibility(ctx: &TurnCtx, path: &str, v: &str, log_path: &str) -> Result<(), ToolError> {
+async fn invalid_visibility(
+    ctx: &TurnCtx,
+    path: &str,
+    v: &str,
+    log_path: &str,
+) -> Result<(), ToolError> {
     let message = format!(
         "Invalid visibility \"{v}\" on <set path=\"{path}\"/>. Use visibility=\"visible|summarized|archived\"."
     );
@@ -114,7 +131,12 @@ async fn invalid_visibility(ctx: &TurnCtx, path: &str, v: &str, log_path: &str) 
     Ok(())
 }
 
-async fn change_visibility(ctx: &TurnCtx, path: &str, v: &str, log_path: &str) -> Result<(), ToolError> {
+async fn change_visibility(
+    ctx: &TurnCtx,
+    path: &str,
+    v: &str,
+    log_path: &str,
+) -> Result<(), ToolError> {
     if !VISIBILITIES.contains(&v) {
         return invalid_visibility(ctx, path, v, log_path).await;
     }

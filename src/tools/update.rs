@@ -23,14 +23,21 @@ impl Tool for Update {
     fn summarized(&self, row: &ProjectionRow) -> String {
         self.visible(row)
     }
-    async fn dispatch(&self, ctx: &TurnCtx, cmd: &Command, log_path: &str) -> Result<(), ToolError> {
+    async fn dispatch(
+        &self,
+        ctx: &TurnCtx,
+        cmd: &Command,
+        log_path: &str,
+    ) -> Result<(), ToolError> {
         let mut attributes = serde_json::Map::new();
         for (k, v) in &cmd.attrs {
             attributes.insert(k.clone(), Value::String(v.clone()));
         }
         attributes.insert(
             "status".into(),
-            cmd.status().map(Value::from).unwrap_or_else(|| json!(cmd.attr("status"))),
+            cmd.status()
+                .map(Value::from)
+                .unwrap_or_else(|| json!(cmd.attr("status"))),
         );
         ctx.write_log(
             log_path,

@@ -8,7 +8,9 @@ use crate::run::turn::publish_state;
 use crate::run::{Abort, Enqueue, LoopFlags};
 use crate::server::hub::{EnsureRunActor, RunFor};
 use crate::server::router::{params, store_error, CallCtx, Reply};
-use crate::store::{AbortRun, CreateRun, EntryWrite, GetModel, GetRun, ListRuns, RunRow, SetEntry, Writer};
+use crate::store::{
+    AbortRun, CreateRun, EntryWrite, GetModel, GetRun, ListRuns, RunRow, SetEntry, Writer,
+};
 use crate::tools::Mode;
 use serde_json::{json, Map, Value};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -32,7 +34,10 @@ fn bad(message: impl Into<String>) -> RpcError {
     RpcError::invalid_params(message)
 }
 
-fn typed<T: serde::de::DeserializeOwned>(attrs: &Map<String, Value>, key: &str) -> Result<Option<T>, RpcError> {
+fn typed<T: serde::de::DeserializeOwned>(
+    attrs: &Map<String, Value>,
+    key: &str,
+) -> Result<Option<T>, RpcError> {
     match attrs.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => serde_json::from_value(v.clone())
@@ -133,9 +138,13 @@ async fn run_lifecycle(ctx: CallCtx, req: RunRequest) -> Result<Reply, RpcError>
     let alias = match &req.alias {
         Some(a) => a.clone(),
         None => {
-            let model = req.model.as_deref().filter(|m| !m.is_empty()).ok_or_else(|| {
-                bad("set run://: attributes.model is required when alias is omitted")
-            })?;
+            let model = req
+                .model
+                .as_deref()
+                .filter(|m| !m.is_empty())
+                .ok_or_else(|| {
+                    bad("set run://: attributes.model is required when alias is omitted")
+                })?;
             format!("{model}_{}", now_millis())
         }
     };
@@ -173,7 +182,12 @@ async fn run_lifecycle(ctx: CallCtx, req: RunRequest) -> Result<Reply, RpcError>
     Ok(json!({ "ok": true, "alias": run.alias }).into())
 }
 
-async fn start_run(ctx: &CallCtx, project_id: i64, alias: String, req: RunRequest) -> Result<Reply, RpcError> {
+async fn start_run(
+    ctx: &CallCtx,
+    project_id: i64,
+    alias: String,
+    req: RunRequest,
+) -> Result<Reply, RpcError> {
     let model = req
         .model
         .filter(|m| !m.is_empty())
@@ -202,12 +216,16 @@ async fn start_run(ctx: &CallCtx, project_id: i64, alias: String, req: RunReques
         .map_err(|e| bad(e.to_string()))?;
     if let Some(t) = req.temperature {
         if !(0.0..=2.0).contains(&t) {
-            return Err(bad("set run://: attributes.temperature must be between 0 and 2"));
+            return Err(bad(
+                "set run://: attributes.temperature must be between 0 and 2",
+            ));
         }
     }
     if let Some(l) = req.context_limit {
         if l < 1024 {
-            return Err(bad("set run://: attributes.contextLimit must be at least 1024"));
+            return Err(bad(
+                "set run://: attributes.contextLimit must be at least 1024",
+            ));
         }
     }
     let prompt = req.prompt.unwrap_or_default();
@@ -244,7 +262,13 @@ async fn start_run(ctx: &CallCtx, project_id: i64, alias: String, req: RunReques
     Ok(json!({ "ok": true, "alias": run.alias }).into())
 }
 
-async fn enqueue(ctx: &CallCtx, run: &RunRow, mode: Mode, prompt: String, flags: LoopFlags) -> Result<(), RpcError> {
+async fn enqueue(
+    ctx: &CallCtx,
+    run: &RunRow,
+    mode: Mode,
+    prompt: String,
+    flags: LoopFlags,
+) -> Result<(), RpcError> {
     let actor = ctx
         .app
         .hub
@@ -291,7 +315,10 @@ async fn cancel(ctx: &CallCtx, run: &RunRow) -> Result<(), RpcError> {
             let run = ctx
                 .app
                 .store
-                .run(AbortRun { run_id: run.id, reason })
+                .run(AbortRun {
+                    run_id: run.id,
+                    reason,
+                })
                 .await
                 .map_err(store_error)?;
             publish_state(&ctx.app.engine, run.id, run.next_turn - 1, 499, None).await;
@@ -329,6 +356,8 @@ pub async fn get_run(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
         .await
         .map_err(store_error)?
         .ok_or_else(|| bad(format!("Run '{}' not found.", p.run)))?;
-    let detail = run_detail(&ctx.app.engine, &run).await.map_err(store_error)?;
+    let detail = run_detail(&ctx.app.engine, &run)
+        .await
+        .map_err(store_error)?;
     Ok(detail.into())
 }
