@@ -257,7 +257,7 @@ pub fn budget_block(rows: &[ProjectedRow], ceiling: i64, system_tokens: i64) -> 
             None => by_scheme.push((scheme, 1, r.a_tokens)),
         }
     }
-    by_scheme.sort_by(|a, b| b.2.cmp(&a.2));
+    by_scheme.sort_by_key(|entry| std::cmp::Reverse(entry.2));
     let visible_count: i64 = by_scheme.iter().map(|(_, n, _)| n).sum();
     let summarized: Vec<&ProjectedRow> = rows
         .iter()

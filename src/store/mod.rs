@@ -154,3 +154,6 @@ impl Store {
             .map_err(|e| StoreError::Unavailable(e.to_string()))?
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,1 @@
+//! Store operation tests on a real temporary database.
