@@ -2,10 +2,9 @@
 //! records and the reads the turn loop and RPCs need.
 
 use super::paths::{log_path, normalize_path, scheme_of};
-use super::schema::{entries, run_views, runs, turn_context};
+use super::schema::{entries, run_views, runs};
 use super::schemes::scheme_info;
 use super::{store_ops, StoreError, StoreOp, StoreResult, Writer};
-use crate::context::tokens::count_tokens;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
 use diesel::SqliteConnection;
@@ -30,6 +29,8 @@ pub struct EntryWrite {
     pub attributes: Option<Value>,
     pub turn: i64,
     pub loop_id: Option<i64>,
+    /// Content hash (project files); kept when None.
+    pub hash: Option<String>,
 }
 
 impl EntryWrite {
@@ -45,12 +46,13 @@ impl EntryWrite {
             attributes: None,
             turn: 0,
             loop_id: None,
+            hash: None,
         }
     }
 }
 
 const STATES: [&str; 5] = ["proposed", "streaming", "resolved", "failed", "cancelled"];
-const VISIBILITIES: [&str; 3] = ["visible", "summarized", "archived"];
+pub(crate) const VISIBILITIES: [&str; 3] = ["visible", "summarized", "archived"];
 
 /// Applies one write; returns whether an entry was written or changed.
 pub(crate) fn write_entry(conn: &mut SqliteConnection, w: &EntryWrite) -> StoreResult<bool> {
@@ -77,7 +79,7 @@ pub(crate) fn write_entry(conn: &mut SqliteConnection, w: &EntryWrite) -> StoreR
     }
 }
 
-fn find_view(
+pub(crate) fn find_view(
     conn: &mut SqliteConnection,
     run_id: i64,
     path: &str,
@@ -91,6 +93,24 @@ fn find_view(
         .optional()?)
 }
 
+/// Refuses a write by a tier the scheme does not list.
+pub(crate) fn check_writer(
+    conn: &mut SqliteConnection,
+    path: &str,
+    writer: Writer,
+) -> StoreResult<super::schemes::SchemeInfo> {
+    let scheme = scheme_of(path);
+    let info = scheme_info(conn, scheme)?;
+    if !info.writable_by.iter().any(|x| x == writer.as_str()) {
+        return Err(StoreError::Permission {
+            writer: writer.as_str().into(),
+            scheme: scheme.unwrap_or("file").into(),
+            allowed: info.writable_by.join(", "),
+        });
+    }
+    Ok(info)
+}
+
 fn full_write(
     conn: &mut SqliteConnection,
     w: &EntryWrite,
@@ -98,14 +118,16 @@ fn full_write(
     body: &str,
 ) -> StoreResult<i64> {
     let scheme = scheme_of(path);
-    let info = scheme_info(conn, scheme)?;
-    if !info.writable_by.iter().any(|x| x == w.writer.as_str()) {
-        return Err(StoreError::Permission {
-            writer: w.writer.as_str().into(),
-            scheme: scheme.unwrap_or("file").into(),
-            allowed: info.writable_by.join(", "),
-        });
-    }
+    let info = check_writer(conn, path, w.writer)?;
+    // Visibility: explicit, else what the run already sees, else the
+    // scheme default (upstream resets to the default on every rewrite).
+    let existing_visibility: Option<String> = run_views::table
+        .inner_join(entries::table)
+        .filter(run_views::run_id.eq(w.run_id))
+        .filter(entries::path.eq(path))
+        .select(run_views::visibility)
+        .first(conn)
+        .optional()?;
     let scope = match info.default_scope.as_str() {
         "global" => "global".to_string(),
         "project" => {
@@ -126,6 +148,7 @@ fn full_write(
         }
     }
     let attributes_json = attributes.as_ref().map(Value::to_string);
+    let hash = w.hash.clone();
     let now = diesel::dsl::sql::<Nullable<Text>>("CURRENT_TIMESTAMP");
     let entry_id: i64 = match &attributes_json {
         Some(a) => diesel::insert_into(entries::table)
@@ -156,6 +179,11 @@ fn full_write(
             .returning(entries::id)
             .get_result(conn)?,
     };
+    if let Some(h) = &hash {
+        diesel::update(entries::table.find(entry_id))
+            .set(entries::hash.eq(h))
+            .execute(conn)?;
+    }
     // One view per path: a write that lands in another scope (a fork child
     // writing an inherited path) repoints the view instead of adding a
     // second row the model would also see.
@@ -176,6 +204,7 @@ fn full_write(
     let visibility = w
         .visibility
         .as_deref()
+        .or(existing_visibility.as_deref())
         .unwrap_or_else(|| info.default_visibility(scheme));
     let view_id = diesel::insert_into(run_views::table)
         .values((
@@ -207,6 +236,7 @@ fn partial_write(conn: &mut SqliteConnection, w: &EntryWrite, path: &str) -> Sto
     let Some((view_id, entry_id)) = find_view(conn, w.run_id, path)? else {
         return Ok(false);
     };
+    check_writer(conn, path, w.writer)?;
     let now = diesel::dsl::sql::<Nullable<Text>>("CURRENT_TIMESTAMP");
     if let Some(state) = &w.state {
         diesel::update(run_views::table.find(view_id))
@@ -317,85 +347,6 @@ impl StoreOp for ListEntries {
     }
 }
 
-/// Compiles a path pattern: `*` stays within a segment, except right after
-/// `scheme://` where it spans segments (spec 02 §4.2). The full pattern
-/// engine (hedmatch) replaces this.
-pub fn path_matcher(pattern: &str) -> Result<globset::GlobMatcher, String> {
-    let mut glob = pattern.to_string();
-    if let Some(i) = glob.find("://") {
-        let after = &glob[i + 3..];
-        if after.starts_with('*') && !after.starts_with("**") {
-            glob.replace_range(i + 3..i + 4, "**");
-        }
-    }
-    globset::GlobBuilder::new(&glob)
-        .literal_separator(true)
-        .backslash_escape(true)
-        .build()
-        .map(|g| g.compile_matcher())
-        .map_err(|e| format!("invalid pattern {pattern:?}: {e}"))
-}
-
-/// Sets the visibility of every entry matching a path or glob; returns the
-/// matched paths. With `promote_turn` (a `<get>`), matches also become
-/// `resolved`, lose their outcome and take that view turn.
-pub struct ChangeVisibility {
-    pub run_id: i64,
-    pub pattern: String,
-    pub visibility: String,
-    pub promote_turn: Option<i64>,
-}
-
-impl StoreOp for ChangeVisibility {
-    type Output = Vec<String>;
-    fn run(self, conn: &mut SqliteConnection) -> StoreResult<Vec<String>> {
-        if !VISIBILITIES.contains(&self.visibility.as_str()) {
-            return Err(StoreError::Invalid(format!(
-                "visibility must be one of {} (got {:?})",
-                VISIBILITIES.join(", "),
-                self.visibility
-            )));
-        }
-        let candidates: Vec<(i64, String)> = run_views::table
-            .inner_join(entries::table)
-            .filter(run_views::run_id.eq(self.run_id))
-            .order(entries::path.asc())
-            .select((run_views::id, entries::path))
-            .load(conn)?;
-        let matched: Vec<(i64, String)> = if super::paths::is_glob(&self.pattern) {
-            let m = path_matcher(&self.pattern).map_err(StoreError::Invalid)?;
-            candidates
-                .into_iter()
-                .filter(|(_, p)| m.is_match(p))
-                .collect()
-        } else {
-            let path = normalize_path(&self.pattern);
-            candidates.into_iter().filter(|(_, p)| *p == path).collect()
-        };
-        let ids: Vec<i64> = matched.iter().map(|(id, _)| *id).collect();
-        let now = diesel::dsl::sql::<Nullable<Text>>("CURRENT_TIMESTAMP");
-        let targets = run_views::table.filter(run_views::id.eq_any(&ids));
-        match self.promote_turn {
-            Some(turn) => diesel::update(targets)
-                .set((
-                    run_views::visibility.eq(&self.visibility),
-                    run_views::state.eq("resolved"),
-                    run_views::outcome.eq(None::<String>),
-                    run_views::turn.eq(turn),
-                    run_views::updated_at.eq(now),
-                ))
-                .execute(conn)?,
-            None => diesel::update(targets)
-                .set((
-                    run_views::visibility.eq(&self.visibility),
-                    run_views::updated_at.eq(now),
-                ))
-                .execute(conn)?,
-        };
-        Ok(matched.into_iter().map(|(_, p)| p).collect())
-    }
-}
-
 /// Allocates distinct log paths for one turn's commands: a base already
 /// used in the run (or earlier in the list) gets `_1`, `_2`, ... so every
 /// recorded command keeps its own entry (upstream shares one; a defect).
@@ -418,7 +369,7 @@ impl StoreOp for AllocateLogPaths {
     }
 }
 
-fn unique_path(
+pub(crate) fn unique_path(
     conn: &mut SqliteConnection,
     run_id: i64,
     base: &str,
@@ -468,273 +419,10 @@ impl StoreOp for LogError {
     }
 }
 
-/// One row of `v_model_context`, in ordinal order.
-#[derive(Debug, Clone, QueryableByName)]
-pub struct ContextRow {
-    #[diesel(sql_type = Text)]
-    pub path: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub scheme: Option<String>,
-    #[diesel(sql_type = Text)]
-    pub visibility: String,
-    #[diesel(sql_type = Text)]
-    pub state: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub outcome: Option<String>,
-    #[diesel(sql_type = Text)]
-    pub body: String,
-    #[diesel(sql_type = Text)]
-    pub attributes: String,
-    #[diesel(sql_type = Text)]
-    pub category: String,
-    #[diesel(sql_type = BigInt)]
-    pub turn: i64,
-    #[diesel(sql_type = BigInt)]
-    pub ordinal: i64,
-}
-
-/// The rows the model may see this turn.
-pub struct ModelContext(pub i64);
-
-impl StoreOp for ModelContext {
-    type Output = Vec<ContextRow>;
-    fn run(self, conn: &mut SqliteConnection) -> StoreResult<Vec<ContextRow>> {
-        Ok(diesel::sql_query(
-            "SELECT path, scheme, visibility, state, outcome, body, attributes, category, \
-             turn, ordinal FROM v_model_context WHERE run_id = ? ORDER BY ordinal",
-        )
-        .bind::<BigInt, _>(self.0)
-        .load(conn)?)
-    }
-}
-
-/// One materialized row, as shipped to the model.
-#[derive(Debug, Clone)]
-pub struct TurnContextRow {
-    pub ordinal: i64,
-    pub path: String,
-    pub state: String,
-    pub outcome: Option<String>,
-    pub visibility: String,
-    pub body: String,
-    pub attributes: String,
-    pub category: String,
-    pub source_turn: i64,
-}
-
-/// Replaces the `turn_context` snapshot of one turn.
-pub struct SaveTurnContext {
-    pub run_id: i64,
-    pub loop_id: i64,
-    pub turn: i64,
-    pub rows: Vec<TurnContextRow>,
-}
-
-impl StoreOp for SaveTurnContext {
-    type Output = ();
-    fn run(self, conn: &mut SqliteConnection) -> StoreResult<()> {
-        diesel::delete(
-            turn_context::table
-                .filter(turn_context::run_id.eq(self.run_id))
-                .filter(turn_context::turn.eq(self.turn)),
-        )
-        .execute(conn)?;
-        for r in self.rows {
-            diesel::insert_into(turn_context::table)
-                .values((
-                    turn_context::run_id.eq(self.run_id),
-                    turn_context::loop_id.eq(Some(self.loop_id)),
-                    turn_context::turn.eq(self.turn),
-                    turn_context::ordinal.eq(r.ordinal),
-                    turn_context::path.eq(r.path),
-                    turn_context::state.eq(r.state),
-                    turn_context::outcome.eq(r.outcome),
-                    turn_context::visibility.eq(r.visibility),
-                    turn_context::body.eq(r.body),
-                    turn_context::attributes.eq(r.attributes),
-                    turn_context::category.eq(r.category),
-                    turn_context::source_turn.eq(Some(r.source_turn)),
-                ))
-                .execute(conn)?;
-        }
-        Ok(())
-    }
-}
-
-/// A `v_run_log` row (run/state and getRun history).
-#[derive(Debug, Clone, Serialize, QueryableByName)]
-pub struct HistoryRow {
-    #[diesel(sql_type = Nullable<Text>)]
-    pub tool: Option<String>,
-    #[diesel(sql_type = Text)]
-    pub state: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub outcome: Option<String>,
-    #[diesel(sql_type = Text)]
-    pub path: String,
-    #[diesel(sql_type = Text)]
-    pub body: String,
-    #[diesel(sql_type = BigInt)]
-    pub turn: i64,
-    #[diesel(sql_type = Text)]
-    pub attributes: String,
-}
-
-#[derive(Debug, Clone, Serialize, QueryableByName)]
-pub struct PathBody {
-    #[diesel(sql_type = Text)]
-    pub path: String,
-    #[diesel(sql_type = Text)]
-    pub body: String,
-    #[diesel(sql_type = BigInt)]
-    #[serde(skip_serializing_if = "is_negative")]
-    pub turn: i64,
-}
-
-fn is_negative(n: &i64) -> bool {
-    *n < 0
-}
-
-/// Sums of a run's `turns` rows.
-#[derive(Debug, Clone, Default, Serialize, QueryableByName)]
-pub struct UsageTotals {
-    #[diesel(sql_type = BigInt)]
-    pub prompt_tokens: i64,
-    #[diesel(sql_type = BigInt)]
-    pub cached_tokens: i64,
-    #[diesel(sql_type = BigInt)]
-    pub completion_tokens: i64,
-    #[diesel(sql_type = BigInt)]
-    pub reasoning_tokens: i64,
-    #[diesel(sql_type = BigInt)]
-    pub total_tokens: i64,
-    #[diesel(sql_type = diesel::sql_types::Double)]
-    pub cost: f64,
-    /// Newest non-zero `context_tokens` of the run.
-    #[diesel(sql_type = BigInt)]
-    pub last_context_tokens: i64,
-}
-
-/// One bucket of a turn's context distribution.
-#[derive(Debug, Clone, Serialize)]
-pub struct Bucket {
-    pub bucket: String,
-    pub tokens: i64,
-    pub entries: i64,
-}
-
-/// What `run/state` and `getRun` report about a run.
-#[derive(Debug, Clone)]
-pub struct RunReport {
-    pub history: Vec<HistoryRow>,
-    pub unknowns: Vec<PathBody>,
-    pub usage: UsageTotals,
-    /// Newest update body with status 200.
-    pub summary: Option<String>,
-    pub reasoning: Vec<PathBody>,
-    pub content: Vec<PathBody>,
-    pub distribution: Vec<Bucket>,
-}
-
-pub struct ReportRun {
-    pub run_id: i64,
-    /// The turn whose `turn_context` gives the distribution.
-    pub turn: i64,
-    pub token_divisor: f64,
-}
-
-impl StoreOp for ReportRun {
-    type Output = RunReport;
-    fn run(self, conn: &mut SqliteConnection) -> StoreResult<RunReport> {
-        let run = self.run_id;
-        let history: Vec<HistoryRow> = diesel::sql_query(
-            "SELECT tool, state, outcome, path, body, turn, attributes \
-             FROM v_run_log WHERE run_id = ?",
-        )
-        .bind::<BigInt, _>(run)
-        .load(conn)?;
-        let by_scheme = |scheme: &str, conn: &mut SqliteConnection| -> StoreResult<Vec<PathBody>> {
-            Ok(diesel::sql_query(
-                "SELECT path, body, turn FROM known_entries \
-                 WHERE run_id = ? AND scheme = ? ORDER BY id",
-            )
-            .bind::<BigInt, _>(run)
-            .bind::<Text, _>(scheme)
-            .load(conn)?)
-        };
-        let unknowns = by_scheme("unknown", conn)?
-            .into_iter()
-            .map(|p| PathBody { turn: -1, ..p })
-            .collect();
-        let reasoning = by_scheme("reasoning", conn)?;
-        let content = by_scheme("content", conn)?;
-        let usage: UsageTotals = diesel::sql_query(
-            "SELECT COALESCE(SUM(prompt_tokens), 0) AS prompt_tokens, \
-               COALESCE(SUM(cached_tokens), 0) AS cached_tokens, \
-               COALESCE(SUM(completion_tokens), 0) AS completion_tokens, \
-               COALESCE(SUM(reasoning_tokens), 0) AS reasoning_tokens, \
-               COALESCE(SUM(total_tokens), 0) AS total_tokens, \
-               CAST(COALESCE(SUM(cost), 0) AS REAL) AS cost, \
-               COALESCE((SELECT t2.context_tokens FROM turns t2 WHERE t2.run_id = ? \
-                 AND t2.context_tokens > 0 ORDER BY t2.sequence DESC, t2.id DESC LIMIT 1), 0) \
-                 AS last_context_tokens \
-             FROM turns WHERE run_id = ?",
-        )
-        .bind::<BigInt, _>(run)
-        .bind::<BigInt, _>(run)
-        .get_result(conn)?;
-        let summary: Option<String> = entries::table
-            .inner_join(run_views::table)
-            .filter(run_views::run_id.eq(run))
-            .filter(entries::path.like("log://turn_%/update/%"))
-            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
-                "json_extract(entries.attributes, '$.status') = 200",
-            ))
-            .order(run_views::id.desc())
-            .select(entries::body)
-            .first(conn)
-            .optional()?;
-        let rows: Vec<(String, String)> = turn_context::table
-            .filter(turn_context::run_id.eq(run))
-            .filter(turn_context::turn.eq(self.turn))
-            .order(turn_context::ordinal.asc())
-            .select((turn_context::category, turn_context::body))
-            .load(conn)?;
-        let mut distribution: Vec<Bucket> = Vec::new();
-        for (category, body) in rows {
-            let tokens = count_tokens(&body, self.token_divisor);
-            match distribution.iter_mut().find(|b| b.bucket == category) {
-                Some(b) => {
-                    b.tokens += tokens;
-                    b.entries += 1;
-                }
-                None => distribution.push(Bucket {
-                    bucket: category,
-                    tokens,
-                    entries: 1,
-                }),
-            }
-        }
-        Ok(RunReport {
-            history,
-            unknowns,
-            usage,
-            summary,
-            reasoning,
-            content,
-            distribution,
-        })
-    }
-}
-
 store_ops!(
     SetEntry => bool,
     GetEntry => Option<EntryRow>,
     ListEntries => Vec<EntryRow>,
-    ChangeVisibility => Vec<String>,
     AllocateLogPaths => Vec<String>,
     LogError => String,
-    ModelContext => Vec<ContextRow>,
-    SaveTurnContext => (),
-    ReportRun => RunReport,
 );

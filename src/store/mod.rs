@@ -10,9 +10,12 @@ pub mod db;
 pub mod entries;
 pub mod paths;
 pub mod projects;
+pub mod reads;
 pub mod runs;
 pub mod schema;
 pub mod schemes;
+pub mod verbs;
+pub mod watch;
 
 use actix::prelude::*;
 
@@ -21,8 +24,10 @@ use std::path::PathBuf;
 
 pub use entries::*;
 pub use projects::*;
+pub use reads::*;
 pub use runs::*;
 pub use schemes::{SchemeDef, Writer};
+pub use verbs::*;
 
 /// Errors of store operations. Messages are meant for clients as they are.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +69,10 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// One typed store operation, run in a transaction on the store thread.
 pub trait StoreOp: Send + 'static {
     type Output: Send + 'static;
+    /// Appends leave chunks to fold before the next non-append operation.
+    fn appends(&self) -> bool {
+        false
+    }
     fn run(self, conn: &mut SqliteConnection) -> StoreResult<Self::Output>;
 }
 
@@ -90,6 +99,9 @@ pub struct EntryStore {
     conn: Option<SqliteConnection>,
     path: PathBuf,
     mmap_mb: u64,
+    /// Appended chunks not yet folded into bodies.
+    pending_chunks: bool,
+    watchers: watch::Watchers,
 }
 
 impl EntryStore {
@@ -98,6 +110,8 @@ impl EntryStore {
             conn,
             path,
             mmap_mb,
+            pending_chunks: true,
+            watchers: watch::Watchers::default(),
         }
     }
 
@@ -112,7 +126,26 @@ impl EntryStore {
             .conn
             .as_mut()
             .ok_or_else(|| StoreError::Unavailable("no connection".into()))?;
-        conn.immediate_transaction(|c| op.run(c))
+        let appends = op.appends();
+        let fold = self.pending_chunks && !appends;
+        let result = conn.immediate_transaction(|c| {
+            if fold {
+                verbs::fold_chunks(c)?;
+            }
+            op.run(c)
+        });
+        if result.is_ok() {
+            if fold {
+                self.pending_chunks = false;
+            }
+            if appends {
+                self.pending_chunks = true;
+            }
+        }
+        if !self.watchers.is_empty() && !appends {
+            self.watchers.notify(conn);
+        }
+        result
     }
 }
 

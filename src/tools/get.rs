@@ -2,11 +2,21 @@
 
 use super::{ProjectionRow, Tool, ToolError, TurnCtx};
 use crate::parse::Command;
-use crate::store::paths::is_glob;
+use crate::store::paths::is_glob as is_pattern;
 use crate::store::ChangeVisibility;
 use serde_json::json;
 
 pub struct Get;
+
+/// The content filter: the `body` attribute, or the tag text when the path
+/// came as an attribute (upstream ignores that text, a defect).
+fn body_filter(cmd: &Command) -> Option<String> {
+    if let Some(b) = cmd.attr("body").filter(|b| !b.is_empty()) {
+        return Some(b.to_string());
+    }
+    let text = cmd.body.trim();
+    (cmd.attr("path").is_some_and(|p| !p.is_empty()) && !text.is_empty()).then(|| text.to_string())
+}
 
 #[async_trait::async_trait]
 impl Tool for Get {
@@ -48,13 +58,14 @@ impl Tool for Get {
             .run(ChangeVisibility {
                 run_id: ctx.run_id,
                 pattern: path.clone(),
+                body_filter: body_filter(cmd),
                 visibility: "visible".into(),
                 promote_turn: Some(ctx.turn),
             })
             .await?;
         let body = if promoted.is_empty() {
             format!("{path} not found")
-        } else if is_glob(&path) {
+        } else if is_pattern(&path) || body_filter(cmd).is_some() {
             promoted.join("\n")
         } else {
             format!("{path} promoted")

@@ -4,7 +4,8 @@
 use super::{ProjectionRow, Tool, ToolError, TurnCtx};
 use crate::parse::Command;
 use crate::store::paths::scheme_of;
-use crate::store::{ChangeVisibility, EntryWrite, SetEntry, Writer};
+use crate::store::paths::is_glob as is_pattern;
+use crate::store::{ChangeVisibility, EntryWrite, SetByPattern, SetEntry, Writer};
 use serde_json::{json, Map, Value};
 
 pub struct Set;
@@ -76,6 +77,10 @@ impl Tool for Set {
         if let Some(v) = visibility.filter(|v| !VISIBILITIES.contains(v)) {
             return invalid_visibility(ctx, &path, v, log_path).await;
         }
+        let filter = cmd.attr("filter").filter(|f| !f.is_empty());
+        if filter.is_some() || is_pattern(&path) {
+            return bulk_write(ctx, &path, filter, text, visibility, log_path).await;
+        }
         let mut attributes = Map::new();
         if let Some(summary) = cmd.attr("summary") {
             let summary: String = summary.chars().take(80).collect();
@@ -107,6 +112,45 @@ impl Tool for Set {
         .await?;
         Ok(())
     }
+}
+
+/// A glob path or a `filter` attribute replaces the body of every match
+/// (upstream writes a literal entry named by the glob instead, a defect).
+async fn bulk_write(
+    ctx: &TurnCtx,
+    path: &str,
+    filter: Option<&str>,
+    text: String,
+    visibility: Option<&str>,
+    log_path: &str,
+) -> Result<(), ToolError> {
+    let changed = ctx
+        .store
+        .run(SetByPattern {
+            run_id: ctx.run_id,
+            pattern: path.to_string(),
+            body_filter: filter.map(str::to_string),
+            body: Some(text),
+            visibility: visibility.map(str::to_string),
+            writer: Writer::Model,
+        })
+        .await?;
+    let attributes = json!({ "path": path, "filter": filter });
+    if changed.is_empty() {
+        ctx.write_log(
+            log_path,
+            format!("{path} not found"),
+            "failed",
+            Some("not_found".into()),
+            None,
+            attributes,
+        )
+        .await?;
+    } else {
+        ctx.write_log(log_path, changed.join("\n"), "resolved", None, None, attributes)
+            .await?;
+    }
+    Ok(())
 }
 
 async fn invalid_visibility(
@@ -145,6 +189,7 @@ async fn change_visibility(
         .run(ChangeVisibility {
             run_id: ctx.run_id,
             pattern: path.to_string(),
+            body_filter: None,
             visibility: v.to_string(),
             promote_turn: None,
         })

@@ -1,0 +1,2 @@
+DROP INDEX idx_entry_chunks_entry;
+DROP TABLE entry_chunks;

@@ -1,0 +1,275 @@
+//! Reads for the turn loop and reports: the model-visible rows, the
+//! `turn_context` snapshot, history, usage and distributions.
+
+use super::schema::{entries, run_views, turn_context};
+use super::{store_ops, StoreOp, StoreResult};
+use crate::context::tokens::count_tokens;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Nullable, Text};
+use diesel::SqliteConnection;
+use serde::Serialize;
+
+/// One row of `v_model_context`, in ordinal order.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct ContextRow {
+    #[diesel(sql_type = Text)]
+    pub path: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub scheme: Option<String>,
+    #[diesel(sql_type = Text)]
+    pub visibility: String,
+    #[diesel(sql_type = Text)]
+    pub state: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub outcome: Option<String>,
+    #[diesel(sql_type = Text)]
+    pub body: String,
+    #[diesel(sql_type = Text)]
+    pub attributes: String,
+    #[diesel(sql_type = Text)]
+    pub category: String,
+    #[diesel(sql_type = BigInt)]
+    pub turn: i64,
+    #[diesel(sql_type = BigInt)]
+    pub ordinal: i64,
+}
+
+/// The rows the model may see this turn.
+pub struct ModelContext(pub i64);
+
+impl StoreOp for ModelContext {
+    type Output = Vec<ContextRow>;
+    fn run(self, conn: &mut SqliteConnection) -> StoreResult<Vec<ContextRow>> {
+        Ok(diesel::sql_query(
+            "SELECT path, scheme, visibility, state, outcome, body, attributes, category, \
+             turn, ordinal FROM v_model_context WHERE run_id = ? ORDER BY ordinal",
+        )
+        .bind::<BigInt, _>(self.0)
+        .load(conn)?)
+    }
+}
+
+/// One materialized row, as shipped to the model.
+#[derive(Debug, Clone)]
+pub struct TurnContextRow {
+    pub ordinal: i64,
+    pub path: String,
+    pub state: String,
+    pub outcome: Option<String>,
+    pub visibility: String,
+    pub body: String,
+    pub attributes: String,
+    pub category: String,
+    pub source_turn: i64,
+}
+
+/// Replaces the `turn_context` snapshot of one turn.
+pub struct SaveTurnContext {
+    pub run_id: i64,
+    pub loop_id: i64,
+    pub turn: i64,
+    pub rows: Vec<TurnContextRow>,
+}
+
+impl StoreOp for SaveTurnContext {
+    type Output = ();
+    fn run(self, conn: &mut SqliteConnection) -> StoreResult<()> {
+        diesel::delete(
+            turn_context::table
+                .filter(turn_context::run_id.eq(self.run_id))
+                .filter(turn_context::turn.eq(self.turn)),
+        )
+        .execute(conn)?;
+        for r in self.rows {
+            diesel::insert_into(turn_context::table)
+                .values((
+                    turn_context::run_id.eq(self.run_id),
+                    turn_context::loop_id.eq(Some(self.loop_id)),
+                    turn_context::turn.eq(self.turn),
+                    turn_context::ordinal.eq(r.ordinal),
+                    turn_context::path.eq(r.path),
+                    turn_context::state.eq(r.state),
+                    turn_context::outcome.eq(r.outcome),
+                    turn_context::visibility.eq(r.visibility),
+                    turn_context::body.eq(r.body),
+                    turn_context::attributes.eq(r.attributes),
+                    turn_context::category.eq(r.category),
+                    turn_context::source_turn.eq(Some(r.source_turn)),
+                ))
+                .execute(conn)?;
+        }
+        Ok(())
+    }
+}
+
+/// A `v_run_log` row (run/state and getRun history).
+#[derive(Debug, Clone, Serialize, QueryableByName)]
+pub struct HistoryRow {
+    #[diesel(sql_type = Nullable<Text>)]
+    pub tool: Option<String>,
+    #[diesel(sql_type = Text)]
+    pub state: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub outcome: Option<String>,
+    #[diesel(sql_type = Text)]
+    pub path: String,
+    #[diesel(sql_type = Text)]
+    pub body: String,
+    #[diesel(sql_type = BigInt)]
+    pub turn: i64,
+    #[diesel(sql_type = Text)]
+    pub attributes: String,
+}
+
+#[derive(Debug, Clone, Serialize, QueryableByName)]
+pub struct PathBody {
+    #[diesel(sql_type = Text)]
+    pub path: String,
+    #[diesel(sql_type = Text)]
+    pub body: String,
+    #[diesel(sql_type = BigInt)]
+    #[serde(skip_serializing_if = "is_negative")]
+    pub turn: i64,
+}
+
+fn is_negative(n: &i64) -> bool {
+    *n < 0
+}
+
+/// Sums of a run's `turns` rows.
+#[derive(Debug, Clone, Default, Serialize, QueryableByName)]
+pub struct UsageTotals {
+    #[diesel(sql_type = BigInt)]
+    pub prompt_tokens: i64,
+    #[diesel(sql_type = BigInt)]
+    pub cached_tokens: i64,
+    #[diesel(sql_type = BigInt)]
+    pub completion_tokens: i64,
+    #[diesel(sql_type = BigInt)]
+    pub reasoning_tokens: i64,
+    #[diesel(sql_type = BigInt)]
+    pub total_tokens: i64,
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    pub cost: f64,
+    /// Newest non-zero `context_tokens` of the run.
+    #[diesel(sql_type = BigInt)]
+    pub last_context_tokens: i64,
+}
+
+/// One bucket of a turn's context distribution.
+#[derive(Debug, Clone, Serialize)]
+pub struct Bucket {
+    pub bucket: String,
+    pub tokens: i64,
+    pub entries: i64,
+}
+
+/// What `run/state` and `getRun` report about a run.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub history: Vec<HistoryRow>,
+    pub unknowns: Vec<PathBody>,
+    pub usage: UsageTotals,
+    /// Newest update body with status 200.
+    pub summary: Option<String>,
+    pub reasoning: Vec<PathBody>,
+    pub content: Vec<PathBody>,
+    pub distribution: Vec<Bucket>,
+}
+
+pub struct ReportRun {
+    pub run_id: i64,
+    /// The turn whose `turn_context` gives the distribution.
+    pub turn: i64,
+    pub token_divisor: f64,
+}
+
+impl StoreOp for ReportRun {
+    type Output = RunReport;
+    fn run(self, conn: &mut SqliteConnection) -> StoreResult<RunReport> {
+        let run = self.run_id;
+        let history: Vec<HistoryRow> = diesel::sql_query(
+            "SELECT tool, state, outcome, path, body, turn, attributes \
+             FROM v_run_log WHERE run_id = ?",
+        )
+        .bind::<BigInt, _>(run)
+        .load(conn)?;
+        let by_scheme = |scheme: &str, conn: &mut SqliteConnection| -> StoreResult<Vec<PathBody>> {
+            Ok(diesel::sql_query(
+                "SELECT path, body, turn FROM known_entries \
+                 WHERE run_id = ? AND scheme = ? ORDER BY id",
+            )
+            .bind::<BigInt, _>(run)
+            .bind::<Text, _>(scheme)
+            .load(conn)?)
+        };
+        let unknowns = by_scheme("unknown", conn)?
+            .into_iter()
+            .map(|p| PathBody { turn: -1, ..p })
+            .collect();
+        let reasoning = by_scheme("reasoning", conn)?;
+        let content = by_scheme("content", conn)?;
+        let usage: UsageTotals = diesel::sql_query(
+            "SELECT COALESCE(SUM(prompt_tokens), 0) AS prompt_tokens, \
+               COALESCE(SUM(cached_tokens), 0) AS cached_tokens, \
+               COALESCE(SUM(completion_tokens), 0) AS completion_tokens, \
+               COALESCE(SUM(reasoning_tokens), 0) AS reasoning_tokens, \
+               COALESCE(SUM(total_tokens), 0) AS total_tokens, \
+               CAST(COALESCE(SUM(cost), 0) AS REAL) AS cost, \
+               COALESCE((SELECT t2.context_tokens FROM turns t2 WHERE t2.run_id = ? \
+                 AND t2.context_tokens > 0 ORDER BY t2.sequence DESC, t2.id DESC LIMIT 1), 0) \
+                 AS last_context_tokens \
+             FROM turns WHERE run_id = ?",
+        )
+        .bind::<BigInt, _>(run)
+        .bind::<BigInt, _>(run)
+        .get_result(conn)?;
+        let summary: Option<String> = entries::table
+            .inner_join(run_views::table)
+            .filter(run_views::run_id.eq(run))
+            .filter(entries::path.like("log://turn_%/update/%"))
+            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                "json_extract(entries.attributes, '$.status') = 200",
+            ))
+            .order(run_views::id.desc())
+            .select(entries::body)
+            .first(conn)
+            .optional()?;
+        let rows: Vec<(String, String)> = turn_context::table
+            .filter(turn_context::run_id.eq(run))
+            .filter(turn_context::turn.eq(self.turn))
+            .order(turn_context::ordinal.asc())
+            .select((turn_context::category, turn_context::body))
+            .load(conn)?;
+        let mut distribution: Vec<Bucket> = Vec::new();
+        for (category, body) in rows {
+            let tokens = count_tokens(&body, self.token_divisor);
+            match distribution.iter_mut().find(|b| b.bucket == category) {
+                Some(b) => {
+                    b.tokens += tokens;
+                    b.entries += 1;
+                }
+                None => distribution.push(Bucket {
+                    bucket: category,
+                    tokens,
+                    entries: 1,
+                }),
+            }
+        }
+        Ok(RunReport {
+            history,
+            unknowns,
+            usage,
+            summary,
+            reasoning,
+            content,
+            distribution,
+        })
+    }
+}
+
+store_ops!(
+    ModelContext => Vec<ContextRow>,
+    SaveTurnContext => (),
+    ReportRun => RunReport,
+);

@@ -1,0 +1,346 @@
+//! The store's verbs beyond a single write (spec 01 §3): pattern (bulk)
+//! writes, promotion and demotion by pattern, rm, cp/mv, update records,
+//! forks and streaming appends.
+
+use super::entries::{check_writer, find_view, write_entry, EntryWrite};
+use super::paths::{log_path, normalize_path};
+use super::paths::is_glob as is_pattern;
+use super::schema::{entries, run_views};
+use super::{store_ops, StoreError, StoreOp, StoreResult, Writer};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Nullable, Text};
+use diesel::SqliteConnection;
+use serde_json::{Map, Value};
+
+const VISIBILITIES: [&str; 3] = ["visible", "summarized", "archived"];
+
+fn check_visibility(v: &str) -> StoreResult<()> {
+    if VISIBILITIES.contains(&v) {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!(
+            "visibility must be one of {} (got {v:?})",
+            VISIBILITIES.join(", ")
+        )))
+    }
+}
+
+/// A run's view that matched a pattern.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct MatchedView {
+    #[diesel(sql_type = BigInt)]
+    pub view_id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub entry_id: i64,
+    #[diesel(sql_type = Text)]
+    pub path: String,
+}
+
+/// The run's views whose path matches `pattern` (one literal path, or a
+/// hedmatch pattern) and whose body passes `body_filter` (hedsearch),
+/// filtered inside SQLite. Ordered by path.
+pub(crate) fn matching_views(
+    conn: &mut SqliteConnection,
+    run_id: i64,
+    pattern: &str,
+    body_filter: Option<&str>,
+) -> StoreResult<Vec<MatchedView>> {
+    let literal = !is_pattern(pattern);
+    let subject = if literal {
+        normalize_path(pattern)
+    } else {
+        pattern.to_string()
+    };
+    let path_test = if literal {
+        "e.path = ?"
+    } else {
+        "hedmatch(?, e.path)"
+    };
+    let sql = format!(
+        "SELECT rv.id AS view_id, e.id AS entry_id, e.path AS path \
+         FROM run_views rv JOIN entries e ON e.id = rv.entry_id \
+         WHERE rv.run_id = ? AND {path_test} AND (? IS NULL OR hedsearch(?, e.body)) \
+         ORDER BY e.path"
+    );
+    Ok(diesel::sql_query(sql)
+        .bind::<BigInt, _>(run_id)
+        .bind::<Text, _>(subject)
+        .bind::<Nullable<Text>, _>(body_filter)
+        .bind::<Nullable<Text>, _>(body_filter)
+        .load(conn)?)
+}
+
+fn now() -> diesel::expression::SqlLiteral<Nullable<Text>> {
+    diesel::dsl::sql::<Nullable<Text>>("CURRENT_TIMESTAMP")
+}
+
+/// Sets the visibility of every matching entry; returns the matched
+/// paths. With `promote_turn` (a `get`), matches also become `resolved`,
+/// lose their outcome and take that view turn.
+pub struct ChangeVisibility {
+    pub run_id: i64,
+    pub pattern: String,
+    pub body_filter: Option<String>,
+    pub visibility: String,
+    pub promote_turn: Option<i64>,
+}
+
+impl StoreOp for ChangeVisibility {
+    type Output = Vec<String>;
+    fn run(self, conn: &mut SqliteConnection) -> StoreResult<Vec<String>> {
+        check_visibility(&self.visibility)?;
+        let matched = matching_views(conn, self.run_id, &self.pattern, self.body_filter.as_deref())?;
+        let ids: Vec<i64> = matched.iter().map(|m| m.view_id).collect();
+        let targets = run_views::table.filter(run_views::id.eq_any(&ids));
+        match self.promote_turn {
+            Some(turn) => diesel::update(targets)
+                .set((
+                    run_views::visibility.eq(&self.visibility),
+                    run_views::state.eq("resolved"),
+                    run_views::outcome.eq(None::<String>),
+                    run_views::turn.eq(turn),
+                    run_views::updated_at.eq(now()),
+                ))
+                .execute(conn)?,
+            None => diesel::update(targets)
+                .set((
+                    run_views::visibility.eq(&self.visibility),
+                    run_views::updated_at.eq(now()),
+                ))
+                .execute(conn)?,
+        };
+        Ok(matched.into_iter().map(|m| m.path).collect())
+    }
+}
+
+/// Bulk `set` (pattern mode): replaces the body of every match, then
+/// applies the visibility asked for. Returns the matched paths.
+pub struct SetByPattern {
+    pub run_id: i64,
+    pub pattern: String,
+    pub body_filter: Option<String>,
+    pub body: Option<String>,
+    pub visibility: Option<String>,
+    pub writer: Writer,
+}
+
+impl StoreOp for SetByPattern {
+    type Output = Vec<String>;
+    fn run(self, conn: &mut SqliteConnection) -> StoreResult<Vec<String>> {
+        if let Some(v) = &self.visibility {
+            check_visibility(v)?;
+        }
+        let matched = matching_views(conn, self.run_id, &self.pattern, self.body_filter.as_deref())?;
+        // All or nothing: one refused match refuses the whole write.
+        for m in &matched {
+            check_writer(conn, &m.path, self.writer)?;
+        }
+        for m in &matched {
+            if let Some(body) = &self.body {
+                diesel::update(entries::table.find(m.entry_id))
+                    .set((entries::body.eq(body), entries::updated_at.eq(now())))
+                    .execute(conn)?;
+                diesel::update(run_views::table.find(m.view_id))
+                    .set(run_views::write_count.eq(run_views::write_count + 1))
+                    .execute(conn)?;
+            }
+            if let Some(v) = &self.visibility {
+                diesel::update(run_views::table.find(m.view_id))
+                    .set((run_views::visibility.eq(v), run_views::updated_at.eq(now())))
+                    .execute(conn)?;
+            }
+        }
+        Ok(matched.into_iter().map(|m| m.path).collect())
+    }
+}
+
+/// `rm`: removes the run's views of the matching entries (entry rows stay
+/// for other runs that share them). Returns the removed paths.
+pub struct RemoveEntries {
+    pub run_id: i64,
+    pub path: String,
+    pub body_filter: Option<String>,
+    pub writer: Writer,
+}
+
+impl StoreOp for RemoveEntries {
+    type Output = Vec<String>;
+    fn run(self, conn: &mut SqliteConnection) -> StoreResult<Vec<String>> {
+        let matched = matching_views(conn, self.run_id, &self.path, self.body_filter.as_deref())?;
+        for m in &matched {
+            check_writer(conn, &m.path, self.writer)?;
+        }
+        let ids: Vec<i64> = matched.iter().map(|m| m.view_id).collect();
+        diesel::delete(run_views::table.filter(run_views::id.eq_any(&ids))).execute(conn)?;
+        Ok(matched.into_iter().map(|m| m.path).collect())
+    }
+}
+
+/// `cp` (or `mv` with `remove_source`): copies an entry's body to another
+/// path in the same run. A missing source changes nothing (None).
+pub struct CopyEntry {
+    pub run_id: i64,
+    pub from: String,
+    pub to: String,
+    pub visibility: Option<String>,
+    pub turn: i64,
+    pub loop_id: Option<i64>,
+    pub writer: Writer,
+    pub remove_source: bool,
+}
+
+impl StoreOp for CopyEntry {
+    type Output = Option<String>;
+    fn run(self, conn: &mut SqliteConnection) -> StoreResult<Option<String>> {
+        let from = normalize_path(&self.from);
+        let Some((view_id, entry_id)) = find_view(conn, self.run_id, &from)? else {
+            return Ok(None);
+        };
+        let (body, attributes): (String, String) = entries::table
+            .find(entry_id)
+            .select((entries::body, entries::attributes))
+            .first(conn)?;
+        let to = normalize_path(&self.to);
+        if to == from {
+            return Err(StoreError::Invalid(format!(
+                "source and destination are the same path ({from})"
+            )));
+        }
+        write_entry(
+            conn,
+            &EntryWrite {
+                body: Some(body),
+                state: Some("resolved".into()),
+                visibility: self.visibility,
+                attributes: serde_json::from_str(&attributes).ok(),
+                turn: self.turn,
+                loop_id: self.loop_id,
+                ..EntryWrite::new(self.run_id, to.clone(), self.writer)
+            },
+        )?;
+        if self.remove_source {
+            check_writer(conn, &from, self.writer)?;
+            diesel::delete(run_views::table.find(view_id)).execute(conn)?;
+        }
+        Ok(Some(to))
+    }
+}
+
+/// Statuses an update may carry: 1xx continues, these end the loop.
+pub const TERMINAL_STATUSES: [i64; 4] = [200, 204, 422, 500];
+
+/// Writes an update record `log://turn_N/update/{body}` (resolved, with
+/// its status); returns the path.
+pub struct WriteUpdate {
+    pub run_id: i64,
+    pub turn: i64,
+    pub loop_id: Option<i64>,
+    pub body: String,
+    pub status: i64,
+    pub attributes: Map<String, Value>,
+    pub writer: Writer,
+}
+
+impl StoreOp for WriteUpdate {
+    type Output = String;
+    fn run(self, conn: &mut SqliteConnection) -> StoreResult<String> {
+        if !((100..=199).contains(&self.status) || TERMINAL_STATUSES.contains(&self.status)) {
+            return Err(StoreError::Invalid(format!(
+                "Invalid status {} on update — use 1xx to continue or 200 to conclude.",
+                self.status
+            )));
+        }
+        let base = log_path(self.turn, "update", &self.body);
+        let path = super::entries::unique_path(conn, self.run_id, &base, &Default::default())?;
+        let mut attributes = self.attributes;
+        attributes.insert("status".into(), Value::from(self.status));
+        write_entry(
+            conn,
+            &EntryWrite {
+                body: Some(self.body),
+                state: Some("resolved".into()),
+                attributes: Some(Value::Object(attributes)),
+                turn: self.turn,
+                loop_id: self.loop_id,
+                ..EntryWrite::new(self.run_id, path.clone(), self.writer)
+            },
+        )?;
+        Ok(path)
+    }
+}
+
+/// Gives a child run the parent's entries through new view rows; no body
+/// is copied, and the child's later writes land in its own scope.
+pub struct ForkViews {
+    pub parent_run_id: i64,
+    pub child_run_id: i64,
+}
+
+impl StoreOp for ForkViews {
+    type Output = usize;
+    fn run(self, conn: &mut SqliteConnection) -> StoreResult<usize> {
+        Ok(diesel::sql_query(
+            "INSERT INTO run_views (run_id, entry_id, loop_id, turn, state, outcome, \
+               visibility, write_count, refs) \
+             SELECT ?, rv.entry_id, NULL, rv.turn, rv.state, rv.outcome, rv.visibility, \
+               rv.write_count, rv.refs \
+             FROM run_views rv JOIN entries e ON e.id = rv.entry_id \
+             WHERE rv.run_id = ? AND (e.scheme IS NULL OR e.scheme != 'run')",
+        )
+        .bind::<BigInt, _>(self.child_run_id)
+        .bind::<BigInt, _>(self.parent_run_id)
+        .execute(conn)?)
+    }
+}
+
+/// Appends a chunk to an entry's body without rewriting it: chunks go to
+/// `entry_chunks` and are folded into the body before the next read, so
+/// streaming N bytes costs O(N), not O(N²). A missing entry: Ok(false).
+pub struct AppendEntry {
+    pub run_id: i64,
+    pub path: String,
+    pub chunk: String,
+    pub writer: Writer,
+}
+
+impl StoreOp for AppendEntry {
+    type Output = bool;
+    fn appends(&self) -> bool {
+        true
+    }
+    fn run(self, conn: &mut SqliteConnection) -> StoreResult<bool> {
+        let path = normalize_path(&self.path);
+        let Some((_, entry_id)) = find_view(conn, self.run_id, &path)? else {
+            return Ok(false);
+        };
+        check_writer(conn, &path, self.writer)?;
+        diesel::sql_query("INSERT INTO entry_chunks (entry_id, chunk) VALUES (?, ?)")
+            .bind::<BigInt, _>(entry_id)
+            .bind::<Text, _>(&self.chunk)
+            .execute(conn)?;
+        Ok(true)
+    }
+}
+
+/// Folds pending chunks into their entries' bodies (once per batch of
+/// appends, before anything reads).
+pub(crate) fn fold_chunks(conn: &mut SqliteConnection) -> StoreResult<()> {
+    diesel::sql_query(
+        "UPDATE entries SET body = body || (SELECT group_concat(chunk, '' ORDER BY id) \
+           FROM entry_chunks c WHERE c.entry_id = entries.id), updated_at = CURRENT_TIMESTAMP \
+         WHERE id IN (SELECT DISTINCT entry_id FROM entry_chunks)",
+    )
+    .execute(conn)?;
+    diesel::sql_query("DELETE FROM entry_chunks").execute(conn)?;
+    Ok(())
+}
+
+store_ops!(
+    ChangeVisibility => Vec<String>,
+    SetByPattern => Vec<String>,
+    RemoveEntries => Vec<String>,
+    CopyEntry => Option<String>,
+    WriteUpdate => String,
+    ForkViews => usize,
+    AppendEntry => bool,
+);
