@@ -30,6 +30,19 @@ enum Command {
     Migrate,
     /// Print every setting with its default and meaning.
     Settings,
+    /// Parse one model reply from standard input and print the commands and
+    /// warnings as JSON: {"commands": [...], "warnings": [...], "unparsed": "..."}.
+    Parse {
+        /// Indent the JSON for people.
+        #[arg(long)]
+        pretty: bool,
+        /// Commands kept per reply (default: RUMMY_MAX_COMMANDS from the settings).
+        #[arg(long)]
+        max_commands: Option<usize>,
+        /// Read one JSON string per line instead, and print one result per line.
+        #[arg(long)]
+        jsonl: bool,
+    },
 }
 
 fn init_logging(debug: bool) {
@@ -44,6 +57,14 @@ fn main() -> ExitCode {
     if let Command::Settings = cli.command {
         print!("{}", rummy::config::DEFAULT_ENV);
         return ExitCode::SUCCESS;
+    }
+    if let Command::Parse {
+        pretty,
+        max_commands,
+        jsonl,
+    } = cli.command
+    {
+        return parse_stdin(pretty, max_commands, jsonl);
     }
     let mut config = match Config::load() {
         Ok(c) => c,
@@ -73,7 +94,64 @@ fn main() -> ExitCode {
             }
             serve(config)
         }
-        Command::Settings => ExitCode::SUCCESS,
+        Command::Settings | Command::Parse { .. } => ExitCode::SUCCESS,
+    }
+}
+
+/// `rummy parse`: exit 0 whenever the input could be read, whatever the
+/// model wrote; the parser itself never fails.
+fn parse_stdin(pretty: bool, max_commands: Option<usize>, jsonl: bool) -> ExitCode {
+    use std::io::{BufRead, Read, Write};
+    // A broken settings file must not stop a parse: fall back to upstream's 99.
+    let max = max_commands
+        .or_else(|| Config::load().ok().map(|c| c.max_commands as usize))
+        .unwrap_or(99);
+    let render = |content: &str| {
+        let value = rummy::parse::parse(content, max).to_json();
+        let text = if pretty {
+            serde_json::to_string_pretty(&value)
+        } else {
+            serde_json::to_string(&value)
+        };
+        text.unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    };
+    let stdin = std::io::stdin();
+    let mut out = std::io::stdout().lock();
+    if jsonl {
+        for line in stdin.lock().lines() {
+            let line = match line {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("rummy parse: cannot read standard input: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            if line.trim().is_empty() {
+                continue;
+            }
+            let content: String = match serde_json::from_str(&line) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("rummy parse: a --jsonl line is not a JSON string: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            if writeln!(out, "{}", render(&content)).is_err() {
+                return ExitCode::FAILURE;
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
+    let mut bytes = Vec::new();
+    if let Err(e) = stdin.lock().read_to_end(&mut bytes) {
+        eprintln!("rummy parse: cannot read standard input: {e}");
+        return ExitCode::FAILURE;
+    }
+    // A reply that is not valid UTF-8 is still a reply: replace the bad bytes.
+    let content = String::from_utf8_lossy(&bytes);
+    match writeln!(out, "{}", render(&content)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::FAILURE,
     }
 }
 

@@ -1,26 +1,47 @@
 //! Turning one raw model reply into tool commands plus warnings.
 //!
-//! This is the first, strict-ish parser on quick-xml: tool tags anywhere in
-//! prose, raw (opaque) bodies, unknown tags treated as prose. It never
-//! panics and reports every recovery as a warning. The tolerant pipeline
-//! (foreign formats, quote repair, mismatched closes) replaces it.
+//! The pipeline (spec 02 §5.1), in order:
+//! 1. foreign tool-call formats rewritten into our XML (`foreign`);
+//! 2. tool tags quoted in backtick spans neutralized (`preflight`);
+//! 3. mismatched closing tags at the outermost level corrected;
+//! 4. unterminated attribute quotes closed;
+//! 5. tokenizing with HTML rules (`lexer`) into commands (`builder`): tool
+//!    bodies are opaque raw text, empty paired tags before another tool are
+//!    recovered, the command cap applies;
+//! 6. paths that look like leaked reasoning rejected.
+//!
+//! Every recovery leaves a warning; nothing here panics on any input.
+//! `Command::to_json` resolves attributes versus tag text per tool into the
+//! object upstream's parser produces (`resolve`).
 
-use quick_xml::events::{BytesStart, Event};
-use quick_xml::Reader;
+mod builder;
+mod entities;
+mod foreign;
+mod lexer;
+mod preflight;
+mod resolve;
+
 use serde::Serialize;
+use serde_json::{json, Value};
 
-/// Tags the model may use as tools.
+/// Tags the model may use as tools (upstream 2.0.0's set).
 pub const TOOL_TAGS: [&str; 11] = [
     "get", "rm", "set", "mv", "cp", "search", "sh", "env", "ask_user", "update", "think",
 ];
 
+/// Longest path the parser accepts, in characters (spec 02 §6.1 step 6).
+pub const MAX_PATH_CHARS: usize = 512;
+
 /// One tool call as the model wrote it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Command {
+    /// Tag name, lowercased.
     pub name: String,
-    /// Attributes in the order written; a bare attribute has value "".
+    /// Attributes in the order written, names lowercased, references
+    /// decoded; a bare attribute has value ""; a repeated one keeps the first.
     pub attrs: Vec<(String, String)>,
-    /// The raw text between the tags (empty for a self-closing tag).
+    /// The text between the tags exactly as the model wrote it (nested tags,
+    /// entities and whitespace untouched); empty for a self-closing tag.
     pub body: String,
 }
 
@@ -36,9 +57,13 @@ impl Command {
         self.attr(key).filter(|v| !v.is_empty())
     }
 
+    fn trimmed_body(&self) -> &str {
+        crate::hedberg::js_trim(&self.body)
+    }
+
     /// The trimmed body, or the `body` attribute when the tag is empty.
     pub fn text(&self) -> String {
-        let t = self.body.trim();
+        let t = self.trimmed_body();
         if !t.is_empty() {
             return t.to_string();
         }
@@ -52,12 +77,15 @@ impl Command {
             return Some(p.to_string());
         }
         match self.name.as_str() {
-            "get" | "rm" | "search" => Some(self.body.trim().to_string()).filter(|p| !p.is_empty()),
+            "get" | "rm" | "search" => {
+                Some(self.trimmed_body().to_string()).filter(|p| !p.is_empty())
+            }
             _ => None,
         }
     }
 
-    /// What the log path names: path, else command, else question.
+    /// What the log path names: path, else command, else question; for
+    /// `<update>` its text.
     pub fn target(&self) -> String {
         if self.name == "update" {
             return self.text();
@@ -69,24 +97,34 @@ impl Command {
             return c.to_string();
         }
         if matches!(self.name.as_str(), "sh" | "env") {
-            return self.body.trim().to_string();
+            return self.trimmed_body().to_string();
         }
         self.non_empty_attr("question")
             .unwrap_or_default()
             .to_string()
     }
 
-    /// `<update status="N">`: the number, 102 when absent, None when not a number.
+    /// `<update status="N">`: the number, 102 when absent, None when not a
+    /// number (JavaScript `Number()` rules: " 200 " and "2e2" are 200).
     pub fn status(&self) -> Option<i64> {
-        match self.attr("status") {
-            None | Some("") => Some(102),
-            Some(s) => s.trim().parse().ok(),
+        match self.non_empty_attr("status") {
+            None => Some(102),
+            Some(s) => resolve::js_number(s)
+                .filter(|n| n.is_finite() && n.fract() == 0.0 && n.abs() < 9.0e15)
+                .map(|n| n as i64),
         }
+    }
+
+    /// The command object upstream's parser produces for this call (spec 02
+    /// §5.2), with our deviations (see ARCHITECTURE.md): `{name, ...attrs,
+    /// <per-tool fields>}`.
+    pub fn to_json(&self) -> Value {
+        resolve::to_json(self)
     }
 }
 
 /// The parser's whole output for one reply.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Parsed {
     pub commands: Vec<Command>,
     pub warnings: Vec<String>,
@@ -94,182 +132,95 @@ pub struct Parsed {
     pub unparsed: String,
 }
 
+impl Parsed {
+    /// `{"commands": [...], "warnings": [...], "unparsed": "..."}` with
+    /// upstream-shaped command objects (what `rummy parse` prints).
+    pub fn to_json(&self) -> Value {
+        json!({
+            "commands": self.commands.iter().map(Command::to_json).collect::<Vec<_>>(),
+            "warnings": self.warnings,
+            "unparsed": self.unparsed,
+        })
+    }
+}
+
+/// What to parse for.
+#[derive(Debug, Clone, Copy)]
+pub struct ParseOptions<'a> {
+    /// Tag names that are tools (lowercase).
+    pub tools: &'a [&'a str],
+    /// Commands kept per reply (RUMMY_MAX_COMMANDS); the rest are dropped
+    /// with one warning.
+    pub max_commands: usize,
+}
+
 /// Parses one reply, keeping at most `max_commands` commands.
 pub fn parse(content: &str, max_commands: usize) -> Parsed {
-    let mut out = Parsed::default();
-    let mut prose = String::new();
-    let mut reader = Reader::from_str(content);
-    {
-        let config = reader.config_mut();
-        config.check_end_names = false;
-        config.trim_text(false);
-        config.allow_unmatched_ends = true;
+    parse_with(
+        content,
+        ParseOptions {
+            tools: &TOOL_TAGS,
+            max_commands,
+        },
+    )
+}
+
+/// Parses one reply with an explicit tool set.
+pub fn parse_with(content: &str, options: ParseOptions<'_>) -> Parsed {
+    if content.is_empty() {
+        return Parsed::default();
     }
-    loop {
-        let position = reader.buffer_position() as usize;
-        let event = match reader.read_event() {
-            Ok(e) => e,
-            Err(e) => {
-                out.warnings.push(format!("Parse error: {e}"));
-                prose.push_str(content.get(position..).unwrap_or_default());
-                break;
-            }
-        };
-        match event {
-            Event::Eof => break,
-            Event::Start(start) if is_tool(&start) => {
-                if out.commands.len() >= max_commands {
-                    out.warnings.push(cap_warning(max_commands));
-                    break;
-                }
-                let name = tag_name(&start);
-                let attrs = attributes(&start);
-                let body_start = reader.buffer_position() as usize;
-                match reader.read_text(start.name()) {
-                    Ok(body) => out.commands.push(Command {
-                        name,
-                        attrs,
-                        body: body.into_owned(),
-                    }),
-                    Err(_) => {
-                        out.warnings
-                            .push(format!("Unclosed <{name}> tag — content captured anyway"));
-                        out.commands.push(Command {
-                            name,
-                            attrs,
-                            body: content.get(body_start..).unwrap_or_default().to_string(),
-                        });
-                        break;
-                    }
-                }
-            }
-            Event::Empty(start) if is_tool(&start) => {
-                if out.commands.len() >= max_commands {
-                    out.warnings.push(cap_warning(max_commands));
-                    break;
-                }
-                out.commands.push(Command {
-                    name: tag_name(&start),
-                    attrs: attributes(&start),
-                    body: String::new(),
-                });
-            }
-            Event::Text(t) => match t.unescape() {
-                Ok(s) => prose.push_str(&s),
-                Err(_) => prose.push_str(&String::from_utf8_lossy(&t)),
-            },
-            Event::CData(t) => prose.push_str(&String::from_utf8_lossy(&t)),
-            _ => {}
+    let is_tool = |name: &str| options.tools.contains(&name);
+    let mut warnings = Vec::new();
+    let text = foreign::normalize(content, &is_tool, &mut warnings);
+    let masks = preflight::Masks::for_text(&text);
+    let text = preflight::neutralize_code_spans(&text, masks);
+    let text = preflight::correct_mismatched_closes(&text, &is_tool, &mut warnings);
+    let text = preflight::close_attribute_quotes(&text, &mut warnings);
+    let restore = |s: &str| match masks {
+        Some(m) => m.restore(s).into_owned(),
+        None => s.to_string(),
+    };
+    let built = builder::build(&text, &is_tool, &restore, options.max_commands);
+    warnings.extend(built.warnings);
+    let mut commands = Vec::with_capacity(built.commands.len());
+    for cmd in built.commands {
+        match leaked_reasoning(&cmd) {
+            Some(warning) => warnings.push(warning),
+            None => commands.push(cmd),
         }
     }
-    out.unparsed = prose.trim().to_string();
-    out
+    Parsed {
+        commands,
+        warnings,
+        unparsed: built.unparsed,
+    }
 }
 
-fn cap_warning(max: usize) -> String {
-    format!("Tool call limit ({max}) reached — remaining commands dropped")
-}
-
-fn tag_name(start: &BytesStart) -> String {
-    String::from_utf8_lossy(start.name().as_ref()).to_ascii_lowercase()
-}
-
-fn is_tool(start: &BytesStart) -> bool {
-    TOOL_TAGS.contains(&tag_name(start).as_str())
-}
-
-fn attributes(start: &BytesStart) -> Vec<(String, String)> {
-    start
-        .html_attributes()
-        .filter_map(Result::ok)
-        .map(|a| {
-            let key = String::from_utf8_lossy(a.key.as_ref()).to_ascii_lowercase();
-            let value = match a.unescape_value() {
-                Ok(v) => v.into_owned(),
-                Err(_) => String::from_utf8_lossy(&a.value).into_owned(),
-            };
-            (key, value)
-        })
-        .collect()
+/// A path over [`MAX_PATH_CHARS`] characters or holding control characters
+/// is reasoning that leaked into the tag, not a path: the command is
+/// dropped with a warning. Commands (`<sh>`) and questions may span lines.
+fn leaked_reasoning(cmd: &Command) -> Option<String> {
+    // An update's log target is its text, not a path.
+    if cmd.name == "update" {
+        return None;
+    }
+    let path = cmd.path()?;
+    let chars = path.chars().count();
+    let control = path.chars().any(char::is_control);
+    if chars <= MAX_PATH_CHARS && !control {
+        return None;
+    }
+    let why = if control {
+        "contains line breaks or other control characters"
+    } else {
+        "is longer than 512 characters"
+    };
+    Some(format!(
+        "Rejected <{}>: its path {why}, so it looks like reasoning rather than a path. Put only the path in the tag.",
+        cmd.name
+    ))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_set_and_update() {
-        let p = parse(
-            r#"<set path="known://answer">42</set><update status="102">noted</update>"#,
-            99,
-        );
-        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
-        assert_eq!(p.commands.len(), 2);
-        assert_eq!(p.commands[0].name, "set");
-        assert_eq!(p.commands[0].path().as_deref(), Some("known://answer"));
-        assert_eq!(p.commands[0].text(), "42");
-        assert_eq!(p.commands[1].status(), Some(102));
-        assert_eq!(p.commands[1].text(), "noted");
-    }
-
-    #[test]
-    fn prose_and_unknown_tags_are_unparsed() {
-        let p = parse("Thinking <b>hard</b> now. <get>src/app.js</get> done", 99);
-        assert_eq!(p.commands.len(), 1);
-        assert_eq!(p.commands[0].path().as_deref(), Some("src/app.js"));
-        assert_eq!(p.unparsed, "Thinking hard now.  done");
-    }
-
-    #[test]
-    fn bodies_are_opaque() {
-        let p = parse(r#"<set path="known://x">a <b>bold</b> claim</set>"#, 99);
-        assert_eq!(p.commands[0].body, "a <b>bold</b> claim");
-    }
-
-    #[test]
-    fn self_closing_and_bare_attributes() {
-        let p = parse(r#"<get path="known://*" preview/>"#, 99);
-        assert_eq!(p.commands[0].attr("preview"), Some(""));
-        assert_eq!(p.commands[0].path().as_deref(), Some("known://*"));
-    }
-
-    #[test]
-    fn unclosed_tool_is_recovered_with_a_warning() {
-        let p = parse(r#"<update status="200">all done"#, 99);
-        assert_eq!(p.commands.len(), 1);
-        assert_eq!(p.commands[0].body, "all done");
-        assert_eq!(p.warnings.len(), 1);
-    }
-
-    #[test]
-    fn command_cap() {
-        let p = parse("<get>a</get><get>b</get><get>c</get>", 2);
-        assert_eq!(p.commands.len(), 2);
-        assert_eq!(
-            p.warnings,
-            vec!["Tool call limit (2) reached — remaining commands dropped"]
-        );
-    }
-
-    #[test]
-    fn statuses() {
-        let p = parse(r#"<update status="abc">x</update><update>y</update>"#, 9);
-        assert_eq!(p.commands[0].status(), None);
-        assert_eq!(p.commands[1].status(), Some(102));
-    }
-
-    #[test]
-    fn garbage_never_panics() {
-        for input in [
-            "<",
-            "</set>",
-            "<set",
-            "<<<>>>",
-            "&bogus;",
-            "<get path=\"x>",
-            "\u{0}",
-        ] {
-            let _ = parse(input, 99);
-        }
-    }
-}
+mod tests;
