@@ -3,6 +3,7 @@
 //! Order (later wins): the shipped `config/default.env` (compiled in, so the
 //! binary needs no files) < `$RUMMY_HOME/.env` < `./.env` < process env.
 
+use crate::llm::ModelSpecError;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -38,6 +39,70 @@ pub struct ModelSetting {
 pub struct OpenAiSettings {
     pub base_url: String,
     pub api_key: Option<String>,
+    /// Send `think: true` (upstream's wire); api.openai.com rejects it.
+    pub think: bool,
+}
+
+/// Ollama's native API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OllamaSettings {
+    pub base_url: String,
+}
+
+/// OpenRouter; inert until it has a key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenRouterSettings {
+    pub base_url: String,
+    pub api_key: Option<String>,
+    /// `HTTP-Referer` attribution header.
+    pub http_referer: Option<String>,
+    /// `X-Title` attribution header.
+    pub x_title: Option<String>,
+}
+
+/// xAI's responses API; inert until it has a key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct XaiSettings {
+    /// The responses endpoint itself, e.g. `https://api.x.ai/v1/responses`.
+    pub base_url: String,
+    pub api_key: Option<String>,
+}
+
+/// Provider retries (`RUMMY_LLM_*`): exponential backoff with jitter, each
+/// error class bounded by its own deadline. A zero deadline turns that
+/// class's retries off.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetrySettings {
+    /// First wait; it doubles per retry of the same class.
+    pub base_delay: Duration,
+    /// Longest backoff wait (a service's `Retry-After` may ask for more).
+    pub max_delay: Duration,
+    /// 429.
+    pub rate_limit_deadline: Duration,
+    /// 503 (model loading, service unavailable).
+    pub unavailable_deadline: Duration,
+    /// 502 and 504.
+    pub gateway_deadline: Duration,
+    /// Other 5xx.
+    pub server_deadline: Duration,
+    /// Network errors and `RUMMY_FETCH_TIMEOUT` timeouts.
+    pub network_deadline: Duration,
+}
+
+impl Default for RetrySettings {
+    /// The shipped defaults (`config/default.env`).
+    fn default() -> Self {
+        let ms = Duration::from_millis;
+        RetrySettings {
+            base_delay: ms(1_000),
+            max_delay: ms(30_000),
+            rate_limit_deadline: ms(600_000),
+            unavailable_deadline: ms(600_000),
+            gateway_deadline: ms(30_000),
+            server_deadline: ms(60_000),
+            network_deadline: ms(30_000),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -62,13 +127,10 @@ pub struct Config {
     pub fetch_timeout: Duration,
     pub temperature: Option<f64>,
     pub openai: Option<OpenAiSettings>,
-    pub ollama_base_url: Option<String>,
-    pub openrouter_base_url: Option<String>,
-    pub openrouter_api_key: Option<String>,
-    pub http_referer: Option<String>,
-    pub x_title: Option<String>,
-    pub xai_base_url: Option<String>,
-    pub xai_api_key: Option<String>,
+    pub ollama: Option<OllamaSettings>,
+    pub openrouter: Option<OpenRouterSettings>,
+    pub xai: Option<XaiSettings>,
+    pub retry: RetrySettings,
     pub models: Vec<ModelSetting>,
 }
 
@@ -194,14 +256,24 @@ impl Config {
             openai: r.text("OPENAI_BASE_URL").map(|base_url| OpenAiSettings {
                 base_url,
                 api_key: r.text("OPENAI_API_KEY"),
+                think: r.text("OPENAI_THINK").is_none() || r.flag("OPENAI_THINK"),
             }),
-            ollama_base_url: r.text("OLLAMA_BASE_URL"),
-            openrouter_base_url: r.text("OPENROUTER_BASE_URL"),
-            openrouter_api_key: r.text("OPENROUTER_API_KEY"),
-            http_referer: r.text("RUMMY_HTTP_REFERER"),
-            x_title: r.text("RUMMY_X_TITLE"),
-            xai_base_url: r.text("XAI_BASE_URL"),
-            xai_api_key: r.text("XAI_API_KEY"),
+            ollama: r
+                .text("OLLAMA_BASE_URL")
+                .map(|base_url| OllamaSettings { base_url }),
+            openrouter: r
+                .text("OPENROUTER_BASE_URL")
+                .map(|base_url| OpenRouterSettings {
+                    base_url,
+                    api_key: r.text("OPENROUTER_API_KEY"),
+                    http_referer: r.text("RUMMY_HTTP_REFERER"),
+                    x_title: r.text("RUMMY_X_TITLE"),
+                }),
+            xai: r.text("XAI_BASE_URL").map(|base_url| XaiSettings {
+                base_url,
+                api_key: r.text("XAI_API_KEY"),
+            }),
+            retry: r.retry()?,
             models: r.models()?,
         })
     }
@@ -282,6 +354,36 @@ impl Reader<'_> {
         )
     }
 
+    fn millis(&self, name: &str, default: Duration) -> Result<Duration, ConfigError> {
+        let default_ms = u64::try_from(default.as_millis()).unwrap_or(u64::MAX);
+        Ok(Duration::from_millis(self.int(name, default_ms)?))
+    }
+
+    fn retry(&self) -> Result<RetrySettings, ConfigError> {
+        let d = RetrySettings::default();
+        let retry = RetrySettings {
+            base_delay: self.millis("RUMMY_LLM_BACKOFF", d.base_delay)?,
+            max_delay: self.millis("RUMMY_LLM_MAX_BACKOFF", d.max_delay)?,
+            rate_limit_deadline: self
+                .millis("RUMMY_LLM_RATE_LIMIT_DEADLINE", d.rate_limit_deadline)?,
+            unavailable_deadline: self
+                .millis("RUMMY_LLM_UNAVAILABLE_DEADLINE", d.unavailable_deadline)?,
+            gateway_deadline: self.millis("RUMMY_LLM_GATEWAY_DEADLINE", d.gateway_deadline)?,
+            server_deadline: self.millis("RUMMY_LLM_SERVER_DEADLINE", d.server_deadline)?,
+            network_deadline: self.millis("RUMMY_LLM_NETWORK_DEADLINE", d.network_deadline)?,
+        };
+        if retry.base_delay.is_zero() {
+            return Err(self.invalid("RUMMY_LLM_BACKOFF", "a positive number of milliseconds"));
+        }
+        if retry.max_delay < retry.base_delay {
+            return Err(self.invalid(
+                "RUMMY_LLM_MAX_BACKOFF",
+                "a number of milliseconds no smaller than RUMMY_LLM_BACKOFF",
+            ));
+        }
+        Ok(retry)
+    }
+
     fn models(&self) -> Result<Vec<ModelSetting>, ConfigError> {
         let mut models = Vec::new();
         for (key, value) in self.vars {
@@ -292,8 +394,19 @@ impl Reader<'_> {
             if alias.is_empty() || actual.is_empty() {
                 continue;
             }
-            if !actual.contains('/') || actual.starts_with('/') {
-                return Err(self.invalid(key, "{provider}/{model}, e.g. openai/gpt-4o"));
+            // The same rule addModel applies at runtime.
+            match crate::llm::check_model(alias, actual, None) {
+                Ok(()) => {}
+                Err(ModelSpecError::UnknownProvider { .. }) => {
+                    return Err(self.invalid(
+                        key,
+                        "{provider}/{model} with provider openai, ollama, openrouter or xai",
+                    ))
+                }
+                Err(ModelSpecError::Alias(_)) => {
+                    return Err(self.invalid(key, "named by an alias without whitespace or '/'"))
+                }
+                Err(_) => return Err(self.invalid(key, "{provider}/{model}, e.g. openai/gpt-4o")),
             }
             let context_key = format!("RUMMY_CONTEXT_{alias}");
             let context_length = match self.text(&context_key) {
@@ -337,7 +450,36 @@ mod tests {
         assert_eq!(c.fetch_timeout, Duration::from_millis(300_000));
         assert_eq!(c.db_path, PathBuf::from("/tmp/rummy-home/rummy.db"));
         assert!(c.openai.is_none());
+        assert!(c.ollama.is_none());
+        assert!(c.xai.is_none());
+        let openrouter = c.openrouter.unwrap();
+        assert_eq!(openrouter.base_url, "https://openrouter.ai/api/v1");
+        assert_eq!(openrouter.api_key, None);
+        assert_eq!(openrouter.x_title.as_deref(), Some("RUMMY"));
+        assert_eq!(c.retry, RetrySettings::default());
         assert!(c.models.is_empty());
+    }
+
+    #[test]
+    fn provider_and_retry_settings() {
+        let mut vars = base();
+        vars.extend([
+            ("OPENAI_BASE_URL", "http://127.0.0.1:8080/v1"),
+            ("OPENAI_THINK", "false"),
+            ("OLLAMA_BASE_URL", "http://127.0.0.1:11434"),
+            ("XAI_BASE_URL", "https://api.x.ai/v1/responses"),
+            ("XAI_API_KEY", "k"),
+            ("RUMMY_LLM_BACKOFF", "5"),
+            ("RUMMY_LLM_SERVER_DEADLINE", "0"),
+        ]);
+        let c = Config::from_vars(vars).unwrap();
+        assert!(!c.openai.unwrap().think);
+        assert_eq!(c.ollama.unwrap().base_url, "http://127.0.0.1:11434");
+        assert_eq!(c.xai.unwrap().api_key.as_deref(), Some("k"));
+        assert_eq!(c.retry.base_delay, Duration::from_millis(5));
+        assert_eq!(c.retry.server_deadline, Duration::ZERO);
+        let c = Config::from_vars([("RUMMY_HOME", "/h"), ("OPENAI_BASE_URL", "http://x")]).unwrap();
+        assert!(c.openai.unwrap().think);
     }
 
     #[test]
@@ -406,6 +548,26 @@ mod tests {
                 "RUMMY_TEMPERATURE",
                 "3",
                 "RUMMY_TEMPERATURE must be a number between 0 and 2",
+            ),
+            (
+                "RUMMY_MODEL_x",
+                "opnai/gpt-4o",
+                "RUMMY_MODEL_x must be {provider}/{model} with provider openai",
+            ),
+            (
+                "RUMMY_LLM_BACKOFF",
+                "0",
+                "RUMMY_LLM_BACKOFF must be a positive number of milliseconds",
+            ),
+            (
+                "RUMMY_LLM_MAX_BACKOFF",
+                "500",
+                "RUMMY_LLM_MAX_BACKOFF must be a number of milliseconds no smaller",
+            ),
+            (
+                "RUMMY_LLM_GATEWAY_DEADLINE",
+                "soon",
+                "RUMMY_LLM_GATEWAY_DEADLINE must be a non-negative integer",
             ),
         ];
         for (key, value, expected) in cases {

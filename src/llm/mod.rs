@@ -1,9 +1,20 @@
 //! LLM providers behind one trait, chosen by the first path segment of a
-//! model's `actual` name (`openai/gpt-4o` -> provider `openai`).
+//! model's `actual` name (`openai/gpt-4o` -> provider `openai`, wire model
+//! `gpt-4o`). Each provider speaks its service's own wire format; the
+//! registry adds retries (`retry.rs`) around single calls.
 
+pub mod errors;
+mod http;
+pub mod ollama;
 pub mod openai;
+pub mod openrouter;
+pub mod retry;
+pub mod xai;
 
-use crate::config::Config;
+pub use errors::{looks_like_context_exceeded, ErrorClass, LlmError};
+pub use retry::{RetryNotice, RetryObserver};
+
+use crate::config::{Config, RetrySettings};
 use crate::store::TurnUsage;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -16,6 +27,18 @@ pub struct ChatMessage {
     pub content: String,
 }
 
+/// What one completion call sends.
+#[derive(Debug, Clone, Copy)]
+pub struct CompletionRequest<'a> {
+    /// The wire model name (the `actual` name without its provider segment).
+    pub model: &'a str,
+    pub messages: &'a [ChatMessage],
+    pub temperature: Option<f64>,
+    /// The window the packet was budgeted for. Ollama sizes its context
+    /// (`num_ctx`) to it; the others decide their window themselves.
+    pub context_size: Option<i64>,
+}
+
 /// A provider's reply.
 #[derive(Debug, Clone, Default)]
 pub struct Completion {
@@ -26,102 +49,182 @@ pub struct Completion {
     pub model: Option<String>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum LlmError {
-    /// The packet did not fit the model's window (a 413 strike, not fatal).
-    #[error("{0}")]
-    ContextExceeded(String),
-    #[error("{provider} API error: {status} - {body}")]
-    Http {
-        provider: &'static str,
-        status: u16,
-        body: String,
-    },
-    #[error("{provider} request failed: {message}")]
-    Network {
-        provider: &'static str,
-        message: String,
-    },
-    #[error("{provider} did not answer within {seconds}s")]
-    Timeout {
-        provider: &'static str,
-        seconds: u64,
-    },
-    #[error("{provider} returned a malformed reply: {message}")]
-    Malformed {
-        provider: &'static str,
-        message: String,
-    },
-    #[error("{0}")]
-    NotConfigured(String),
-}
-
-/// Upstream's test for "the context was too long" (spec 03 §6.3), applied
-/// to a provider's error text.
-pub fn looks_like_context_exceeded(text: &str) -> bool {
-    let lower = text.to_ascii_lowercase();
-    let words: Vec<&str> = lower
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .collect();
-    let after = |first: &str, seconds: &[&str]| {
-        words
-            .iter()
-            .position(|w| w.starts_with(first))
-            .is_some_and(|i| words[i..].iter().any(|w| seconds.contains(w)))
-    };
-    after("context", &["size", "length", "limit"])
-        || after("token", &["limit", "exceed", "exceeded", "exceeds"])
-        || after("too", &["long", "large"])
-}
-
 #[async_trait::async_trait]
 pub trait Provider: Send + Sync {
+    /// The provider segment of `actual` names (`openai`, `ollama` ...).
     fn name(&self) -> &'static str;
-    /// One chat completion. Dropping the future aborts the request.
-    async fn complete(
-        &self,
-        model: &str,
-        messages: &[ChatMessage],
-        temperature: Option<f64>,
-    ) -> Result<Completion, LlmError>;
+    /// One chat completion, one HTTP call, no retries. Dropping the future
+    /// aborts the request.
+    async fn complete(&self, request: &CompletionRequest<'_>) -> Result<Completion, LlmError>;
     /// The model's context window, when the service tells.
     async fn context_size(&self, model: &str) -> Result<Option<i64>, LlmError>;
 }
 
-/// The configured providers by name.
+/// Every provider rummy knows, by the name `actual` model names start with.
+pub const PROVIDER_NAMES: [&str; 4] = ["openai", "ollama", "openrouter", "xai"];
+
+/// Why a model alias definition was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ModelSpecError {
+    #[error(
+        "alias must be 1-100 characters without whitespace, '/' or control characters (got {0:?})"
+    )]
+    Alias(String),
+    #[error("actual must be {{provider}}/{{model}}, e.g. openai/gpt-4o (got {0:?})")]
+    Actual(String),
+    #[error(
+        "unknown provider {provider:?} in {actual:?} (known: openai, ollama, openrouter, xai)"
+    )]
+    UnknownProvider { provider: String, actual: String },
+    #[error("contextLength must be a positive integer (got {0})")]
+    ContextLength(i64),
+}
+
+/// The one rule for model aliases, shared by `RUMMY_MODEL_{alias}` and
+/// `addModel`.
+pub fn check_model(
+    alias: &str,
+    actual: &str,
+    context_length: Option<i64>,
+) -> Result<(), ModelSpecError> {
+    check_alias(alias)?;
+    let bad = |c: char| c.is_whitespace() || c.is_control();
+    let (provider, model) = actual
+        .split_once('/')
+        .filter(|(p, m)| !p.is_empty() && !m.is_empty() && !actual.contains(bad))
+        .ok_or_else(|| ModelSpecError::Actual(actual.to_string()))?;
+    if !model.split('/').all(|part| !part.is_empty()) {
+        return Err(ModelSpecError::Actual(actual.to_string()));
+    }
+    if !PROVIDER_NAMES.contains(&provider) {
+        return Err(ModelSpecError::UnknownProvider {
+            provider: provider.to_string(),
+            actual: actual.to_string(),
+        });
+    }
+    match context_length {
+        Some(n) if n <= 0 => Err(ModelSpecError::ContextLength(n)),
+        _ => Ok(()),
+    }
+}
+
+/// Aliases name runs (`{alias}_{ms}`) and appear in `run://` paths.
+pub fn check_alias(alias: &str) -> Result<(), ModelSpecError> {
+    let ok = !alias.is_empty()
+        && alias.chars().count() <= 100
+        && !alias.contains(|c: char| c.is_whitespace() || c.is_control() || c == '/');
+    if ok {
+        Ok(())
+    } else {
+        Err(ModelSpecError::Alias(alias.to_string()))
+    }
+}
+
+/// The configured providers by name, the reasons the others are off, and
+/// the retry policy around every call.
 #[derive(Clone, Default)]
 pub struct ProviderRegistry {
     providers: HashMap<&'static str, Arc<dyn Provider>>,
+    inert: HashMap<&'static str, String>,
+    retry: RetrySettings,
 }
 
 impl ProviderRegistry {
-    /// Providers whose settings are present; others stay inert.
+    /// Providers whose settings are present; the others stay inert and say
+    /// which setting they lack.
     pub fn from_config(config: &Config) -> ProviderRegistry {
-        let mut registry = ProviderRegistry::default();
-        if let Some(settings) = &config.openai {
-            registry.insert(Arc::new(openai::OpenAi::new(
-                settings.clone(),
-                config.fetch_timeout,
-            )));
+        let mut registry = ProviderRegistry {
+            retry: config.retry.clone(),
+            ..ProviderRegistry::default()
+        };
+        let timeout = config.fetch_timeout;
+        match &config.openai {
+            Some(s) => registry.insert(Arc::new(openai::OpenAi::new(s.clone(), timeout))),
+            None => registry.off("openai", "set OPENAI_BASE_URL"),
+        }
+        match &config.ollama {
+            Some(s) => registry.insert(Arc::new(ollama::Ollama::new(s.clone(), timeout))),
+            None => registry.off("ollama", "set OLLAMA_BASE_URL"),
+        }
+        match &config.openrouter {
+            Some(s) if s.api_key.is_some() => {
+                registry.insert(Arc::new(openrouter::OpenRouter::new(s.clone(), timeout)))
+            }
+            Some(_) => registry.off("openrouter", "set OPENROUTER_API_KEY"),
+            None => registry.off(
+                "openrouter",
+                "set OPENROUTER_BASE_URL and OPENROUTER_API_KEY",
+            ),
+        }
+        match &config.xai {
+            Some(s) if s.api_key.is_some() => {
+                registry.insert(Arc::new(xai::Xai::new(s.clone(), timeout)))
+            }
+            Some(_) => registry.off("xai", "set XAI_API_KEY"),
+            None => registry.off("xai", "set XAI_BASE_URL and XAI_API_KEY"),
         }
         registry
     }
 
+    fn off(&mut self, name: &'static str, fix: &str) {
+        self.inert.insert(name, fix.to_string());
+    }
+
+    /// Adds (or replaces) a provider under its name.
     pub fn insert(&mut self, provider: Arc<dyn Provider>) {
+        self.inert.remove(provider.name());
         self.providers.insert(provider.name(), provider);
+    }
+
+    /// The retry policy around calls made through this registry.
+    pub fn retry_settings(&self) -> &RetrySettings {
+        &self.retry
+    }
+
+    pub fn set_retry_settings(&mut self, retry: RetrySettings) {
+        self.retry = retry;
     }
 
     /// The provider for an `actual` model name and the model name to send.
     pub fn resolve(&self, actual: &str) -> Result<(Arc<dyn Provider>, String), LlmError> {
         let (name, model) = actual.split_once('/').unwrap_or((actual, ""));
-        match self.providers.get(name) {
-            Some(p) if !model.is_empty() => Ok((p.clone(), model.to_string())),
-            _ => Err(LlmError::NotConfigured(format!(
-                "No LLM provider registered for model \"{actual}\". Check your RUMMY_* env vars \
-                 (e.g. OPENAI_BASE_URL for openai/...)."
-            ))),
+        if model.is_empty() {
+            return Err(LlmError::NotConfigured(format!(
+                "Model \"{actual}\" is not of the form {{provider}}/{{model}}."
+            )));
         }
+        if let Some(p) = self.providers.get(name) {
+            return Ok((p.clone(), model.to_string()));
+        }
+        Err(LlmError::NotConfigured(match self.inert.get(name) {
+            Some(fix) => format!(
+                "Provider \"{name}\" is not configured, so model \"{actual}\" cannot run: {fix}."
+            ),
+            None => format!(
+                "No LLM provider registered for model \"{actual}\". Check your RUMMY_* env vars \
+                 (known providers: {}).",
+                PROVIDER_NAMES.join(", ")
+            ),
+        }))
+    }
+
+    /// One completion with retries; `observer` hears about each wait.
+    pub async fn complete(
+        &self,
+        provider: &dyn Provider,
+        request: &CompletionRequest<'_>,
+        observer: RetryObserver<'_>,
+    ) -> Result<Completion, LlmError> {
+        retry::with_retry(&self.retry, observer, || provider.complete(request)).await
+    }
+
+    /// A context-window look-up with the same retries (waits are logged only).
+    pub async fn context_size(
+        &self,
+        provider: &dyn Provider,
+        model: &str,
+    ) -> Result<Option<i64>, LlmError> {
+        retry::with_retry(&self.retry, &|_| {}, || provider.context_size(model)).await
     }
 }
 
@@ -129,22 +232,86 @@ impl ProviderRegistry {
 mod tests {
     use super::*;
 
-    #[test]
-    fn context_exceeded_detection() {
-        assert!(looks_like_context_exceeded(
-            "This model's maximum context length is 8192 tokens"
-        ));
-        assert!(looks_like_context_exceeded("prompt too long"));
-        assert!(looks_like_context_exceeded("token limit exceeded"));
-        assert!(!looks_like_context_exceeded("rate limited, try later"));
+    fn message(r: Result<(Arc<dyn Provider>, String), LlmError>) -> String {
+        r.err().map(|e| e.to_string()).unwrap_or_default()
     }
 
     #[test]
-    fn unknown_provider_is_a_clear_error() {
+    fn unknown_and_unconfigured_providers_say_so() {
         let registry = ProviderRegistry::default();
-        let err = registry.resolve("nope/model").err().map(|e| e.to_string());
-        assert!(err
-            .unwrap_or_default()
-            .contains("No LLM provider registered"));
+        assert!(message(registry.resolve("nope/model")).contains("No LLM provider registered"));
+        let config = Config::from_vars([("RUMMY_HOME", "/tmp/rummy-home")]).unwrap();
+        let registry = ProviderRegistry::from_config(&config);
+        let m = message(registry.resolve("ollama/llama3"));
+        assert!(
+            m.contains("\"ollama\" is not configured") && m.contains("OLLAMA_BASE_URL"),
+            "{m}"
+        );
+        let m = message(registry.resolve("openrouter/anthropic/claude"));
+        assert!(m.contains("OPENROUTER_API_KEY"), "{m}");
+        let m = message(registry.resolve("xai/grok-4"));
+        assert!(m.contains("XAI_BASE_URL"), "{m}");
+    }
+
+    #[test]
+    fn configured_providers_resolve_with_the_wire_model() {
+        let config = Config::from_vars([
+            ("RUMMY_HOME", "/tmp/rummy-home"),
+            ("OLLAMA_BASE_URL", "http://127.0.0.1:9"),
+            ("OPENROUTER_API_KEY", "k"),
+            ("XAI_BASE_URL", "http://127.0.0.1:9/v1/responses"),
+            ("XAI_API_KEY", "k"),
+            ("OPENAI_BASE_URL", "http://127.0.0.1:9"),
+        ])
+        .unwrap();
+        let registry = ProviderRegistry::from_config(&config);
+        for (actual, name, wire) in [
+            ("openai/gpt-4o", "openai", "gpt-4o"),
+            ("ollama/qwen3:8b", "ollama", "qwen3:8b"),
+            (
+                "openrouter/anthropic/claude",
+                "openrouter",
+                "anthropic/claude",
+            ),
+            ("xai/grok-4", "xai", "grok-4"),
+        ] {
+            let (p, m) = registry.resolve(actual).unwrap();
+            assert_eq!((p.name(), m.as_str()), (name, wire));
+        }
+    }
+
+    #[test]
+    fn model_rule() {
+        assert_eq!(check_model("local", "openai/qwen3", Some(4096)), Ok(()));
+        assert_eq!(
+            check_model("r", "openrouter/anthropic/claude", None),
+            Ok(())
+        );
+        assert!(matches!(
+            check_model("", "openai/x", None),
+            Err(ModelSpecError::Alias(_))
+        ));
+        assert!(matches!(
+            check_model("a b", "openai/x", None),
+            Err(ModelSpecError::Alias(_))
+        ));
+        assert!(matches!(
+            check_model("a/b", "openai/x", None),
+            Err(ModelSpecError::Alias(_))
+        ));
+        for bad in ["nomodel", "/x", "openai/", "openai/a b", "openai/a//b"] {
+            assert!(
+                matches!(check_model("a", bad, None), Err(ModelSpecError::Actual(_))),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            check_model("a", "opnai/gpt-4o", None),
+            Err(ModelSpecError::UnknownProvider { .. })
+        ));
+        assert!(matches!(
+            check_model("a", "openai/x", Some(0)),
+            Err(ModelSpecError::ContextLength(0))
+        ));
     }
 }

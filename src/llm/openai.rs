@@ -1,16 +1,24 @@
-//! OpenAI-compatible chat completions (OpenAI, llama.cpp, vLLM ...).
+//! OpenAI-compatible chat completions: OpenAI itself, llama.cpp's server,
+//! vLLM and anything else serving `POST /v1/chat/completions`.
 
-use super::{looks_like_context_exceeded, ChatMessage, Completion, LlmError, Provider};
+use super::errors::{ErrorStyle, LlmError};
+use super::http::{as_i64, discovery_timeout, exchange, first_number, join_reasoning};
+use super::{Completion, CompletionRequest, Provider};
 use crate::config::OpenAiSettings;
 use crate::store::TurnUsage;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-const NAME: &str = "OpenAI-compatible";
+const STYLE: ErrorStyle = ErrorStyle {
+    label: "OpenAI-compatible",
+    key_setting: None,
+};
 
 pub struct OpenAi {
+    /// The server root, without a trailing `/v1`.
     base: String,
     api_key: Option<String>,
+    think: bool,
     timeout: Duration,
     http: reqwest::Client,
 }
@@ -22,44 +30,31 @@ impl OpenAi {
         OpenAi {
             base,
             api_key: settings.api_key,
+            think: settings.think,
             timeout,
             http: reqwest::Client::new(),
         }
     }
 
-    fn request(&self, builder: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    fn authorized(&self, builder: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match &self.api_key {
             Some(key) => builder.bearer_auth(key),
             None => builder,
         }
     }
 
-    fn network(&self, e: reqwest::Error) -> LlmError {
-        if e.is_timeout() {
-            LlmError::Timeout {
-                provider: NAME,
-                seconds: self.timeout.as_secs(),
-            }
-        } else {
-            LlmError::Network {
-                provider: NAME,
-                message: e.to_string(),
-            }
-        }
+    /// llama.cpp reports the loaded window at `/props`; anything else
+    /// answering there is ignored.
+    async fn llama_cpp_window(&self) -> Option<i64> {
+        let request = self.authorized(self.http.get(format!("{}/props", self.base)));
+        let props = exchange(STYLE, request, discovery_timeout(self.timeout))
+            .await
+            .ok()?;
+        props
+            .pointer("/default_generation_settings/n_ctx")
+            .and_then(Value::as_i64)
+            .filter(|n| *n > 0)
     }
-}
-
-fn as_i64(v: Option<&Value>) -> i64 {
-    v.and_then(Value::as_i64).unwrap_or(0)
-}
-
-/// First non-zero number among the given spots of a usage object.
-fn first_number(usage: &Value, pointers: &[&str]) -> i64 {
-    pointers
-        .iter()
-        .map(|p| as_i64(usage.pointer(p)))
-        .find(|n| *n > 0)
-        .unwrap_or(0)
 }
 
 /// Reads usage as upstream's telemetry does (spec 03 §6.5).
@@ -91,31 +86,43 @@ pub fn parse_usage(usage: &Value) -> TurnUsage {
     }
 }
 
-/// Pulls content, reasoning, usage and model out of a completion body.
-pub fn parse_completion(body: &Value) -> Result<Completion, LlmError> {
+/// Pulls content, reasoning, usage and model out of a chat-completions
+/// body (shared with OpenRouter, which adds `reasoning_details`).
+pub fn parse_completion(style: ErrorStyle, body: &Value) -> Result<Completion, LlmError> {
+    if let Some(e) = style
+        .embedded(body)
+        .filter(|_| body.get("choices").is_none())
+    {
+        return Err(e);
+    }
     let message = body
         .pointer("/choices/0/message")
-        .ok_or_else(|| LlmError::Malformed {
-            provider: NAME,
-            message: "no choices[0].message in the reply".into(),
+        .filter(|m| m.is_object())
+        .ok_or_else(|| {
+            LlmError::malformed(style.label, "no choices[0].message", &body.to_string())
         })?;
-    let content = message
-        .get("content")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    let mut reasoning: Vec<&str> = Vec::new();
-    for key in ["reasoning_content", "reasoning", "thinking"] {
-        if let Some(text) = message.get(key).and_then(Value::as_str) {
-            if !text.is_empty() && !reasoning.contains(&text) {
-                reasoning.push(text);
-            }
-        }
-    }
+    let text = |key: &str| message.get(key).and_then(Value::as_str);
+    let details = message
+        .get("reasoning_details")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d.get("text").or_else(|| d.get("summary")))
+        .filter_map(Value::as_str);
+    let reasoning = join_reasoning(
+        ["reasoning_content", "reasoning", "thinking"]
+            .into_iter()
+            .filter_map(text)
+            .chain(details),
+    );
     Ok(Completion {
-        content,
-        reasoning: (!reasoning.is_empty()).then(|| reasoning.join("\n")),
-        usage: body.get("usage").map(parse_usage).unwrap_or_default(),
+        content: text("content").unwrap_or_default().to_string(),
+        reasoning,
+        usage: body
+            .get("usage")
+            .filter(|u| u.is_object())
+            .map(parse_usage)
+            .unwrap_or_default(),
         model: body
             .get("model")
             .and_then(Value::as_str)
@@ -129,91 +136,51 @@ impl Provider for OpenAi {
         "openai"
     }
 
-    async fn complete(
-        &self,
-        model: &str,
-        messages: &[ChatMessage],
-        temperature: Option<f64>,
-    ) -> Result<Completion, LlmError> {
-        let mut payload = json!({ "model": model, "messages": messages, "think": true });
-        if let Some(t) = temperature {
+    async fn complete(&self, request: &CompletionRequest<'_>) -> Result<Completion, LlmError> {
+        let mut payload = json!({ "model": request.model, "messages": request.messages });
+        if self.think {
+            payload["think"] = json!(true);
+        }
+        if let Some(t) = request.temperature {
             payload["temperature"] = json!(t);
         }
-        let response = self
-            .request(self.http.post(format!("{}/v1/chat/completions", self.base)))
-            .timeout(self.timeout)
-            .json(&payload)
-            .send()
-            .await
-            .map_err(|e| self.network(e))?;
-        let status = response.status();
-        let text = response.text().await.map_err(|e| self.network(e))?;
-        if !status.is_success() {
-            if looks_like_context_exceeded(&text) {
-                return Err(LlmError::ContextExceeded(format!(
-                    "{NAME} API error: {} - {text}",
-                    status.as_u16()
-                )));
-            }
-            return Err(LlmError::Http {
-                provider: NAME,
-                status: status.as_u16(),
-                body: text,
-            });
-        }
-        let body: Value = serde_json::from_str(&text).map_err(|e| LlmError::Malformed {
-            provider: NAME,
-            message: e.to_string(),
-        })?;
-        parse_completion(&body)
+        let http = self
+            .authorized(self.http.post(format!("{}/v1/chat/completions", self.base)))
+            .json(&payload);
+        let body = exchange(STYLE, http, self.timeout).await?;
+        parse_completion(STYLE, &body)
     }
 
     async fn context_size(&self, model: &str) -> Result<Option<i64>, LlmError> {
-        // llama.cpp reports the loaded window at /props.
-        if let Ok(r) = self
-            .request(self.http.get(format!("{}/props", self.base)))
-            .timeout(Duration::from_secs(10))
-            .send()
-            .await
-        {
-            if r.status().is_success() {
-                if let Ok(v) = r.json::<Value>().await {
-                    if let Some(n) = v
-                        .pointer("/default_generation_settings/n_ctx")
-                        .and_then(Value::as_i64)
-                    {
-                        return Ok(Some(n));
-                    }
-                }
-            }
+        if let Some(n) = self.llama_cpp_window().await {
+            return Ok(Some(n));
         }
-        let r = self
-            .request(self.http.get(format!("{}/v1/models", self.base)))
-            .timeout(Duration::from_secs(10))
-            .send()
+        let request = self.authorized(self.http.get(format!("{}/v1/models", self.base)));
+        let listing = exchange(STYLE, request, discovery_timeout(self.timeout))
             .await
-            .map_err(|e| self.network(e))?;
-        if !r.status().is_success() {
-            return Err(LlmError::Http {
-                provider: NAME,
-                status: r.status().as_u16(),
-                body: format!("/v1/models failed. Is the server running at {}?", self.base),
-            });
-        }
-        let v: Value = r.json().await.map_err(|e| LlmError::Malformed {
-            provider: NAME,
-            message: e.to_string(),
-        })?;
-        let models = v.get("data").and_then(Value::as_array);
+            .map_err(|e| match e {
+                LlmError::Client { status, message } => LlmError::Client {
+                    status,
+                    message: format!(
+                        "{message} (GET /v1/models failed. Is the server running at {}?)",
+                        self.base
+                    ),
+                },
+                other => other,
+            })?;
+        let models = listing.get("data").and_then(Value::as_array);
+        // Upstream takes the first entry; a server hosting several models
+        // is better served by the one asked for.
         let chosen = models.and_then(|list| {
             list.iter()
                 .find(|m| m.get("id").and_then(Value::as_str) == Some(model))
                 .or_else(|| list.first())
         });
         Ok(chosen.and_then(|m| {
-            m.pointer("/meta/n_ctx_train")
-                .or_else(|| m.get("context_length"))
-                .and_then(Value::as_i64)
+            ["/meta/n_ctx_train", "/context_length", "/max_model_len"]
+                .iter()
+                .find_map(|p| m.pointer(p).and_then(Value::as_i64))
+                .filter(|n| *n > 0)
         }))
     }
 }
@@ -230,18 +197,41 @@ mod tests {
             "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12,
                       "prompt_tokens_details": {"cached_tokens": 4}, "cost": 0.5}
         });
-        let c = parse_completion(&body).unwrap();
+        let c = parse_completion(STYLE, &body).unwrap();
         assert_eq!(c.content, "hi");
         assert_eq!(c.reasoning.as_deref(), Some("r"));
         assert_eq!(c.usage.cached_tokens, 4);
         assert_eq!(c.usage.cost, 0.5);
         assert_eq!(c.model.as_deref(), Some("m1"));
-        assert!(parse_completion(&json!({"choices": []})).is_err());
+        let e = parse_completion(STYLE, &json!({"choices": []})).unwrap_err();
+        assert!(matches!(e, LlmError::Malformed { .. }), "{e}");
     }
 
     #[test]
     fn missing_usage_is_zero() {
-        let c = parse_completion(&json!({"choices": [{"message": {"content": "x"}}]})).unwrap();
+        let c =
+            parse_completion(STYLE, &json!({"choices": [{"message": {"content": "x"}}]})).unwrap();
         assert_eq!(c.usage, TurnUsage::default());
+        let c = parse_completion(
+            STYLE,
+            &json!({"choices": [{"message": {"content": null}}], "usage": null}),
+        )
+        .unwrap();
+        assert_eq!(c.content, "");
+    }
+
+    #[test]
+    fn reasoning_details_join_the_reasoning() {
+        let body = json!({"choices": [{"message": {"content": "x", "reasoning": "a",
+            "reasoning_details": [{"type": "reasoning.text", "text": "a"}, {"type": "reasoning.summary", "summary": "b"}]}}]});
+        let c = parse_completion(STYLE, &body).unwrap();
+        assert_eq!(c.reasoning.as_deref(), Some("a\nb"));
+    }
+
+    #[test]
+    fn an_error_inside_a_200_is_an_error() {
+        let body = json!({"error": {"code": 503, "message": "no capacity"}});
+        let e = parse_completion(STYLE, &body).unwrap_err();
+        assert_eq!(e.class(), crate::llm::ErrorClass::Unavailable);
     }
 }

@@ -12,7 +12,8 @@ pub const NOTIFICATIONS: [(&str, &str); 2] = [
     ),
     (
         "run/progress",
-        "What a run is doing while the model works: {run, turn, status: thinking|processing}.",
+        "What a run is doing while the model works: {run, turn, status: thinking|processing|retrying}; \
+         retrying adds {attempt, error, delayMs} before each wait between provider calls.",
     ),
 ];
 

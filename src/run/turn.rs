@@ -5,7 +5,7 @@ use super::report::{run_state, FreshTurn};
 use super::verdict::{decide, Verdict};
 use super::{Engine, LoopFlags};
 use crate::context::{assemble, PacketInput};
-use crate::llm::{ChatMessage, LlmError, Provider};
+use crate::llm::{ChatMessage, CompletionRequest, LlmError, Provider, RetryNotice};
 use crate::parse::{parse, Command};
 use crate::protocol::notifications::RunProgress;
 use crate::store::paths::{is_invalid_target, log_path};
@@ -137,12 +137,16 @@ async fn bind_model(
     let discovered = match model.context_length {
         Some(n) => Some(n),
         None => {
-            let found = provider.context_size(&wire_model).await.map_err(|e| {
-                format!(
-                    "Could not determine the context size of {}: {e}",
-                    model.actual
-                )
-            })?;
+            let found = engine
+                .providers
+                .context_size(provider.as_ref(), &wire_model)
+                .await
+                .map_err(|e| {
+                    format!(
+                        "Could not determine the context size of {}: {e}",
+                        model.actual
+                    )
+                })?;
             if let Some(n) = found {
                 engine
                     .store
@@ -354,13 +358,32 @@ async fn run_turn(
         temperature: binding.temperature,
         assembled_tokens: packet.assembled_tokens,
     };
-    let completion = match binding
-        .provider
-        .complete(&binding.wire_model, &messages, binding.temperature)
+    let request = CompletionRequest {
+        model: &binding.wire_model,
+        messages: &messages,
+        temperature: binding.temperature,
+        context_size: binding.context_size,
+    };
+    // Waits between retries are announced, never written: an abort drops
+    // this future and leaves nothing of the call behind.
+    let on_retry = |n: &RetryNotice| {
+        let params = json!({
+            "run": run.alias,
+            "turn": turn,
+            "status": "retrying",
+            "attempt": n.attempt,
+            "error": n.error,
+            "delayMs": u64::try_from(n.delay.as_millis()).unwrap_or(u64::MAX),
+        });
+        engine.publish(run.project_id, "run/progress", params);
+    };
+    let completion = match engine
+        .providers
+        .complete(binding.provider.as_ref(), &request, &on_retry)
         .await
     {
         Ok(c) => c,
-        Err(LlmError::ContextExceeded(message)) => {
+        Err(LlmError::ContextExceeded { message }) => {
             ctx.log_error(format!("LLM context exceeded: {message}"), 413)
                 .await
                 .map_err(err)?;

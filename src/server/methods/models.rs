@@ -20,26 +20,10 @@ pub async fn get_models(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
     Ok(json!(rows).into())
 }
 
-/// The same rule `RUMMY_MODEL_{alias}` settings follow.
+/// The same rule `RUMMY_MODEL_{alias}` settings follow (`llm::check_model`).
 fn validate(p: &AddModelParams) -> Result<(), RpcError> {
-    if p.alias.trim().is_empty() {
-        return Err(RpcError::invalid_params("addModel: alias is required"));
-    }
-    match p.actual.split_once('/') {
-        Some((provider, model)) if !provider.is_empty() && !model.is_empty() => {}
-        _ => {
-            return Err(RpcError::invalid_params(format!(
-                "addModel: actual must be {{provider}}/{{model}}, e.g. openai/gpt-4o (got {:?})",
-                p.actual
-            )))
-        }
-    }
-    if matches!(p.context_length, Some(n) if n <= 0) {
-        return Err(RpcError::invalid_params(
-            "addModel: contextLength must be a positive number",
-        ));
-    }
-    Ok(())
+    crate::llm::check_model(&p.alias, &p.actual, p.context_length)
+        .map_err(|e| RpcError::invalid_params(format!("addModel: {e}")))
 }
 
 pub async fn add_model(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
@@ -60,6 +44,8 @@ pub async fn add_model(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
 
 pub async fn remove_model(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
     let p: AliasParams = params("removeModel", raw)?;
+    crate::llm::check_alias(&p.alias)
+        .map_err(|e| RpcError::invalid_params(format!("removeModel: {e}")))?;
     ctx.app
         .store
         .run(RemoveModel(p.alias))
