@@ -12,15 +12,13 @@ fn re(pattern: &str) -> Regex {
 
 static SEARCH_MARKER: LazyLock<Regex> = LazyLock::new(|| re(r"<{3,12} SEARCH"));
 static REPLACE_MARKER: LazyLock<Regex> = LazyLock::new(|| re(r">{3,12} REPLACE"));
-static MERGE: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"<{3,12} SEARCH\n((?s:.)*?)\n={3,12}\n((?s:.)*?)\n>{3,12} REPLACE")
-});
+static MERGE: LazyLock<Regex> =
+    LazyLock::new(|| re(r"<{3,12} SEARCH\n((?s:.)*?)\n={3,12}\n((?s:.)*?)\n>{3,12} REPLACE"));
 static REPLACE_ONLY: LazyLock<Regex> =
     LazyLock::new(|| re(r"(?m)^={3,12}\n((?s:.)*?)\n>{3,12} REPLACE"));
 static HUNK_HEADER: LazyLock<Regex> = LazyLock::new(|| re(r"(?m)^@@[^@]*@@"));
-static OLD_NEW: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"<old_text>((?s:.)*?)</old_text>\s*<new_text>((?s:.)*?)</new_text>")
-});
+static OLD_NEW: LazyLock<Regex> =
+    LazyLock::new(|| re(r"<old_text>((?s:.)*?)</old_text>\s*<new_text>((?s:.)*?)</new_text>"));
 static JSONISH_SEARCH: LazyLock<Regex> = LazyLock::new(|| re(r#"search\s*=\s*"([^"]*)""#));
 static JSONISH_REPLACE: LazyLock<Regex> = LazyLock::new(|| re(r#"replace\s*=\s*"([^"]*)""#));
 

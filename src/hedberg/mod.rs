@@ -96,7 +96,10 @@ pub enum Edit {
 pub enum EditError {
     #[error("SEARCH text not found (it is matched literally, not as a pattern; copy it exactly from the current text): {}", preview(search))]
     NoMatch { search: String },
-    #[error("SEARCH text matches {count} places; add surrounding lines so it matches exactly one: {}", preview(search))]
+    #[error(
+        "SEARCH text matches {count} places; add surrounding lines so it matches exactly one: {}",
+        preview(search)
+    )]
     Ambiguous { search: String, count: usize },
     #[error("malformed {format} edit: {reason}")]
     Malformed { format: Format, reason: String },
@@ -196,20 +199,14 @@ pub fn unified_diff(path: &str, old: &str, new: &str) -> String {
 pub(crate) fn is_js_space(c: char) -> bool {
     matches!(
         c,
-        '\t' | '\n'
-            | '\u{0B}'
-            | '\u{0C}'
-            | '\r'
-            | ' '
-            | '\u{A0}'
-            | '\u{1680}'
-            | '\u{2000}'..='\u{200A}'
-            | '\u{2028}'
-            | '\u{2029}'
-            | '\u{202F}'
-            | '\u{205F}'
-            | '\u{3000}'
-            | '\u{FEFF}'
+        '\t' | '\n' | '\u{0B}' | '\u{0C}' | '\r' | ' ' | '\u{A0}' | '\u{1680}' | '\u{2000}'
+            ..='\u{200A}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202F}'
+                | '\u{205F}'
+                | '\u{3000}'
+                | '\u{FEFF}'
     )
 }
 

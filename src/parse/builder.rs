@@ -163,7 +163,11 @@ impl Builder<'_> {
             return;
         }
         let closes = implied_closes(&name);
-        while self.stack.last().is_some_and(|top| closes.contains(&top.as_str())) {
+        while self
+            .stack
+            .last()
+            .is_some_and(|top| closes.contains(&top.as_str()))
+        {
             self.pop_element(start);
         }
         let void = VOID.contains(&name.as_str());
@@ -188,7 +192,11 @@ impl Builder<'_> {
             return;
         }
         let closes = implied_closes(&name);
-        while self.stack.last().is_some_and(|top| closes.contains(&top.as_str())) {
+        while self
+            .stack
+            .last()
+            .is_some_and(|top| closes.contains(&top.as_str()))
+        {
             let at = self.src.len();
             self.pop_element(at);
         }

@@ -22,9 +22,8 @@ static NATIVE_CALL: LazyLock<Regex> = LazyLock::new(|| {
     re(r"<\|tool_call>call:([A-Za-z0-9_.:/-]+)\{([^}]*)\}<(?:tool_call\||\|tool_call)>")
 });
 static TRAILING_WORD: LazyLock<Regex> = LazyLock::new(|| re(r"[A-Za-z0-9_]+$"));
-static NATIVE_VALUE: LazyLock<Regex> = LazyLock::new(|| {
-    re(r#"[=:]\s*(?:<\|"\|>([^<]*?)<\|"\|>|"([^"]*)"|'([^']*)'|([^,}]+))"#)
-});
+static NATIVE_VALUE: LazyLock<Regex> =
+    LazyLock::new(|| re(r#"[=:]\s*(?:<\|"\|>([^<]*?)<\|"\|>|"([^"]*)"|'([^']*)'|([^,}]+))"#));
 /// `{"name":"N","arguments":{…}}` (OpenAI function calls).
 static OPENAI: LazyLock<Regex> = LazyLock::new(|| {
     re(r#"\{"name"\s*:\s*"([A-Za-z0-9_]+)"\s*,\s*"arguments"\s*:\s*\{([^}]*)\}\}"#)
@@ -35,15 +34,15 @@ static ANTHROPIC: LazyLock<Regex> = LazyLock::new(|| {
 });
 /// `[TOOL_CALLS] [{"name":…,"arguments":{…}}]` (Mistral).
 static MISTRAL: LazyLock<Regex> = LazyLock::new(|| {
-    re(r#"\[TOOL_CALLS\]\s*\[\{"name"\s*:\s*"([A-Za-z0-9_]+)"\s*,\s*"arguments"\s*:\s*\{([^}]*)\}\}\]"#)
+    re(
+        r#"\[TOOL_CALLS\]\s*\[\{"name"\s*:\s*"([A-Za-z0-9_]+)"\s*,\s*"arguments"\s*:\s*\{([^}]*)\}\}\]"#,
+    )
 });
-static JSON_PAIR: LazyLock<Regex> =
-    LazyLock::new(|| re(r#""([A-Za-z0-9_]+)"\s*:\s*"([^"]*)""#));
+static JSON_PAIR: LazyLock<Regex> = LazyLock::new(|| re(r#""([A-Za-z0-9_]+)"\s*:\s*"([^"]*)""#));
 /// Whatever is left of a native call: to its closing token, the next
 /// closing tag, or the end.
-static NATIVE_LEFTOVER: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"<\|tool_call>(?s:.)*?(?:<\|?tool_call\|?>|</[A-Za-z0-9_]+>|$)")
-});
+static NATIVE_LEFTOVER: LazyLock<Regex> =
+    LazyLock::new(|| re(r"<\|tool_call>(?s:.)*?(?:<\|?tool_call\|?>|</[A-Za-z0-9_]+>|$)"));
 static CHAT_QUOTE: LazyLock<Regex> = LazyLock::new(|| re(r#"<\|"\|>"#));
 static CHANNEL_OPEN: LazyLock<Regex> = LazyLock::new(|| re(r"<\|[A-Za-z0-9_:/-]+>"));
 static CHANNEL_CLOSE: LazyLock<Regex> = LazyLock::new(|| re(r"<[A-Za-z0-9_:/-]+\|>"));
@@ -57,10 +56,13 @@ pub(crate) fn normalize<'s>(
     // Cheap exits: almost every reply holds none of these markers.
     let mut text: Cow<'s, str> = Cow::Borrowed(content);
     if text.contains("```") {
-        text = own(FENCE.replace_all(&text, |c: &Captures| crate::hedberg::js_trim(&c[1]).to_string()));
+        text = own(FENCE.replace_all(&text, |c: &Captures| {
+            crate::hedberg::js_trim(&c[1]).to_string()
+        }));
     }
     if text.contains("<|tool_call>") {
-        text = own(NATIVE_CALL.replace_all(&text, |c: &Captures| native_call(c, is_tool, warnings)));
+        text =
+            own(NATIVE_CALL.replace_all(&text, |c: &Captures| native_call(c, is_tool, warnings)));
     }
     if text.contains("\"arguments\"") {
         text = own(OPENAI.replace_all(&text, |c: &Captures| json_call(c, is_tool)));

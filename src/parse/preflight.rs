@@ -11,9 +11,8 @@ fn re(pattern: &str) -> Regex {
 static CODE_SPAN: LazyLock<Regex> = LazyLock::new(|| re(r"`([^`]*)`"));
 static TAG_START: LazyLock<Regex> = LazyLock::new(|| re(r"</?[A-Za-z0-9_]"));
 static ANY_TAG: LazyLock<Regex> = LazyLock::new(|| re(r"<(/?)([A-Za-z0-9_]+)([^>]*?)(/?)>"));
-static OPEN_QUOTE: LazyLock<Regex> = LazyLock::new(|| {
-    re(r#"(<[A-Za-z0-9_]+\s[^<>]*?[A-Za-z0-9_]+=")([^"<>]*?)(</?[A-Za-z0-9_]+)"#)
-});
+static OPEN_QUOTE: LazyLock<Regex> =
+    LazyLock::new(|| re(r#"(<[A-Za-z0-9_]+\s[^<>]*?[A-Za-z0-9_]+=")([^"<>]*?)(</?[A-Za-z0-9_]+)"#));
 
 /// Stand-ins for `<` and `>` inside code spans. Upstream entity-encodes
 /// them and the HTML parser decodes them again; stand-ins let tool bodies
@@ -57,7 +56,9 @@ pub(crate) fn neutralize_code_spans<'s>(text: &'s str, masks: Option<Masks>) -> 
             return c[0].to_string();
         }
         let neutral = match masks {
-            Some(m) => inner.replace('<', &m.lt.to_string()).replace('>', &m.gt.to_string()),
+            Some(m) => inner
+                .replace('<', &m.lt.to_string())
+                .replace('>', &m.gt.to_string()),
             None => inner.replace('<', "&lt;").replace('>', "&gt;"),
         };
         format!("`{neutral}`")
@@ -103,7 +104,10 @@ pub(crate) fn correct_mismatched_closes<'s>(
 /// Step 4: an attribute value opened with `="` and running into the next
 /// tag without its closing quote gets `">` inserted before that tag, so it
 /// does not swallow the rest of the reply.
-pub(crate) fn close_attribute_quotes<'s>(text: &'s str, warnings: &mut Vec<String>) -> Cow<'s, str> {
+pub(crate) fn close_attribute_quotes<'s>(
+    text: &'s str,
+    warnings: &mut Vec<String>,
+) -> Cow<'s, str> {
     let mut fixes = 0usize;
     let out = OPEN_QUOTE.replace_all(text, |c: &Captures| {
         fixes += 1;

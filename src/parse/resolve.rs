@@ -175,9 +175,9 @@ pub(crate) fn js_number(s: &str) -> Option<f64> {
         if !t[..2].eq_ignore_ascii_case(p) || digits.is_empty() {
             return None;
         }
-        digits
-            .chars()
-            .try_fold(0f64, |acc, c| c.to_digit(r).map(|d| acc * f64::from(r) + f64::from(d)))
+        digits.chars().try_fold(0f64, |acc, c| {
+            c.to_digit(r).map(|d| acc * f64::from(r) + f64::from(d))
+        })
     };
     if t.len() > 2 {
         for (p, r) in [("0x", 16), ("0o", 8), ("0b", 2)] {
