@@ -29,8 +29,16 @@ impl Xai {
     /// `settings.api_key` is required; without it the registry keeps the
     /// provider inert and never builds one.
     pub fn new(settings: XaiSettings, timeout: Duration) -> Xai {
+        let base = settings.base_url.trim_end_matches('/');
+        // Upstream posts to XAI_BASE_URL verbatim; an API root such as
+        // `https://api.x.ai/v1` would then 404, so it gets `/responses`.
+        let endpoint = if base.ends_with("/responses") {
+            base.to_string()
+        } else {
+            format!("{base}/responses")
+        };
         Xai {
-            endpoint: settings.base_url.trim_end_matches('/').to_string(),
+            endpoint,
             api_key: settings.api_key.unwrap_or_default(),
             timeout,
             http: reqwest::Client::new(),
@@ -230,6 +238,24 @@ mod tests {
         ));
         let failed = json!({"status": "failed", "output": [], "error": {"code": "server_error", "message": "x"}});
         assert!(parse_response(&failed).unwrap_err().class().to_string() == "gateway");
+    }
+
+    #[test]
+    fn an_api_root_gets_the_responses_endpoint() {
+        for base in ["https://api.x.ai/v1", "https://api.x.ai/v1/responses/"] {
+            let x = Xai::new(
+                XaiSettings {
+                    base_url: base.into(),
+                    api_key: Some("k".into()),
+                },
+                Duration::from_secs(1),
+            );
+            assert_eq!(x.endpoint, "https://api.x.ai/v1/responses");
+            assert_eq!(
+                x.sibling("models").as_deref(),
+                Some("https://api.x.ai/v1/models")
+            );
+        }
     }
 
     #[test]

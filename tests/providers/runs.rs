@@ -157,6 +157,20 @@ async fn each_provider_runs_a_loop_by_alias() {
 }
 
 #[actix_web::test]
+async fn a_configured_window_wins_over_discovery() {
+    let f = start(&[("RUMMY_CONTEXT_ol", "9000")]).await;
+    f.fake
+        .queue(OLLAMA_CHAT, [Canned::json(200, ollama_reply(DONE, None))]);
+    let mut c = hello(&f, "window").await;
+    let alias = start_run(&mut c, "ol").await.expect("run starts");
+    let state = final_state(&mut c, &alias).await;
+    assert_eq!(state["status"], 200);
+    assert_eq!(state["telemetry"]["context_size"], 9000);
+    assert!(f.fake.seen("/api/show").is_empty());
+    assert_eq!(f.fake.seen(OLLAMA_CHAT)[0].body["options"]["num_ctx"], 9000);
+}
+
+#[actix_web::test]
 async fn retries_show_as_progress_and_the_run_goes_on() {
     let f = start(&[]).await;
     f.fake.queue(
