@@ -36,11 +36,10 @@ pub struct RunParams {
     pub run: String,
 }
 
-/// `set` (only the `run://` form is served so far).
+/// `set` on `run://` (the run lifecycle).
 #[derive(Debug, Deserialize)]
 pub struct SetParams {
     pub path: Option<String>,
-    pub run: Option<String>,
     pub body: Option<String>,
     pub state: Option<String>,
     pub outcome: Option<String>,
@@ -63,4 +62,70 @@ pub struct LegacyRunParams {
     pub no_web: Option<bool>,
     pub no_proposals: Option<bool>,
     pub fork: Option<bool>,
+}
+
+/// `set` on an entry path (everything but `run://`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EntrySetParams {
+    pub run: Option<String>,
+    pub path: String,
+    pub body: Option<String>,
+    pub state: Option<String>,
+    pub visibility: Option<String>,
+    pub outcome: Option<String>,
+    pub attributes: Option<Value>,
+    pub append: Option<bool>,
+    pub pattern: Option<bool>,
+    pub body_filter: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EntryGetParams {
+    pub run: Option<String>,
+    pub path: Option<String>,
+    pub body_filter: Option<String>,
+    pub visibility: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EntryRmParams {
+    pub run: Option<String>,
+    pub path: Option<String>,
+    pub body_filter: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EntryMoveParams {
+    pub run: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub visibility: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct UpdateParams {
+    pub run: Option<String>,
+    pub body: Option<String>,
+    pub status: Option<i64>,
+    pub attributes: Option<serde_json::Map<String, Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetEntriesParams {
+    pub run: Option<String>,
+    pub pattern: Option<String>,
+    pub scheme: Option<String>,
+    pub state: Option<String>,
+    pub visibility: Option<String>,
+    pub body_filter: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ConstraintParams {
+    pub pattern: Option<String>,
+    pub visibility: Option<String>,
 }

@@ -195,6 +195,9 @@ async fn drive_loop(engine: &Arc<Engine>, run_id: i64, lp: &LoopRow) -> Result<L
         .unwrap_or_default();
     let mode = Mode::parse(&lp.mode).unwrap_or(Mode::Ask);
     let binding = bind_model(engine, &run, &flags).await?;
+    if !flags.no_repo.unwrap_or(false) {
+        scan_project(engine, &run).await?;
+    }
     let mut streak = 0;
     for iteration in 1..=engine.config.max_turns {
         let outcome = run_turn(engine, &run, lp, iteration, mode, &binding).await?;
@@ -254,6 +257,57 @@ async fn drive_loop(engine: &Arc<Engine>, run_id: i64, lp: &LoopRow) -> Result<L
         status: 499,
         reason: Some(format!("Turn limit ({}) reached.", engine.config.max_turns)),
     })
+}
+
+/// Brings the project's files into the run (only what changed since the
+/// last scan). The walk runs on a blocking thread.
+async fn scan_project(engine: &Engine, run: &RunRow) -> Result<(), String> {
+    let err = |e: StoreError| e.to_string();
+    let Some(root) = engine
+        .store
+        .run(crate::store::ProjectRoot(run.project_id))
+        .await
+        .map_err(err)?
+    else {
+        return Ok(());
+    };
+    let root = std::path::PathBuf::from(root);
+    if !root.is_dir() {
+        tracing::debug!(run = %run.alias, "project root {} is not a directory; no files scanned", root.display());
+        return Ok(());
+    }
+    let constraints = engine
+        .store
+        .run(crate::store::ListConstraints(run.project_id))
+        .await
+        .map_err(err)?;
+    let known = engine
+        .store
+        .run(crate::store::FileIndex(run.id))
+        .await
+        .map_err(err)?;
+    let scan = tokio::task::spawn_blocking(move || crate::files::scan(&root, &known, &constraints))
+        .await
+        .map_err(|e| format!("project scan failed: {e}"))?;
+    tracing::debug!(
+        run = %run.alias,
+        changed = scan.changed.len(),
+        unchanged = scan.unchanged,
+        removed = scan.removed.len(),
+        "project scanned"
+    );
+    engine
+        .store
+        .run(crate::store::IngestFiles {
+            run_id: run.id,
+            turn: (run.next_turn - 1).max(0),
+            files: scan.changed,
+            constraints: scan.constraints,
+            removed: scan.removed,
+        })
+        .await
+        .map_err(err)?;
+    Ok(())
 }
 
 struct TurnOutcome {

@@ -83,7 +83,10 @@ fn canonical(method: &str) -> &str {
 
 pub fn find(method: &str) -> Option<&'static MethodSpec> {
     let name = canonical(method);
-    methods::ALL.iter().find(|m| m.name == name)
+    methods::ALL
+        .iter()
+        .chain(methods::ENTRY_METHODS)
+        .find(|m| m.name == name)
 }
 
 /// Parses params into a typed shape; failures are invalid-params errors.
@@ -166,7 +169,7 @@ pub async fn dispatch(
 /// The `discover` result, built from the registry.
 pub fn describe() -> Value {
     let mut methods = Map::new();
-    for m in methods::ALL {
+    for m in methods::ALL.iter().chain(methods::ENTRY_METHODS) {
         let params: Map<String, Value> = m
             .params
             .iter()

@@ -62,6 +62,8 @@ pub fn open(path: &Path, mmap_mb: u64) -> Result<SqliteConnection, DbError> {
         ))
     })?;
     let mut conn = SqliteConnection::establish(&url).map_err(open_err)?;
+    // hedmatch/hedsearch first, so every statement after this one (migrations included) can use them.
+    super::patterns::register(&mut conn).map_err(DbError::Pragma)?;
 
     let mmap_bytes = mmap_mb.saturating_mul(1024 * 1024);
     // busy_timeout first, so switching to WAL waits on a concurrent opener instead of failing.
@@ -216,7 +218,11 @@ mod tests {
         drop(first);
 
         let mut second = open(&path, 4).unwrap();
-        assert!(second.applied_migrations().unwrap().len() == 1);
+        let shipped =
+            diesel::migration::MigrationSource::<diesel::sqlite::Sqlite>::migrations(&MIGRATIONS)
+                .unwrap()
+                .len();
+        assert_eq!(second.applied_migrations().unwrap().len(), shipped);
         assert!(!second.has_pending_migration(MIGRATIONS).unwrap());
         let mmap = diesel::sql_query("PRAGMA mmap_size")
             .get_result::<MmapSize>(&mut second)

@@ -8,7 +8,9 @@
 
 pub mod db;
 pub mod entries;
+pub mod files;
 pub mod paths;
+pub mod patterns;
 pub mod projects;
 pub mod reads;
 pub mod runs;
@@ -23,6 +25,7 @@ use diesel::SqliteConnection;
 use std::path::PathBuf;
 
 pub use entries::*;
+pub use files::*;
 pub use projects::*;
 pub use reads::*;
 pub use runs::*;

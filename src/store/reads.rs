@@ -273,3 +273,85 @@ store_ops!(
     SaveTurnContext => (),
     ReportRun => RunReport,
 );
+
+/// One `getEntries` item.
+#[derive(Debug, Clone, Serialize)]
+pub struct EntryListItem {
+    pub path: String,
+    pub scheme: Option<String>,
+    pub state: String,
+    pub outcome: Option<String>,
+    pub visibility: String,
+    pub tokens: i64,
+    pub attributes: serde_json::Value,
+}
+
+#[derive(QueryableByName)]
+struct EntryListRow {
+    #[diesel(sql_type = Text)]
+    path: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    scheme: Option<String>,
+    #[diesel(sql_type = Text)]
+    state: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    outcome: Option<String>,
+    #[diesel(sql_type = Text)]
+    visibility: String,
+    #[diesel(sql_type = Text)]
+    body: String,
+    #[diesel(sql_type = Text)]
+    attributes: String,
+}
+
+/// Read-only listing of a run's entries by pattern (no promotion).
+pub struct QueryEntries {
+    pub run_id: i64,
+    pub pattern: String,
+    pub body_filter: Option<String>,
+    pub scheme: Option<String>,
+    pub state: Option<String>,
+    pub visibility: Option<String>,
+    pub token_divisor: f64,
+}
+
+impl StoreOp for QueryEntries {
+    type Output = Vec<EntryListItem>;
+    fn run(self, conn: &mut SqliteConnection) -> StoreResult<Vec<EntryListItem>> {
+        let rows: Vec<EntryListRow> = diesel::sql_query(
+            "SELECT e.path, e.scheme, rv.state, rv.outcome, rv.visibility, e.body, e.attributes \
+             FROM run_views rv JOIN entries e ON e.id = rv.entry_id \
+             WHERE rv.run_id = ? AND hedmatch(?, e.path) \
+               AND (? IS NULL OR hedsearch(?, e.body)) \
+               AND (? IS NULL OR e.scheme = ?) \
+               AND (? IS NULL OR rv.state = ?) \
+               AND (? IS NULL OR rv.visibility = ?) \
+             ORDER BY e.path",
+        )
+        .bind::<BigInt, _>(self.run_id)
+        .bind::<Text, _>(&self.pattern)
+        .bind::<Nullable<Text>, _>(&self.body_filter)
+        .bind::<Nullable<Text>, _>(&self.body_filter)
+        .bind::<Nullable<Text>, _>(&self.scheme)
+        .bind::<Nullable<Text>, _>(&self.scheme)
+        .bind::<Nullable<Text>, _>(&self.state)
+        .bind::<Nullable<Text>, _>(&self.state)
+        .bind::<Nullable<Text>, _>(&self.visibility)
+        .bind::<Nullable<Text>, _>(&self.visibility)
+        .load(conn)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| EntryListItem {
+                tokens: count_tokens(&r.body, self.token_divisor),
+                attributes: serde_json::from_str(&r.attributes).unwrap_or_default(),
+                path: r.path,
+                scheme: r.scheme,
+                state: r.state,
+                outcome: r.outcome,
+                visibility: r.visibility,
+            })
+            .collect())
+    }
+}
+
+store_ops!(QueryEntries => Vec<EntryListItem>);

@@ -57,6 +57,8 @@ const RUN_COLUMNS: RunColumns = (
 /// Creates a run (status 100) and its `run://{alias}` entry.
 pub struct CreateRun {
     pub project_id: i64,
+    /// Set for a fork: the child sees the parent's entries.
+    pub parent_run_id: Option<i64>,
     pub alias: String,
     pub model: String,
     pub temperature: Option<f64>,
@@ -81,6 +83,7 @@ impl StoreOp for CreateRun {
         let row: RunRow = diesel::insert_into(runs::table)
             .values((
                 runs::project_id.eq(self.project_id),
+                runs::parent_run_id.eq(self.parent_run_id),
                 runs::alias.eq(&self.alias),
                 runs::model.eq(&self.model),
                 runs::temperature.eq(self.temperature),
@@ -91,7 +94,7 @@ impl StoreOp for CreateRun {
             .get_result(conn)?;
         let attributes = serde_json::json!({
             "projectId": self.project_id,
-            "parentRunId": null,
+            "parentRunId": self.parent_run_id,
             "model": self.model,
             "persona": self.persona,
             "temperature": self.temperature,
@@ -106,6 +109,13 @@ impl StoreOp for CreateRun {
                 ..EntryWrite::new(row.id, format!("run://{}", row.alias), Writer::System)
             },
         )?;
+        if let Some(parent) = self.parent_run_id {
+            super::verbs::ForkViews {
+                parent_run_id: parent,
+                child_run_id: row.id,
+            }
+            .run(conn)?;
+        }
         Ok(row)
     }
 }
@@ -304,6 +314,15 @@ pub struct ClaimNextLoop(pub i64);
 impl StoreOp for ClaimNextLoop {
     type Output = Option<LoopRow>;
     fn run(self, conn: &mut SqliteConnection) -> StoreResult<Option<LoopRow>> {
+        // One active loop per run: while one runs, nothing else is claimed.
+        let active: i64 = loops::table
+            .filter(loops::run_id.eq(self.0))
+            .filter(loops::status.eq(102))
+            .count()
+            .get_result(conn)?;
+        if active > 0 {
+            return Ok(None);
+        }
         let next: Option<i64> = loops::table
             .filter(loops::run_id.eq(self.0))
             .filter(loops::status.eq(100))

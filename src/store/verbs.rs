@@ -4,7 +4,7 @@
 
 use super::entries::{check_writer, find_view, write_entry, EntryWrite};
 use super::paths::{log_path, normalize_path};
-use super::paths::is_glob as is_pattern;
+use super::patterns::is_pattern;
 use super::schema::{entries, run_views};
 use super::{store_ops, StoreError, StoreOp, StoreResult, Writer};
 use diesel::prelude::*;
@@ -89,7 +89,12 @@ impl StoreOp for ChangeVisibility {
     type Output = Vec<String>;
     fn run(self, conn: &mut SqliteConnection) -> StoreResult<Vec<String>> {
         check_visibility(&self.visibility)?;
-        let matched = matching_views(conn, self.run_id, &self.pattern, self.body_filter.as_deref())?;
+        let matched = matching_views(
+            conn,
+            self.run_id,
+            &self.pattern,
+            self.body_filter.as_deref(),
+        )?;
         let ids: Vec<i64> = matched.iter().map(|m| m.view_id).collect();
         let targets = run_views::table.filter(run_views::id.eq_any(&ids));
         match self.promote_turn {
@@ -130,7 +135,12 @@ impl StoreOp for SetByPattern {
         if let Some(v) = &self.visibility {
             check_visibility(v)?;
         }
-        let matched = matching_views(conn, self.run_id, &self.pattern, self.body_filter.as_deref())?;
+        let matched = matching_views(
+            conn,
+            self.run_id,
+            &self.pattern,
+            self.body_filter.as_deref(),
+        )?;
         // All or nothing: one refused match refuses the whole write.
         for m in &matched {
             check_writer(conn, &m.path, self.writer)?;

@@ -2,7 +2,7 @@
 
 use super::{ProjectionRow, Tool, ToolError, TurnCtx};
 use crate::parse::Command;
-use crate::store::paths::is_glob as is_pattern;
+use crate::store::patterns::is_pattern;
 use crate::store::ChangeVisibility;
 use serde_json::json;
 

@@ -4,7 +4,11 @@
 
 use super::{truncated_summary, ProjectionRow, Tool, ToolError, TurnCtx};
 use crate::parse::Command;
-use crate::store::SchemeDef;
+use crate::store::{SchemeDef, Writer};
+
+/// Clients may write notes too (upstream lets only `run` take client
+/// writes, which leaves client entry writes unusable).
+const WRITERS: &[Writer] = &[Writer::Model, Writer::Plugin, Writer::Client];
 
 pub struct Known;
 pub struct Unknown;
@@ -18,7 +22,10 @@ impl Tool for Known {
         None
     }
     fn schemes(&self) -> Vec<SchemeDef> {
-        vec![SchemeDef::tool("known", "data")]
+        vec![SchemeDef {
+            writable_by: WRITERS,
+            ..SchemeDef::tool("known", "data")
+        }]
     }
     fn summarized(&self, row: &ProjectionRow) -> String {
         truncated_summary(row.body, row.path)
@@ -39,7 +46,10 @@ impl Tool for Unknown {
         None
     }
     fn schemes(&self) -> Vec<SchemeDef> {
-        vec![SchemeDef::tool("unknown", "unknown")]
+        vec![SchemeDef {
+            writable_by: WRITERS,
+            ..SchemeDef::tool("unknown", "unknown")
+        }]
     }
     fn summarized(&self, row: &ProjectionRow) -> String {
         truncated_summary(row.body, row.path)

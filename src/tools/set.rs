@@ -4,7 +4,7 @@
 use super::{ProjectionRow, Tool, ToolError, TurnCtx};
 use crate::parse::Command;
 use crate::store::paths::scheme_of;
-use crate::store::paths::is_glob as is_pattern;
+use crate::store::patterns::is_pattern;
 use crate::store::{ChangeVisibility, EntryWrite, SetByPattern, SetEntry, Writer};
 use serde_json::{json, Map, Value};
 
@@ -147,8 +147,15 @@ async fn bulk_write(
         )
         .await?;
     } else {
-        ctx.write_log(log_path, changed.join("\n"), "resolved", None, None, attributes)
-            .await?;
+        ctx.write_log(
+            log_path,
+            changed.join("\n"),
+            "resolved",
+            None,
+            None,
+            attributes,
+        )
+        .await?;
     }
     Ok(())
 }

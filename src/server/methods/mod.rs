@@ -1,6 +1,7 @@
 //! RPC method handlers, one module per protocol area, and the table that
 //! registers them.
 
+mod entries;
 mod models;
 mod runs;
 mod session;
@@ -68,14 +69,18 @@ pub static ALL: &[MethodSpec] = &[
     },
     MethodSpec {
         name: "set",
-        description: "Writes an entry. On run://{alias}: starts a run (body = prompt, attributes model, mode ask|act and flags), continues it with a new prompt, or cancels it with state \"cancelled\".",
+        description: "Writes an entry as the client tier: content, state, visibility, merged attributes, append (streaming) or a pattern (bulk) update. On run://{alias}: starts a run (body = prompt, attributes model, mode ask|act and flags), continues it with a new prompt, forks it, or cancels it with state \"cancelled\".",
         params: &[
             ("path", "string — entry path, run://{alias} for runs"),
             ("run", "string? — run alias (not for run:// paths)"),
             ("body", "string? — entry body; the prompt for run://"),
-            ("state", "string? — entry state; \"cancelled\" cancels a run"),
+            ("state", "string? — proposed | streaming | resolved | failed | cancelled; \"cancelled\" on run:// cancels the run"),
+            ("visibility", "string? — visible | summarized | archived"),
             ("outcome", "string? — reason for the state"),
-            ("attributes", "object? — for run://: model, mode, temperature, persona, contextLimit, noRepo, noInteraction, noWeb, noProposals"),
+            ("attributes", "object? — merged into the entry; for run://: model, mode, temperature, persona, contextLimit, noRepo, noInteraction, noWeb, noProposals, fork"),
+            ("append", "boolean? — append body to the existing body"),
+            ("pattern", "boolean? — treat path as a pattern for a bulk update"),
+            ("bodyFilter", "string? — narrow pattern matches by body content"),
         ],
         gated: true,
         long_running: true,
@@ -113,6 +118,50 @@ pub static ALL: &[MethodSpec] = &[
         long_running: false,
         handler: |c, p| Box::pin(runs::get_run(c, p)),
     },
+];
+
+/// Entry methods (client writer tier) and project file constraints.
+macro_rules! entry_method {
+    ($name:literal, $desc:literal, $params:expr, $handler:path) => {
+        MethodSpec {
+            name: $name,
+            description: $desc,
+            params: $params,
+            gated: true,
+            long_running: false,
+            handler: |c, p| Box::pin($handler(c, p)),
+        }
+    };
+}
+
+pub static ENTRY_METHODS: &[MethodSpec] = &[
+    entry_method!("get", "Promotes matching entries to visible (or sets another visibility); read-only otherwise.",
+        &[("run", "string — run alias"), ("path", "string — path or pattern"), ("bodyFilter", "string? — content filter"), ("visibility", "string? — visible (default) | summarized | archived")],
+        entries::get),
+    entry_method!("rm", "Removes matching entries from the run.",
+        &[("run", "string — run alias"), ("path", "string — path or pattern"), ("bodyFilter", "string? — content filter")],
+        entries::rm),
+    entry_method!("cp", "Copies an entry to another path (a missing source is a no-op).",
+        &[("run", "string — run alias"), ("from", "string — source path"), ("to", "string — destination path"), ("visibility", "string? — destination visibility")],
+        entries::cp),
+    entry_method!("mv", "Moves an entry to another path (a missing source is a no-op).",
+        &[("run", "string — run alias"), ("from", "string — source path"), ("to", "string — destination path"), ("visibility", "string? — destination visibility")],
+        entries::mv),
+    entry_method!("update", "Writes an update record for the run; answers {ok, path}.",
+        &[("run", "string — run alias"), ("body", "string — the update text"), ("status", "number? — 1xx continues (default 102), 200/204/422/500 conclude"), ("attributes", "object? — extra attributes")],
+        entries::update),
+    entry_method!("getEntries", "Lists a run's entries matching a pattern (default \"*\"; \"**\" for all), without promoting them.",
+        &[("run", "string — run alias"), ("pattern", "string? — pattern"), ("scheme", "string? — scheme filter"), ("state", "string? — state filter"), ("visibility", "string? — visibility filter"), ("bodyFilter", "string? — content filter")],
+        entries::get_entries),
+    entry_method!("file/constraint", "Sets a project file rule: active (always in view), readonly, or ignore.",
+        &[("pattern", "string — path or pattern, relative to the project root"), ("visibility", "string — active | readonly | ignore")],
+        entries::file_constraint),
+    entry_method!("file/drop", "Removes a project file rule.",
+        &[("pattern", "string — the rule's pattern")],
+        entries::file_drop),
+    entry_method!("getConstraints", "Lists the project's file rules: [{pattern, visibility}].",
+        &[],
+        entries::get_constraints),
 ];
 
 const RUN_VERB_PARAMS: &[(&str, &str)] = &[

@@ -47,16 +47,20 @@ fn typed<T: serde::de::DeserializeOwned>(
 }
 
 pub async fn set(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
+    let is_entry = raw
+        .get("path")
+        .and_then(Value::as_str)
+        .is_some_and(|p| !p.is_empty() && !p.starts_with("run://"));
+    if is_entry {
+        return super::entries::set_entry(ctx, raw).await;
+    }
     let p: SetParams = params("set", raw)?;
     let path = p
         .path
         .filter(|p| !p.is_empty())
         .ok_or_else(|| bad("set: path is required"))?;
     let Some(alias) = path.strip_prefix("run://") else {
-        let _ = p.run;
-        return Err(bad(format!(
-            "set: only run:// paths can be written over RPC so far (got {path:?})"
-        )));
+        return Err(bad("set: path is required"));
     };
     let attrs = p.attributes.unwrap_or_default();
     let request = RunRequest {
@@ -173,7 +177,19 @@ async fn run_lifecycle(ctx: CallCtx, req: RunRequest) -> Result<Reply, RpcError>
         return Ok(json!({ "ok": true, "alias": run.alias }).into());
     }
     if req.fork {
-        return Err(bad("set run://: forking runs is not available yet"));
+        let mode = parse_mode(&req.mode, " on fork")?;
+        let model = req
+            .model
+            .clone()
+            .or_else(|| run.model.clone())
+            .unwrap_or_default();
+        let child = format!("{model}_{}", now_millis());
+        let fork = RunRequest {
+            model: Some(model),
+            alias: Some(child.clone()),
+            ..req
+        };
+        return create_run(&ctx, project_id, child, fork, Some(&run), mode).await;
     }
     if let Some(prompt) = req.prompt.as_ref().filter(|p| !p.is_empty()) {
         let mode = parse_mode(&req.mode, " on inject")?;
@@ -188,14 +204,25 @@ async fn start_run(
     alias: String,
     req: RunRequest,
 ) -> Result<Reply, RpcError> {
-    let model = req
-        .model
-        .filter(|m| !m.is_empty())
-        .ok_or_else(|| bad("set run://: attributes.model is required for a new run"))?;
-    if req.fork {
-        return Err(bad("set run://: forking runs is not available yet"));
+    if req.model.as_deref().is_none_or(str::is_empty) {
+        return Err(bad(
+            "set run://: attributes.model is required for a new run",
+        ));
     }
     let mode = parse_mode(&req.mode, "")?;
+    create_run(ctx, project_id, alias, req, None, mode).await
+}
+
+/// Validates, creates (or forks) a run and queues its first loop.
+async fn create_run(
+    ctx: &CallCtx,
+    project_id: i64,
+    alias: String,
+    req: RunRequest,
+    parent: Option<&RunRow>,
+    mode: Mode,
+) -> Result<Reply, RpcError> {
+    let model = req.model.clone().unwrap_or_default();
     // Validate before anything exists, so a bad request never leaves a
     // run stuck at 102 (upstream's defect).
     let row = ctx
@@ -237,11 +264,15 @@ async fn start_run(
             .store
             .run(CreateRun {
                 project_id,
+                parent_run_id: parent.map(|p| p.id),
                 alias: attempt.clone(),
                 model: model.clone(),
-                temperature: req.temperature,
-                persona: req.persona.clone(),
-                context_limit: req.context_limit,
+                temperature: req.temperature.or(parent.and_then(|p| p.temperature)),
+                persona: req
+                    .persona
+                    .clone()
+                    .or(parent.and_then(|p| p.persona.clone())),
+                context_limit: req.context_limit.or(parent.and_then(|p| p.context_limit)),
                 prompt: prompt.clone(),
             })
             .await;
@@ -251,7 +282,9 @@ async fn start_run(
                 break;
             }
             // A generated alias may collide within one millisecond.
-            Err(crate::store::StoreError::Invalid(_)) if req.alias.is_none() && n < 4 => {
+            Err(crate::store::StoreError::Invalid(_))
+                if (req.alias.is_none() || parent.is_some()) && n < 4 =>
+            {
                 attempt = format!("{model}_{}", now_millis() + n as u128 + 1);
             }
             Err(e) => return Err(store_error(e)),

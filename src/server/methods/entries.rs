@@ -1,0 +1,282 @@
+//! Entry RPCs, written with the client writer tier: `set` (beyond
+//! `run://`), `get`, `rm`, `cp`, `mv`, `update`, `getEntries`, and the
+//! project's file constraints. Runs are addressed within the caller's
+//! project only.
+
+use crate::files::confine;
+use crate::protocol::jsonrpc::RpcError;
+use crate::protocol::params::{
+    ConstraintParams, EntryGetParams, EntryMoveParams, EntryRmParams, EntrySetParams,
+    GetEntriesParams, UpdateParams,
+};
+use crate::server::router::{params, store_error, CallCtx, Reply};
+use crate::store::{
+    AppendEntry, ChangeVisibility, CopyEntry, DropConstraint, EntryWrite, GetRun, ListConstraints,
+    QueryEntries, RemoveEntries, RunRow, SetByPattern, SetConstraint, SetEntry, WriteUpdate,
+    Writer, CONSTRAINTS,
+};
+use serde_json::{json, Value};
+use std::path::Path;
+
+fn bad(message: impl Into<String>) -> RpcError {
+    RpcError::invalid_params(message)
+}
+
+/// The caller's run by alias: `run is required` / `Run 'x' not found.`
+async fn resolve_run(ctx: &CallCtx, run: Option<String>) -> Result<RunRow, RpcError> {
+    let alias = run
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| bad("run is required"))?;
+    let project_id = ctx.project()?.project_id;
+    ctx.app
+        .store
+        .run(GetRun {
+            alias: alias.clone(),
+            project_id: Some(project_id),
+        })
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| bad(format!("Run '{alias}' not found.")))
+}
+
+fn ok() -> Reply {
+    json!({ "ok": true }).into()
+}
+
+/// `set` on anything but `run://` (routed here by the runs handler).
+pub async fn set_entry(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
+    let p: EntrySetParams = params("set", raw)?;
+    let run = resolve_run(&ctx, p.run).await?;
+    let store = &ctx.app.store;
+    if p.pattern.unwrap_or(false) || p.body_filter.is_some() {
+        let matched = store
+            .run(SetByPattern {
+                run_id: run.id,
+                pattern: p.path,
+                body_filter: p.body_filter,
+                body: p.body.filter(|_| !p.append.unwrap_or(false)),
+                visibility: p.visibility,
+                writer: Writer::Client,
+            })
+            .await
+            .map_err(store_error)?;
+        return Ok(json!({ "ok": true, "matched": matched.len() }).into());
+    }
+    if p.append.unwrap_or(false) {
+        let chunk = p.body.ok_or_else(|| bad("set: append needs a body"))?;
+        store
+            .run(AppendEntry {
+                run_id: run.id,
+                path: p.path,
+                chunk,
+                writer: Writer::Client,
+            })
+            .await
+            .map_err(store_error)?;
+        return Ok(ok());
+    }
+    store
+        .run(SetEntry(EntryWrite {
+            body: p.body,
+            state: p.state,
+            outcome: p.outcome,
+            visibility: p.visibility,
+            attributes: p.attributes,
+            turn: run.next_turn - 1,
+            ..EntryWrite::new(run.id, p.path, Writer::Client)
+        }))
+        .await
+        .map_err(store_error)?;
+    Ok(ok())
+}
+
+pub async fn get(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
+    let p: EntryGetParams = params("get", raw)?;
+    let run = resolve_run(&ctx, p.run).await?;
+    let path = p
+        .path
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| bad("path is required"))?;
+    let visibility = p.visibility.unwrap_or_else(|| "visible".into());
+    // Promotion stamps the run's current turn without consuming one
+    // (upstream burns a turn number per call).
+    let promote_turn = (visibility == "visible").then_some(run.next_turn.max(1) - 1);
+    ctx.app
+        .store
+        .run(ChangeVisibility {
+            run_id: run.id,
+            pattern: path,
+            body_filter: p.body_filter,
+            visibility,
+            promote_turn,
+        })
+        .await
+        .map_err(store_error)?;
+    Ok(ok())
+}
+
+pub async fn rm(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
+    let p: EntryRmParams = params("rm", raw)?;
+    let run = resolve_run(&ctx, p.run).await?;
+    let path = p
+        .path
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| bad("path is required"))?;
+    ctx.app
+        .store
+        .run(RemoveEntries {
+            run_id: run.id,
+            path,
+            body_filter: p.body_filter,
+            writer: Writer::Client,
+        })
+        .await
+        .map_err(store_error)?;
+    Ok(ok())
+}
+
+async fn copy(
+    ctx: CallCtx,
+    raw: Value,
+    method: &str,
+    remove_source: bool,
+) -> Result<Reply, RpcError> {
+    let p: EntryMoveParams = params(method, raw)?;
+    let run = resolve_run(&ctx, p.run).await?;
+    let from = p
+        .from
+        .filter(|f| !f.is_empty())
+        .ok_or_else(|| bad("from is required"))?;
+    let to =
+        p.to.filter(|t| !t.is_empty())
+            .ok_or_else(|| bad("to is required"))?;
+    ctx.app
+        .store
+        .run(CopyEntry {
+            run_id: run.id,
+            from,
+            to,
+            visibility: p.visibility,
+            turn: run.next_turn - 1,
+            loop_id: None,
+            writer: Writer::Client,
+            remove_source,
+        })
+        .await
+        .map_err(store_error)?;
+    Ok(ok())
+}
+
+pub async fn cp(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
+    copy(ctx, raw, "cp", false).await
+}
+
+pub async fn mv(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
+    copy(ctx, raw, "mv", true).await
+}
+
+/// A client's update record, written by the system on its behalf (in
+/// upstream the client tier may not write `log://`, so this always fails).
+pub async fn update(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
+    let p: UpdateParams = params("update", raw)?;
+    let run = resolve_run(&ctx, p.run).await?;
+    let body = p
+        .body
+        .filter(|b| !b.is_empty())
+        .ok_or_else(|| bad("body is required"))?;
+    let path = ctx
+        .app
+        .store
+        .run(WriteUpdate {
+            run_id: run.id,
+            turn: (run.next_turn - 1).max(0),
+            loop_id: None,
+            body,
+            status: p.status.unwrap_or(102),
+            attributes: p.attributes.unwrap_or_default(),
+            writer: Writer::System,
+        })
+        .await
+        .map_err(store_error)?;
+    Ok(json!({ "ok": true, "path": path }).into())
+}
+
+pub async fn get_entries(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
+    let p: GetEntriesParams = params("getEntries", raw)?;
+    let run = resolve_run(&ctx, p.run).await?;
+    let rows = ctx
+        .app
+        .store
+        .run(QueryEntries {
+            run_id: run.id,
+            pattern: p.pattern.unwrap_or_else(|| "*".into()),
+            body_filter: p.body_filter,
+            scheme: p.scheme,
+            state: p.state,
+            visibility: p.visibility,
+            token_divisor: ctx.app.config.token_divisor,
+        })
+        .await
+        .map_err(store_error)?;
+    Ok(json!(rows).into())
+}
+
+fn constraint_pattern(
+    ctx: &CallCtx,
+    method: &str,
+    pattern: Option<String>,
+) -> Result<String, RpcError> {
+    let pattern = pattern
+        .filter(|p| !p.trim().is_empty())
+        .ok_or_else(|| bad(format!("{method}: pattern is required")))?;
+    let root = &ctx.project()?.project_root;
+    confine(Path::new(root), &pattern).map_err(|e| bad(format!("{method}: {e}")))
+}
+
+pub async fn file_constraint(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
+    let p: ConstraintParams = params("file/constraint", raw)?;
+    let pattern = constraint_pattern(&ctx, "file/constraint", p.pattern)?;
+    let visibility = p
+        .visibility
+        .filter(|v| CONSTRAINTS.contains(&v.as_str()))
+        .ok_or_else(|| {
+            bad("file/constraint: visibility must be one of active, readonly, ignore")
+        })?;
+    let project_id = ctx.project()?.project_id;
+    ctx.app
+        .store
+        .run(SetConstraint {
+            project_id,
+            pattern: pattern.clone(),
+            visibility,
+        })
+        .await
+        .map_err(store_error)?;
+    Ok(json!({ "ok": true, "pattern": pattern }).into())
+}
+
+pub async fn file_drop(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
+    let p: ConstraintParams = params("file/drop", raw)?;
+    let pattern = constraint_pattern(&ctx, "file/drop", p.pattern)?;
+    let project_id = ctx.project()?.project_id;
+    ctx.app
+        .store
+        .run(DropConstraint {
+            project_id,
+            pattern: pattern.clone(),
+        })
+        .await
+        .map_err(store_error)?;
+    Ok(json!({ "ok": true, "pattern": pattern }).into())
+}
+
+pub async fn get_constraints(ctx: CallCtx, _: Value) -> Result<Reply, RpcError> {
+    let project_id = ctx.project()?.project_id;
+    let rows = ctx
+        .app
+        .store
+        .run(ListConstraints(project_id))
+        .await
+        .map_err(store_error)?;
+    Ok(json!(rows).into())
+}
