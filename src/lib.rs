@@ -8,8 +8,8 @@
 
 pub mod config;
 pub mod context;
-pub mod hedberg;
 pub mod files;
+pub mod hedberg;
 pub mod llm;
 pub mod parse;
 pub mod protocol;
