@@ -15,7 +15,7 @@ use crate::store::{
     StoreError, TurnUsage, Writer,
 };
 use crate::tools::update::TERMINAL;
-use crate::tools::{Mode, TurnCtx};
+use crate::tools::{Mode, ToolError, TurnCtx};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -647,11 +647,31 @@ async fn dispatch_all(
                 ctx.log_error(message, 400).await.map_err(err)?;
             }
             Some(tool) => {
-                if let Err(e) = tool.dispatch(ctx, cmd, path).await {
-                    ctx.log_error(format!("Dispatch crash in {}: {e}", cmd.name), 500)
+                match tool.dispatch(ctx, cmd, path).await {
+                    Ok(()) => {}
+                    Err(ToolError::Permission(message)) => {
+                        // The action fails with outcome `permission` and the
+                        // 403 is a strike, instead of upstream's crash.
+                        let attributes = json!({ "path": cmd.path(), "error": message });
+                        ctx.write_log(
+                            path,
+                            message.clone(),
+                            "failed",
+                            Some("permission".into()),
+                            None,
+                            attributes,
+                        )
                         .await
                         .map_err(err)?;
-                    crashed = Some(cmd.name.clone());
+                        ctx.log_error(message, 403).await.map_err(err)?;
+                        crashed = Some(cmd.name.clone());
+                    }
+                    Err(ToolError::Failed(e)) => {
+                        ctx.log_error(format!("Dispatch crash in {}: {e}", cmd.name), 500)
+                            .await
+                            .map_err(err)?;
+                        crashed = Some(cmd.name.clone());
+                    }
                 }
             }
         }

@@ -70,7 +70,9 @@ impl ServerHandle {
                 reason: "server shutting down".into(),
             })
             .await;
-        self.http.stop(true).await;
+        // Not graceful: WebSocket clients would hold a graceful stop open
+        // until the shutdown timeout, and no request is left half-done.
+        self.http.stop(false).await;
     }
 }
 

@@ -74,9 +74,39 @@ pub fn log_action(path: &str) -> Option<&str> {
     Some(action)
 }
 
-/// Whether a path is a glob pattern rather than one entry.
-pub fn is_glob(path: &str) -> bool {
-    path.contains(['*', '?', '['])
+/// A path slug from free text (spec 01 §2): the first 80 UTF-16 units,
+/// commas become segment breaks, spaces underscores, empty segments
+/// dropped, each segment URI-encoded.
+pub fn slugify(text: &str) -> String {
+    let units: Vec<u16> = text.encode_utf16().take(80).collect();
+    let head = String::from_utf16_lossy(&units);
+    head.replace(',', "/")
+        .replace(' ', "_")
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(encode_component)
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The data-channel base of a log path: `log://turn_N/{action}/{rest}`
+/// -> `{action}://turn_N/{rest}`; channels are `{base}_{channel}`.
+pub fn data_base(log: &str) -> Option<String> {
+    let rest = log.strip_prefix("log://turn_")?;
+    let (turn, rest) = rest.split_once('/')?;
+    if turn.is_empty() || !turn.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (action, rest) = rest.split_once('/')?;
+    if action.is_empty() || rest.is_empty() {
+        return None;
+    }
+    Some(format!("{action}://turn_{turn}/{rest}"))
+}
+
+/// The path of one output channel (1 stdout, 2 stderr) of a command.
+pub fn channel_path(log: &str, channel: u32) -> Option<String> {
+    data_base(log).map(|base| format!("{base}_{channel}"))
 }
 
 #[cfg(test)]
@@ -117,6 +147,31 @@ mod tests {
         assert!(log_path(3, "error", &long).len() < 200);
         assert_eq!(log_action("log://turn_12/update/x"), Some("update"));
         assert_eq!(log_action("known://x"), None);
+    }
+
+    #[test]
+    fn slugs_match_upstream() {
+        assert_eq!(slugify(""), "");
+        assert_eq!(slugify("history,mongol,khan"), "history/mongol/khan");
+        assert_eq!(slugify("known://auth_flow"), "known%3A/auth_flow");
+        assert_eq!(slugify("the auth flow"), "the_auth_flow");
+        assert_eq!(slugify(&"a".repeat(100)).len(), 80);
+        assert_eq!(slugify(",,a,,b"), "a/b");
+    }
+
+    #[test]
+    fn data_channel_paths() {
+        assert_eq!(
+            data_base("log://turn_1/sh/ls%20-la").as_deref(),
+            Some("sh://turn_1/ls%20-la")
+        );
+        assert_eq!(
+            channel_path("log://turn_12/env/git/log", 2).as_deref(),
+            Some("env://turn_12/git/log_2")
+        );
+        assert_eq!(data_base("log://turn_x/sh/a"), None);
+        assert_eq!(data_base("log://turn_1/sh"), None);
+        assert_eq!(data_base("known://a"), None);
     }
 
     #[test]

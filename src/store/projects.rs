@@ -87,7 +87,8 @@ impl StoreOp for GetModel {
     }
 }
 
-/// Upsert by alias: `actual` replaced, a null context length keeps the old.
+/// Upsert by alias: `actual` replaced; a null context length keeps the
+/// stored one only while `actual` is unchanged.
 pub struct UpsertModel {
     pub alias: String,
     pub actual: String,
@@ -110,7 +111,10 @@ impl StoreOp for UpsertModel {
                 models::context_length.eq(diesel::dsl::sql::<
                     diesel::sql_types::Nullable<diesel::sql_types::BigInt>,
                 >(
-                    "COALESCE(excluded.context_length, context_length)"
+                    // A new `actual` is another model: its window is rediscovered.
+                    "CASE WHEN excluded.actual = actual \
+                     THEN COALESCE(excluded.context_length, context_length) \
+                     ELSE excluded.context_length END",
                 )),
             ))
             .returning(models::id)

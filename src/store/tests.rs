@@ -8,7 +8,6 @@ use super::schema as s;
 use super::schemes::{bootstrap_schemes, RegisterSchemes};
 use super::*;
 use diesel::prelude::*;
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde_json::{json, Map, Value};
 use tempfile::TempDir;
 
@@ -226,7 +225,7 @@ fn upsert_project_same_name_returns_same_id_updates_root_and_keeps_config() {
 }
 
 #[test]
-fn upsert_model_replaces_actual_and_null_context_length_keeps_stored() {
+fn upsert_model_keeps_the_window_only_for_the_same_model() {
     let (_dir, mut conn) = open_db();
     let upsert = |alias: &str, actual: &str, context_length: Option<i64>| UpsertModel {
         alias: alias.into(),
@@ -234,7 +233,7 @@ fn upsert_model_replaces_actual_and_null_context_length_keeps_stored() {
         context_length,
     };
     let id = exec(&mut conn, upsert("fast", "vendor/a", Some(8192))).unwrap();
-    let again = exec(&mut conn, upsert("fast", "vendor/b", None)).unwrap();
+    let again = exec(&mut conn, upsert("fast", "vendor/a", None)).unwrap();
     assert_eq!(id, again);
     let row = exec(&mut conn, GetModel("fast".into())).unwrap().unwrap();
     assert_eq!(
@@ -244,7 +243,15 @@ fn upsert_model_replaces_actual_and_null_context_length_keeps_stored() {
             row.actual.as_str(),
             row.context_length
         ),
-        (id, "fast", "vendor/b", Some(8192))
+        (id, "fast", "vendor/a", Some(8192))
+    );
+
+    // Another model under the alias: the old window no longer applies.
+    exec(&mut conn, upsert("fast", "vendor/b", None)).unwrap();
+    let row = exec(&mut conn, GetModel("fast".into())).unwrap().unwrap();
+    assert_eq!(
+        (row.actual.as_str(), row.context_length),
+        ("vendor/b", None)
     );
 
     exec(&mut conn, upsert("fast", "vendor/c", Some(4096))).unwrap();

@@ -100,3 +100,83 @@ impl Store {
             .map_err(|_| StoreError::NotFound(format!("{path} was removed before it resolved")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::store::schemes::{bootstrap_schemes, RegisterSchemes};
+    use crate::store::{CreateRun, EntryWrite, SetEntry, Store, UpsertProject, Writer};
+    use std::time::Duration;
+
+    async fn store_with_run() -> (tempfile::TempDir, Store, i64) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let conn = crate::store::db::open(&path, 0).unwrap();
+        let store = Store::start(conn, path, 0);
+        store
+            .run(RegisterSchemes(bootstrap_schemes()))
+            .await
+            .unwrap();
+        let project_id = store
+            .run(UpsertProject {
+                name: "w".into(),
+                project_root: "/tmp/w".into(),
+                config_path: None,
+            })
+            .await
+            .unwrap();
+        let run = store
+            .run(CreateRun {
+                project_id,
+                parent_run_id: None,
+                alias: "w_1".into(),
+                model: "m".into(),
+                temperature: None,
+                persona: None,
+                context_limit: None,
+                prompt: String::new(),
+            })
+            .await
+            .unwrap();
+        (dir, store, run.id)
+    }
+
+    fn write(run_id: i64, state: &str) -> SetEntry {
+        SetEntry(EntryWrite {
+            body: Some("ls".into()),
+            state: Some(state.into()),
+            ..EntryWrite::new(run_id, "log://turn_1/sh/ls", Writer::Plugin)
+        })
+    }
+
+    #[actix::test]
+    async fn a_waiter_parks_until_the_entry_resolves() {
+        let (_dir, store, run_id) = store_with_run().await;
+        store.run(write(run_id, "proposed")).await.unwrap();
+        let waiting = store.clone();
+        let waiter =
+            actix::spawn(async move { waiting.wait_resolved(run_id, "log://turn_1/sh/ls").await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            !waiter.is_finished(),
+            "still proposed: the waiter must park"
+        );
+        store.run(write(run_id, "resolved")).await.unwrap();
+        let row = waiter.await.unwrap().unwrap();
+        assert_eq!(row.state, "resolved");
+    }
+
+    #[actix::test]
+    async fn settled_entries_answer_at_once_and_missing_ones_are_errors() {
+        let (_dir, store, run_id) = store_with_run().await;
+        store.run(write(run_id, "failed")).await.unwrap();
+        let row = store
+            .wait_resolved(run_id, "log://turn_1/sh/ls")
+            .await
+            .unwrap();
+        assert_eq!(row.state, "failed");
+        assert!(store
+            .wait_resolved(run_id, "known://nothing")
+            .await
+            .is_err());
+    }
+}

@@ -31,7 +31,7 @@ impl Tool for Known {
         truncated_summary(row.body, row.path)
     }
     async fn dispatch(&self, _: &TurnCtx, _: &Command, _: &str) -> Result<(), ToolError> {
-        Err(ToolError(
+        Err(ToolError::Failed(
             "<known> is not a tool tag; write known:// entries with <set>".into(),
         ))
     }
@@ -55,7 +55,7 @@ impl Tool for Unknown {
         truncated_summary(row.body, row.path)
     }
     async fn dispatch(&self, _: &TurnCtx, _: &Command, _: &str) -> Result<(), ToolError> {
-        Err(ToolError(
+        Err(ToolError::Failed(
             "<unknown> is not a tool tag; write unknown:// entries with <set>".into(),
         ))
     }

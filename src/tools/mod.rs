@@ -120,14 +120,23 @@ impl TurnCtx {
     }
 }
 
-/// A handler failure that aborts the rest of the turn's commands.
+/// A handler failure; either kind aborts the rest of the turn's commands.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ToolError(pub String);
+pub enum ToolError {
+    /// The writer tier may not write that scheme (reported as a 403).
+    #[error("{0}")]
+    Permission(String),
+    /// Anything else the handler could not do (reported as a crash, 500).
+    #[error("{0}")]
+    Failed(String),
+}
 
 impl From<StoreError> for ToolError {
     fn from(e: StoreError) -> Self {
-        ToolError(e.to_string())
+        match e {
+            e @ StoreError::Permission { .. } => ToolError::Permission(e.to_string()),
+            e => ToolError::Failed(e.to_string()),
+        }
     }
 }
 

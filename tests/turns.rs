@@ -1,0 +1,101 @@
+//! Turn-level behaviour over a real WebSocket: refused model writes and a
+//! clean shutdown with a run in flight.
+
+mod common;
+
+use common::{test_vars, FakeProvider, Reply, WsClient};
+use rummy::{Config, Server};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const LONG: Duration = Duration::from_secs(20);
+
+#[actix_web::test]
+async fn a_refused_model_write_fails_with_permission_and_aborts_the_rest() {
+    let home = tempfile::tempdir().expect("temp dir");
+    let provider = FakeProvider::start(vec![Reply::Content(
+        r#"<set path="prompt://9">hijack</set><set path="known://after">x</set><update status="200">done</update>"#
+            .into(),
+    )])
+    .await;
+    let config = Config::from_vars(test_vars(home.path(), &provider.base_url())).expect("config");
+    let server = Server::start(config).await.expect("server");
+    let mut c = WsClient::connect(server.local_addr).await;
+    c.call("rummy/hello", json!({"name": "p", "projectRoot": "/tmp/p"}))
+        .await
+        .expect("hello");
+    let r = c
+        .call(
+            "set",
+            json!({"path": "run://", "body": "hi", "attributes": {"model": "fake", "mode": "ask", "noRepo": true}}),
+        )
+        .await
+        .expect("run");
+    let alias = r["alias"].as_str().expect("alias").to_string();
+    let last = c
+        .wait_notification("run/state", LONG, |n| {
+            n["params"]["run"] == alias && n["params"]["status"] != 102
+        })
+        .await;
+    // The struck first turn could not conclude; the second one did.
+    assert_eq!(last["params"]["status"], 200);
+    assert_eq!(last["params"]["turn"], 2);
+    let history: &Vec<Value> = last["params"]["history"].as_array().expect("history");
+    let by_path = |p: &str| history.iter().find(|h| h["path"] == p).cloned();
+    let refused = by_path("log://turn_1/set/prompt%3A//9").expect("refused set is logged");
+    assert_eq!(refused["state"], "failed");
+    assert_eq!(refused["outcome"], "permission");
+    let aborted = by_path("log://turn_1/set/known%3A//after").expect("later command is logged");
+    assert_eq!(aborted["outcome"], "aborted");
+    assert!(history.iter().any(|h| h["outcome"] == "status:403"
+        && h["body"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("403: writer \"model\" not permitted for scheme \"prompt\"")));
+    let entries = c
+        .call("getEntries", json!({"run": alias, "pattern": "known://*"}))
+        .await
+        .expect("entries");
+    assert_eq!(entries, json!([]), "nothing after the refusal was written");
+}
+
+#[actix_web::test]
+async fn shutdown_ends_runs_in_flight_and_records_it() {
+    let home = tempfile::tempdir().expect("temp dir");
+    let provider = FakeProvider::start(vec![Reply::Delayed(
+        Duration::from_secs(60),
+        r#"<update status="200">late</update>"#.into(),
+    )])
+    .await;
+    let config = Config::from_vars(test_vars(home.path(), &provider.base_url())).expect("config");
+    let server = Server::start(config).await.expect("server");
+    let mut c = WsClient::connect(server.local_addr).await;
+    c.call("rummy/hello", json!({"name": "p", "projectRoot": "/tmp/p"}))
+        .await
+        .expect("hello");
+    let r = c
+        .call(
+            "set",
+            json!({"path": "run://", "body": "slow", "attributes": {"model": "fake", "mode": "ask", "noRepo": true}}),
+        )
+        .await
+        .expect("run");
+    let alias = r["alias"].as_str().expect("alias").to_string();
+    c.wait_notification("run/progress", LONG, |n| {
+        n["params"]["status"] == "thinking"
+    })
+    .await;
+    tokio::time::timeout(Duration::from_secs(10), server.stop())
+        .await
+        .expect("shutdown does not wait for the provider");
+    let run = server
+        .store
+        .run(rummy::store::GetRun {
+            alias,
+            project_id: None,
+        })
+        .await
+        .expect("store")
+        .expect("run row");
+    assert_eq!(run.status, 499);
+}
