@@ -7,3 +7,7 @@ CREATE TABLE entry_chunks (
 	, chunk TEXT NOT NULL
 );
 CREATE INDEX idx_entry_chunks_entry ON entry_chunks (entry_id, id);
+
+-- Runs find entries by path through their views; without this index each
+-- lookup walks every view of the run.
+CREATE INDEX idx_entries_path ON entries (path);
