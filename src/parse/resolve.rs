@@ -170,20 +170,24 @@ pub(crate) fn js_number(s: &str) -> Option<f64> {
     if t.is_empty() {
         return Some(0.0);
     }
-    let radix = |p: &str, r: u32| -> Option<f64> {
-        let digits = t.get(2..)?;
-        if !t[..2].eq_ignore_ascii_case(p) || digits.is_empty() {
-            return None;
-        }
-        digits.chars().try_fold(0f64, |acc, c| {
-            c.to_digit(r).map(|d| acc * f64::from(r) + f64::from(d))
-        })
-    };
-    if t.len() > 2 {
-        for (p, r) in [("0x", 16), ("0o", 8), ("0b", 2)] {
-            if t[..2].eq_ignore_ascii_case(p) {
-                return radix(p, r);
+    // `0x…`, `0o…`, `0b…`: the first two bytes are ASCII, so slicing after
+    // them is on a character boundary.
+    let b = t.as_bytes();
+    if b.len() >= 2 && b[0] == b'0' {
+        let radix = match b[1] {
+            b'x' | b'X' => Some(16),
+            b'o' | b'O' => Some(8),
+            b'b' | b'B' => Some(2),
+            _ => None,
+        };
+        if let Some(r) = radix {
+            let digits = &t[2..];
+            if digits.is_empty() {
+                return None;
             }
+            return digits.chars().try_fold(0f64, |acc, c| {
+                c.to_digit(r).map(|d| acc * f64::from(r) + f64::from(d))
+            });
         }
     }
     let unsigned = t.strip_prefix(['+', '-']).unwrap_or(t);
@@ -222,6 +226,9 @@ mod tests {
             ("inf", None),
             ("NaN", None),
             ("0x", None),
+            ("0b101", Some(5.0)),
+            // Found by fuzzing: a multi-byte character right after the first byte.
+            ("2\u{FCD0}00", None),
         ];
         for (s, want) in cases {
             assert_eq!(js_number(s), want, "{s:?}");
