@@ -3,41 +3,19 @@
 
 mod common;
 
-use common::{test_vars, FakeProvider, Reply, WsClient};
-use rummy::{Config, Server, ServerHandle};
+use common::{hello_client, start_server, Reply, TestServer, WsClient};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
 
 const LONG: Duration = Duration::from_secs(20);
 
-struct Fixture {
-    home: tempfile::TempDir,
-    _provider: FakeProvider,
-    server: ServerHandle,
+async fn start(replies: Vec<Reply>) -> TestServer {
+    start_server(replies).await
 }
 
-async fn start(replies: Vec<Reply>) -> Fixture {
-    let home = tempfile::tempdir().expect("temp dir");
-    let provider = FakeProvider::start(replies).await;
-    let config = Config::from_vars(test_vars(home.path(), &provider.base_url())).expect("config");
-    let server = Server::start(config).await.expect("server starts");
-    Fixture {
-        home,
-        _provider: provider,
-        server,
-    }
-}
-
-async fn hello(f: &Fixture, project: &str, root: &Path) -> WsClient {
-    let mut c = WsClient::connect(f.server.local_addr).await;
-    c.call(
-        "rummy/hello",
-        json!({"name": project, "projectRoot": root.to_string_lossy()}),
-    )
-    .await
-    .expect("hello");
-    c
+async fn hello(f: &TestServer, project: &str, root: &Path) -> WsClient {
+    hello_client(f.server.local_addr, project, &root.to_string_lossy()).await
 }
 
 async fn run_to_end(c: &mut WsClient, attributes: Value, path: &str) -> String {

@@ -3,35 +3,32 @@
 
 mod common;
 
-use common::{test_vars, FakeProvider, Reply, WsClient};
-use rummy::{Config, Server};
+use common::{hello_client, start_server, Reply, WsClient};
 use serde_json::{json, Value};
 use std::time::Duration;
 
 const LONG: Duration = Duration::from_secs(20);
 
+async fn start_ask(c: &mut WsClient, prompt: &str) -> String {
+    let r = c
+        .call(
+            "set",
+            json!({"path": "run://", "body": prompt, "attributes": {"model": "fake", "mode": "ask", "noRepo": true}}),
+        )
+        .await
+        .expect("run starts");
+    r["alias"].as_str().expect("alias").to_string()
+}
+
 #[actix_web::test]
 async fn a_refused_model_write_fails_with_permission_and_aborts_the_rest() {
-    let home = tempfile::tempdir().expect("temp dir");
-    let provider = FakeProvider::start(vec![Reply::Content(
+    let t = start_server(vec![Reply::Content(
         r#"<set path="prompt://9">hijack</set><set path="known://after">x</set><update status="200">done</update>"#
             .into(),
     )])
     .await;
-    let config = Config::from_vars(test_vars(home.path(), &provider.base_url())).expect("config");
-    let server = Server::start(config).await.expect("server");
-    let mut c = WsClient::connect(server.local_addr).await;
-    c.call("rummy/hello", json!({"name": "p", "projectRoot": "/tmp/p"}))
-        .await
-        .expect("hello");
-    let r = c
-        .call(
-            "set",
-            json!({"path": "run://", "body": "hi", "attributes": {"model": "fake", "mode": "ask", "noRepo": true}}),
-        )
-        .await
-        .expect("run");
-    let alias = r["alias"].as_str().expect("alias").to_string();
+    let mut c = hello_client(t.server.local_addr, "p", "/tmp/p").await;
+    let alias = start_ask(&mut c, "hi").await;
     let last = c
         .wait_notification("run/state", LONG, |n| {
             n["params"]["run"] == alias && n["params"]["status"] != 102
@@ -61,26 +58,14 @@ async fn a_refused_model_write_fails_with_permission_and_aborts_the_rest() {
 
 #[actix_web::test]
 async fn shutdown_ends_runs_in_flight_and_records_it() {
-    let home = tempfile::tempdir().expect("temp dir");
-    let provider = FakeProvider::start(vec![Reply::Delayed(
+    let t = start_server(vec![Reply::Delayed(
         Duration::from_secs(60),
         r#"<update status="200">late</update>"#.into(),
     )])
     .await;
-    let config = Config::from_vars(test_vars(home.path(), &provider.base_url())).expect("config");
-    let server = Server::start(config).await.expect("server");
-    let mut c = WsClient::connect(server.local_addr).await;
-    c.call("rummy/hello", json!({"name": "p", "projectRoot": "/tmp/p"}))
-        .await
-        .expect("hello");
-    let r = c
-        .call(
-            "set",
-            json!({"path": "run://", "body": "slow", "attributes": {"model": "fake", "mode": "ask", "noRepo": true}}),
-        )
-        .await
-        .expect("run");
-    let alias = r["alias"].as_str().expect("alias").to_string();
+    let server = &t.server;
+    let mut c = hello_client(server.local_addr, "p", "/tmp/p").await;
+    let alias = start_ask(&mut c, "slow").await;
     c.wait_notification("run/progress", LONG, |n| {
         n["params"]["status"] == "thinking"
     })

@@ -3,29 +3,14 @@
 
 mod common;
 
-use common::{test_vars, FakeProvider, Reply, WsClient};
-use rummy::{Config, Server, ServerHandle};
+use common::{start_server, Reply, TestServer, WsClient};
 use serde_json::{json, Value};
 use std::time::Duration;
 
 const LONG: Duration = Duration::from_secs(20);
 
-struct Fixture {
-    _home: tempfile::TempDir,
-    provider: FakeProvider,
-    server: ServerHandle,
-}
-
-async fn start(replies: Vec<Reply>) -> Fixture {
-    let home = tempfile::tempdir().expect("temp dir");
-    let provider = FakeProvider::start(replies).await;
-    let config = Config::from_vars(test_vars(home.path(), &provider.base_url())).expect("config");
-    let server = Server::start(config).await.expect("server starts");
-    Fixture {
-        _home: home,
-        provider,
-        server,
-    }
+async fn start(replies: Vec<Reply>) -> TestServer {
+    start_server(replies).await
 }
 
 async fn hello(addr: std::net::SocketAddr, project: &str) -> WsClient {

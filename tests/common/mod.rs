@@ -469,3 +469,37 @@ pub fn test_vars(home: &Path, provider_base_url: &str) -> Vec<(String, String)> 
     .map(|(k, v)| (k.to_string(), v))
     .collect()
 }
+
+/// A real rummy server on an ephemeral port with a temp SQLite file,
+/// talking to a fake OpenAI-compatible provider.
+pub struct TestServer {
+    pub home: tempfile::TempDir,
+    pub provider: FakeProvider,
+    pub server: rummy::ServerHandle,
+}
+
+/// Starts a fake provider with these replies and a server that uses it.
+pub async fn start_server(replies: Vec<Reply>) -> TestServer {
+    let home = tempfile::tempdir().expect("temp dir");
+    let provider = FakeProvider::start(replies).await;
+    let config = rummy::Config::from_vars(test_vars(home.path(), &provider.base_url()))
+        .expect("test config is valid");
+    let server = rummy::Server::start(config).await.expect("server starts");
+    TestServer {
+        home,
+        provider,
+        server,
+    }
+}
+
+/// A client that has said `rummy/hello` for a project.
+pub async fn hello_client(addr: SocketAddr, project: &str, root: &str) -> WsClient {
+    let mut c = WsClient::connect(addr).await;
+    c.call(
+        "rummy/hello",
+        serde_json::json!({"name": project, "projectRoot": root}),
+    )
+    .await
+    .expect("hello succeeds");
+    c
+}
