@@ -103,6 +103,34 @@ pub enum EditError {
     Ambiguous { search: String, count: usize },
     #[error("malformed {format} edit: {reason}")]
     Malformed { format: Format, reason: String },
+    #[error("the edit would grow the text past {limit} bytes; write the new text in full instead")]
+    TooLarge { limit: usize },
+}
+
+/// How large an edit may make a text: four times the original plus 4 MiB.
+/// Chained sed commands such as `s/a/aa/` double the text each time, and
+/// an empty regex match puts the replacement at every position; without a
+/// ceiling a few lines of model output exhaust memory.
+pub fn size_limit(original_len: usize) -> usize {
+    original_len.saturating_mul(4).saturating_add(4 << 20)
+}
+
+/// Fails when replacing `count` matches of total length `matched` by
+/// `replacement` would pass `limit`.
+pub(crate) fn check_growth(
+    len: usize,
+    count: usize,
+    matched: usize,
+    replacement: &str,
+    limit: usize,
+) -> Result<(), EditError> {
+    let grown = len
+        .saturating_sub(matched)
+        .saturating_add(count.saturating_mul(replacement.len()));
+    if grown > limit {
+        return Err(EditError::TooLarge { limit });
+    }
+    Ok(())
 }
 
 /// A successful edit: the new body and any notes about how it was matched.
@@ -114,17 +142,18 @@ pub struct Applied {
 
 /// Applies `edit` to `body`. Blocks run in order and stop at the first error.
 pub fn apply(body: &str, edit: &Edit) -> Result<Applied, EditError> {
+    let limit = size_limit(body.len());
     match edit {
         Edit::Full(text) => Ok(Applied {
             body: text.clone(),
             warnings: Vec::new(),
         }),
-        Edit::Blocks { blocks, .. } => apply_blocks(body, blocks),
+        Edit::Blocks { blocks, .. } => apply_blocks(body, blocks, limit),
         Edit::Sed(commands) => {
             let mut current = body.to_string();
             let mut warnings = Vec::new();
             for cmd in commands {
-                let step = sed::apply(&current, cmd)?;
+                let step = sed::apply(&current, cmd, limit)?;
                 current = step.body;
                 warnings.extend(step.warnings);
             }
@@ -140,7 +169,7 @@ pub fn apply(body: &str, edit: &Edit) -> Result<Applied, EditError> {
             }),
             // The model's line numbers or context rarely match exactly; the
             // hunks as search/replace blocks get the tolerant matcher.
-            Err(diff_error) => match apply_blocks(body, blocks) {
+            Err(diff_error) => match apply_blocks(body, blocks, limit) {
                 Ok(applied) => Ok(applied),
                 Err(EditError::Malformed { .. }) => Err(diff_error),
                 Err(e) => Err(e),
@@ -149,7 +178,7 @@ pub fn apply(body: &str, edit: &Edit) -> Result<Applied, EditError> {
     }
 }
 
-fn apply_blocks(body: &str, blocks: &[Block]) -> Result<Applied, EditError> {
+fn apply_blocks(body: &str, blocks: &[Block], limit: usize) -> Result<Applied, EditError> {
     if blocks.is_empty() {
         return Err(EditError::Malformed {
             format: Format::Merge,
@@ -164,7 +193,7 @@ fn apply_blocks(body: &str, blocks: &[Block]) -> Result<Applied, EditError> {
                 body: block.replace.clone(),
                 warnings: Vec::new(),
             },
-            Some(search) => replace(&current, search, &block.replace)?,
+            Some(search) => replace_within(&current, search, &block.replace, limit)?,
         };
         current = step.body;
         warnings.extend(step.warnings);
@@ -179,13 +208,28 @@ fn apply_blocks(body: &str, blocks: &[Block]) -> Result<Applied, EditError> {
 /// replaced (upstream's `replaceAll`, but literal: no `$&` expansion); an
 /// empty search appends; otherwise the whitespace-tolerant line matcher.
 pub fn replace(body: &str, search: &str, replacement: &str) -> Result<Applied, EditError> {
+    replace_within(body, search, replacement, size_limit(body.len()))
+}
+
+pub(crate) fn replace_within(
+    body: &str,
+    search: &str,
+    replacement: &str,
+    limit: usize,
+) -> Result<Applied, EditError> {
     if !search.is_empty() && body.contains(search) {
+        let count = body.matches(search).count();
+        check_growth(body.len(), count, count * search.len(), replacement, limit)?;
         return Ok(Applied {
             body: body.replace(search, replacement),
             warnings: Vec::new(),
         });
     }
-    matcher::match_and_patch(body, search, replacement)
+    let applied = matcher::match_and_patch(body, search, replacement)?;
+    if applied.body.len() > limit {
+        return Err(EditError::TooLarge { limit });
+    }
+    Ok(applied)
 }
 
 /// A unified diff of `old` → `new` (three lines of context), for the

@@ -88,16 +88,22 @@ fn split_unescaped(s: &str, delim: char) -> Vec<String> {
 /// with regex-escaped punctuation unescaped in the replacement, which is
 /// then inserted literally. A pattern that does not compile, or that
 /// changes nothing, falls back to the literal/tolerant matcher.
-pub(crate) fn apply(body: &str, cmd: &SedCommand) -> Result<Applied, EditError> {
+pub(crate) fn apply(body: &str, cmd: &SedCommand, limit: usize) -> Result<Applied, EditError> {
     let built = RegexBuilder::new(&cmd.search)
         .case_insensitive(cmd.flags.contains('i'))
         .multi_line(cmd.flags.contains('m'))
         .dot_matches_new_line(cmd.flags.contains('s'))
-        // A model-written pattern must not be able to exhaust memory.
-        .size_limit(1 << 20)
+        // A model-written pattern must not be able to exhaust memory or,
+        // through a huge compiled program, time.
+        .size_limit(1 << 16)
+        .dfa_size_limit(1 << 20)
         .build();
     if let Ok(regex) = built {
         let replacement = unescape_regex_punctuation(&cmd.replace);
+        let (count, matched) = regex
+            .find_iter(body)
+            .fold((0usize, 0usize), |(n, len), m| (n + 1, len + m.len()));
+        super::check_growth(body.len(), count, matched, &replacement, limit)?;
         let patched = regex.replace_all(body, NoExpand(&replacement));
         if patched != body {
             return Ok(Applied {
@@ -106,7 +112,7 @@ pub(crate) fn apply(body: &str, cmd: &SedCommand) -> Result<Applied, EditError> 
             });
         }
     }
-    super::replace(body, &cmd.search, &cmd.replace)
+    super::replace_within(body, &cmd.search, &cmd.replace, limit)
 }
 
 /// `\[x\]` → `[x]`: models escape regex punctuation in both halves; only

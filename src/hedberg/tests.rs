@@ -281,6 +281,26 @@ fn blocks_stop_at_first_error() {
 }
 
 #[test]
+fn growth_is_bounded() {
+    // Each command doubles the text: 40 of them would need a terabyte.
+    let chain = "s/a/aa/g ".repeat(40);
+    let got = apply("a", &Edit::Sed(parse_sed(&chain).unwrap()));
+    assert!(matches!(got, Err(EditError::TooLarge { .. })), "{got:?}");
+    // An empty match everywhere with a long replacement.
+    let body = "x".repeat(100_000);
+    let long = "y".repeat(100);
+    let got = apply(
+        &body,
+        &Edit::Sed(vec![SedCommand {
+            search: "".into(),
+            replace: long,
+            flags: String::new(),
+        }]),
+    );
+    assert!(matches!(got, Err(EditError::TooLarge { .. })), "{got:?}");
+}
+
+#[test]
 fn patch_attribute_diff() {
     let d = unified_diff("src/a.txt", "one\ntwo\n", "one\nTWO\n");
     assert!(
