@@ -115,6 +115,14 @@ impl Command {
         }
     }
 
+    /// Whether the command asks only for a preview. Any `preview`
+    /// attribute counts, a bare one included: upstream's `<set>` takes a
+    /// bare `preview` (value "") as false and writes (spec 02 §3.3 marks
+    /// that a defect); `<get>` already treats presence as the switch.
+    pub fn preview(&self) -> bool {
+        self.attr("preview").is_some()
+    }
+
     /// The command object upstream's parser produces for this call (spec 02
     /// §5.2), with our deviations (see ARCHITECTURE.md): `{name, ...attrs,
     /// <per-tool fields>}`.

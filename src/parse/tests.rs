@@ -469,6 +469,9 @@ test</sh><ask_user question="Which?">a;b</ask_user><get>src/x.js</get><set body=
     assert_eq!(c[5].target(), "Which?");
     assert_eq!(c[6].target(), "src/x.js");
     assert_eq!(c[7].text(), "b");
+    assert!(!c[0].preview());
+    let bare = parse(r#"<set path="known://x" preview/>"#, 9);
+    assert!(bare.commands[0].preview());
     assert_eq!(c[7].path(), None);
 }
 
