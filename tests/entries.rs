@@ -281,6 +281,51 @@ async fn a_fork_sees_the_parent_and_then_diverges() {
         .await
         .expect("child lists");
     assert_eq!(paths(&child_view), vec!["known://own", "known://shared"]);
+
+    // Bulk, append and attribute writes in the child copy on write too.
+    c.call(
+        "set",
+        json!({"run": child, "path": "known://*", "pattern": true, "body": "child bulk"}),
+    )
+    .await
+    .expect("child bulk write");
+    c.call(
+        "set",
+        json!({"run": child, "path": "known://shared", "body": " more", "append": true}),
+    )
+    .await
+    .expect("child append");
+    c.call(
+        "set",
+        json!({"run": child, "path": "known://shared", "attributes": {"tag": "child"}}),
+    )
+    .await
+    .expect("child attributes");
+    let untouched = c
+        .call(
+            "getEntries",
+            json!({"run": parent, "pattern": "known://*", "bodyFilter": "*parent*"}),
+        )
+        .await
+        .expect("parent lists");
+    assert_eq!(
+        paths(&untouched),
+        vec!["known://shared"],
+        "parent body untouched"
+    );
+    assert_eq!(
+        untouched[0]["attributes"],
+        json!({}),
+        "parent attributes untouched"
+    );
+    let bad_attributes = c
+        .call(
+            "set",
+            json!({"run": child, "path": "known://own", "attributes": "oops"}),
+        )
+        .await
+        .expect_err("attributes must be an object");
+    assert_eq!(bad_attributes["code"], -32602);
 }
 
 #[actix_web::test]

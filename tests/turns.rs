@@ -84,3 +84,71 @@ async fn shutdown_ends_runs_in_flight_and_records_it() {
         .expect("run row");
     assert_eq!(run.status, 499);
 }
+
+#[actix_web::test]
+async fn a_cancel_right_after_a_continuation_stops_it() {
+    let t = start_server(vec![]).await;
+    let mut c = hello_client(t.server.local_addr, "p", "/tmp/p").await;
+    let alias = start_ask(&mut c, "first").await;
+    c.wait_notification("run/state", LONG, |n| {
+        n["params"]["run"] == alias && n["params"]["status"] == 200
+    })
+    .await;
+    t.provider.push_replies([Reply::Delayed(
+        Duration::from_secs(60),
+        r#"<update status="200">finished anyway</update>"#.into(),
+    )]);
+    c.call(
+        "set",
+        json!({"path": format!("run://{alias}"), "body": "more", "attributes": {"mode": "ask"}}),
+    )
+    .await
+    .expect("continue");
+    // A mixed-case scheme still reaches the run lifecycle.
+    c.call(
+        "set",
+        json!({"path": format!("RUN://{alias}"), "state": "cancelled"}),
+    )
+    .await
+    .expect("cancel");
+    let end = c
+        .wait_notification("run/state", LONG, |n| {
+            n["params"]["run"] == alias && n["params"]["status"] != 102
+        })
+        .await;
+    assert_eq!(end["params"]["status"], 499);
+}
+
+#[actix_web::test]
+async fn a_fragmented_request_is_answered() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::Message;
+    let t = start_server(vec![]).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/", t.server.local_addr))
+        .await
+        .expect("connect");
+    let (a, b) = r#"{"jsonrpc":"2.0","id":7,"method":"ping"}"#.split_at(10);
+    ws.send(Message::Frame(Frame::message(
+        a.as_bytes().to_vec(),
+        OpCode::Data(Data::Text),
+        false,
+    )))
+    .await
+    .expect("first fragment");
+    ws.send(Message::Frame(Frame::message(
+        b.as_bytes().to_vec(),
+        OpCode::Data(Data::Continue),
+        true,
+    )))
+    .await
+    .expect("last fragment");
+    let reply = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .expect("a reply")
+        .expect("a frame")
+        .expect("no error");
+    let reply: Value = serde_json::from_str(reply.to_text().expect("text")).expect("json");
+    assert_eq!(reply, json!({"jsonrpc": "2.0", "result": {}, "id": 7}));
+}

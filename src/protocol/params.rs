@@ -74,7 +74,7 @@ pub struct EntrySetParams {
     pub state: Option<String>,
     pub visibility: Option<String>,
     pub outcome: Option<String>,
-    pub attributes: Option<Value>,
+    pub attributes: Option<serde_json::Map<String, Value>>,
     pub append: Option<bool>,
     pub pattern: Option<bool>,
     pub body_filter: Option<String>,

@@ -122,14 +122,16 @@ impl Handler<Abort> for RunActor {
         let run_id = self.run_id;
         Box::pin(
             async move {
-                let run = engine
+                let aborted = engine
                     .store
                     .run(AbortRun {
                         run_id,
                         reason: msg.reason,
                     })
                     .await?;
-                publish_state(&engine, run_id, run.next_turn - 1, 499, None).await;
+                if let Some(run) = aborted {
+                    publish_state(&engine, run_id, run.next_turn - 1, 499, None).await;
+                }
                 Ok(())
             }
             .into_actor(self),

@@ -582,7 +582,8 @@ async fn dispatch_all(
         .iter()
         .map(|c| {
             let target = c.target();
-            let invalid = c.name != "update" && is_invalid_target(&target);
+            // Only paths are checked: commands and questions may span lines.
+            let invalid = c.path().is_some_and(|p| is_invalid_target(&p));
             let base = if invalid {
                 log_path(ctx.turn, &c.name, "invalid")
             } else {

@@ -13,6 +13,8 @@ pub struct ClientConnection {
     id: u64,
     app: AppState,
     binding: Option<Binding>,
+    /// A text message arriving in fragments, until its last one.
+    partial: Option<Vec<u8>>,
 }
 
 impl ClientConnection {
@@ -21,6 +23,7 @@ impl ClientConnection {
             id,
             app,
             binding: None,
+            partial: None,
         }
     }
 
@@ -52,6 +55,46 @@ impl ClientConnection {
                 ctx.text(frame);
             }
         }));
+    }
+
+    /// Reassembles a fragmented message (bounded like a single frame).
+    fn continuation(&mut self, item: actix_http::ws::Item, ctx: &mut ws::WebsocketContext<Self>) {
+        let (bytes, last) = match item {
+            actix_http::ws::Item::FirstText(b) | actix_http::ws::Item::FirstBinary(b) => {
+                self.partial = Some(Vec::new());
+                (b, false)
+            }
+            actix_http::ws::Item::Continue(b) => (b, false),
+            actix_http::ws::Item::Last(b) => (b, true),
+        };
+        let Some(buffer) = self.partial.as_mut() else {
+            return;
+        };
+        if buffer.len() + bytes.len() > super::MAX_FRAME_BYTES {
+            self.partial = None;
+            ctx.text(error_frame(
+                &Value::Null,
+                &crate::protocol::jsonrpc::RpcError::new(
+                    crate::protocol::jsonrpc::INVALID_REQUEST,
+                    "Invalid Request: message too large",
+                ),
+            ));
+            return;
+        }
+        buffer.extend_from_slice(&bytes);
+        if last {
+            let message = self.partial.take().unwrap_or_default();
+            match String::from_utf8(message) {
+                Ok(text) => self.handle_text(&text, ctx),
+                Err(_) => ctx.text(error_frame(
+                    &Value::Null,
+                    &crate::protocol::jsonrpc::RpcError::new(
+                        crate::protocol::jsonrpc::PARSE_ERROR,
+                        "Parse error: message is not UTF-8 JSON",
+                    ),
+                )),
+            }
+        }
     }
 
     fn bind(&mut self, binding: Binding, ctx: &mut ws::WebsocketContext<Self>) {
@@ -94,6 +137,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for ClientConnection 
                     ),
                 )),
             },
+            Ok(ws::Message::Continuation(item)) => self.continuation(item, ctx),
             Ok(ws::Message::Ping(bytes)) => ctx.pong(&bytes),
             Ok(ws::Message::Close(reason)) => {
                 ctx.close(reason);

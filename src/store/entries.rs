@@ -256,6 +256,7 @@ fn partial_write(conn: &mut SqliteConnection, w: &EntryWrite, path: &str) -> Sto
             .execute(conn)?;
     }
     if let Some(attributes) = &w.attributes {
+        let entry_id = own_entry(conn, w.run_id, view_id, entry_id)?;
         diesel::sql_query(
             "UPDATE entries SET attributes = json_patch(attributes, ?), \
              updated_at = CURRENT_TIMESTAMP WHERE id = ?",
@@ -265,6 +266,46 @@ fn partial_write(conn: &mut SqliteConnection, w: &EntryWrite, path: &str) -> Sto
         .execute(conn)?;
     }
     Ok(true)
+}
+
+#[derive(QueryableByName)]
+struct NewId {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+/// Copy-on-write for forks: before a run changes an entry's content in
+/// place, an entry it only sees through another run's scope is copied into
+/// its own scope and its view repointed, so the other run never changes.
+/// Project and global entries are shared on purpose and stay as they are.
+pub(crate) fn own_entry(
+    conn: &mut SqliteConnection,
+    run_id: i64,
+    view_id: i64,
+    entry_id: i64,
+) -> StoreResult<i64> {
+    let scope: String = entries::table
+        .find(entry_id)
+        .select(entries::scope)
+        .first(conn)?;
+    let mine = format!("run:{run_id}");
+    if !scope.starts_with("run:") || scope == mine {
+        return Ok(entry_id);
+    }
+    let copied: NewId = diesel::sql_query(
+        "INSERT INTO entries (scope, path, body, attributes, hash) \
+         SELECT ?, path, body, attributes, hash FROM entries WHERE id = ? \
+         ON CONFLICT (scope, path) DO UPDATE SET body = excluded.body, \
+           attributes = excluded.attributes, hash = excluded.hash \
+         RETURNING id",
+    )
+    .bind::<Text, _>(&mine)
+    .bind::<BigInt, _>(entry_id)
+    .get_result(conn)?;
+    diesel::update(run_views::table.find(view_id))
+        .set(run_views::entry_id.eq(copied.id))
+        .execute(conn)?;
+    Ok(copied.id)
 }
 
 /// A typed entry write (see [`EntryWrite`]).

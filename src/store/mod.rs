@@ -59,10 +59,16 @@ impl StoreError {
             self,
             StoreError::Db(diesel::result::Error::DatabaseError(
                 diesel::result::DatabaseErrorKind::CheckViolation
-                    | diesel::result::DatabaseErrorKind::Unknown
-                    | diesel::result::DatabaseErrorKind::UniqueViolation,
+                    | diesel::result::DatabaseErrorKind::UniqueViolation
+                    | diesel::result::DatabaseErrorKind::ForeignKeyViolation
+                    | diesel::result::DatabaseErrorKind::NotNullViolation,
                 _
             ))
+        ) || matches!(
+            self,
+            // Trigger refusals (RAISE) arrive without a specific kind.
+            StoreError::Db(diesel::result::Error::DatabaseError(_, info))
+                if info.message().contains("invalid run state transition")
         )
     }
 }
@@ -120,7 +126,7 @@ impl EntryStore {
 
     fn execute<O: StoreOp>(&mut self, op: O) -> StoreResult<O::Output> {
         if self.conn.is_none() {
-            // The arbiter restarts the actor after a panic; reopen then.
+            // After a caught panic the connection was dropped; reopen it.
             let conn = db::open(&self.path, self.mmap_mb)
                 .map_err(|e| StoreError::Unavailable(e.to_string()))?;
             self.conn = Some(conn);
@@ -131,12 +137,27 @@ impl EntryStore {
             .ok_or_else(|| StoreError::Unavailable("no connection".into()))?;
         let appends = op.appends();
         let fold = self.pending_chunks && !appends;
-        let result = conn.immediate_transaction(|c| {
-            if fold {
-                verbs::fold_chunks(c)?;
+        // A panic must not kill the only store thread (actix does not
+        // restart sync actors): it fails this operation, and the connection
+        // is reopened for the next one.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            conn.immediate_transaction(|c| {
+                if fold {
+                    verbs::fold_chunks(c)?;
+                }
+                op.run(c)
+            })
+        }));
+        let result = match outcome {
+            Ok(r) => r,
+            Err(_) => {
+                tracing::error!("a store operation panicked; reopening the database");
+                self.conn = None;
+                return Err(StoreError::Unavailable(
+                    "a store operation failed unexpectedly".into(),
+                ));
             }
-            op.run(c)
-        });
+        };
         if result.is_ok() {
             if fold {
                 self.pending_chunks = false;

@@ -366,8 +366,23 @@ pub struct AbortRun {
 }
 
 impl StoreOp for AbortRun {
-    type Output = RunRow;
-    fn run(self, conn: &mut SqliteConnection) -> StoreResult<RunRow> {
+    /// The run after the abort, or None when it had nothing in flight
+    /// (decided here, inside the transaction, so a run that just finished
+    /// is never turned into 499).
+    type Output = Option<RunRow>;
+    fn run(self, conn: &mut SqliteConnection) -> StoreResult<Option<RunRow>> {
+        let status: i64 = runs::table
+            .find(self.run_id)
+            .select(runs::status)
+            .first(conn)?;
+        let pending: i64 = loops::table
+            .filter(loops::run_id.eq(self.run_id))
+            .filter(loops::status.eq_any([100, 102]))
+            .count()
+            .get_result(conn)?;
+        if pending == 0 && !matches!(status, 100 | 102 | 202) {
+            return Ok(None);
+        }
         diesel::update(
             loops::table
                 .filter(loops::run_id.eq(self.run_id))
@@ -380,14 +395,10 @@ impl StoreOp for AbortRun {
             )),
         ))
         .execute(conn)?;
-        let status: i64 = runs::table
-            .find(self.run_id)
-            .select(runs::status)
-            .first(conn)?;
         if status != 499 {
             set_run_status(conn, self.run_id, 499)?;
         }
-        GetRunById(self.run_id).run(conn)
+        GetRunById(self.run_id).run(conn).map(Some)
     }
 }
 
@@ -504,7 +515,7 @@ store_ops!(
     EnqueueLoop => LoopRow,
     ClaimNextLoop => Option<LoopRow>,
     CompleteLoop => (),
-    AbortRun => RunRow,
+    AbortRun => Option<RunRow>,
     BeginTurn => TurnStart,
     RecordTurnUsage => (),
     RecoverInterrupted => usize,

@@ -545,7 +545,8 @@ fn abort_run_ends_queued_and_running_loops_and_the_run_at_499() {
             reason: "user".into(),
         },
     )
-    .unwrap();
+    .unwrap()
+    .expect("a run with loops in flight is aborted");
     assert_eq!(run.status, 499);
     assert_eq!(
         loop_statuses(&mut fx.conn, fx.run),
@@ -565,7 +566,7 @@ fn abort_run_ends_queued_and_running_loops_and_the_run_at_499() {
     assert_eq!(entry.state, "cancelled");
     assert_eq!(entry.outcome.as_deref(), Some("status:499"));
 
-    // Aborting an aborted run is harmless.
+    // Aborting an aborted run does nothing.
     let again = exec(
         &mut fx.conn,
         AbortRun {
@@ -574,7 +575,33 @@ fn abort_run_ends_queued_and_running_loops_and_the_run_at_499() {
         },
     )
     .unwrap();
-    assert_eq!(again.status, 499);
+    assert!(again.is_none());
+    assert_eq!(get_run_status(&mut fx.conn, fx.run), 499);
+}
+
+fn get_run_status(conn: &mut SqliteConnection, run_id: i64) -> i64 {
+    s::runs::table
+        .find(run_id)
+        .select(s::runs::status)
+        .first(conn)
+        .unwrap()
+}
+
+#[test]
+fn abort_leaves_a_finished_run_alone() {
+    let mut fx = fixture();
+    set_status(&mut fx.conn, fx.run, 102).unwrap();
+    set_status(&mut fx.conn, fx.run, 200).unwrap();
+    let aborted = exec(
+        &mut fx.conn,
+        AbortRun {
+            run_id: fx.run,
+            reason: "late".into(),
+        },
+    )
+    .unwrap();
+    assert!(aborted.is_none());
+    assert_eq!(get_run_status(&mut fx.conn, fx.run), 200);
 }
 
 #[test]
@@ -588,7 +615,8 @@ fn abort_run_of_a_queued_run_works() {
             reason: "stop".into(),
         },
     )
-    .unwrap();
+    .unwrap()
+    .expect("a queued run is aborted");
     assert_eq!(run.status, 499);
     assert_eq!(loop_statuses(&mut fx.conn, fx.run), [(1, 499)]);
 }
@@ -1828,4 +1856,37 @@ fn recover_interrupted_ends_unfinished_runs_and_requeues_running_loops() {
 
     // A second recovery finds nothing.
     assert_eq!(exec(&mut fx.conn, RecoverInterrupted).unwrap(), 0);
+}
+
+#[test]
+fn pattern_operations_handle_more_matches_than_sqlite_binds_at_once() {
+    let mut fx = fixture();
+    // Seeded in bulk with SQL: 33,000 file entries and their views.
+    diesel::sql_query(format!(
+        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 32999) \
+         INSERT INTO entries (scope, path, body) SELECT 'run:{run}', 'src/f' || i || '.rs', '' FROM n",
+        run = fx.run
+    ))
+    .execute(&mut fx.conn)
+    .unwrap();
+    diesel::sql_query(format!(
+        "INSERT INTO run_views (run_id, entry_id, visibility) \
+         SELECT {run}, id, 'archived' FROM entries WHERE path LIKE 'src/f%'",
+        run = fx.run
+    ))
+    .execute(&mut fx.conn)
+    .unwrap();
+    let promoted = exec(&mut fx.conn, change(fx.run, "src/**", "visible")).unwrap();
+    assert_eq!(promoted.len(), 33_000);
+    let removed = exec(
+        &mut fx.conn,
+        RemoveEntries {
+            run_id: fx.run,
+            path: "src/**".into(),
+            body_filter: None,
+            writer: Writer::Plugin,
+        },
+    )
+    .unwrap();
+    assert_eq!(removed.len(), 33_000);
 }

@@ -2,7 +2,7 @@
 //! writes, promotion and demotion by pattern, rm, cp/mv, update records,
 //! forks and streaming appends.
 
-use super::entries::{check_writer, find_view, write_entry, EntryWrite};
+use super::entries::{check_writer, find_view, own_entry, write_entry, EntryWrite};
 use super::paths::{log_path, normalize_path};
 use super::patterns::is_pattern;
 use super::schema::{entries, run_views};
@@ -11,6 +11,9 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
 use diesel::SqliteConnection;
 use serde_json::{Map, Value};
+
+/// Ids bound per statement (SQLite allows 32,766 variables).
+const ID_CHUNK: usize = 10_000;
 
 const VISIBILITIES: [&str; 3] = ["visible", "summarized", "archived"];
 
@@ -96,24 +99,27 @@ impl StoreOp for ChangeVisibility {
             self.body_filter.as_deref(),
         )?;
         let ids: Vec<i64> = matched.iter().map(|m| m.view_id).collect();
-        let targets = run_views::table.filter(run_views::id.eq_any(&ids));
-        match self.promote_turn {
-            Some(turn) => diesel::update(targets)
-                .set((
-                    run_views::visibility.eq(&self.visibility),
-                    run_views::state.eq("resolved"),
-                    run_views::outcome.eq(None::<String>),
-                    run_views::turn.eq(turn),
-                    run_views::updated_at.eq(now()),
-                ))
-                .execute(conn)?,
-            None => diesel::update(targets)
-                .set((
-                    run_views::visibility.eq(&self.visibility),
-                    run_views::updated_at.eq(now()),
-                ))
-                .execute(conn)?,
-        };
+        // Chunked: SQLite caps the number of bound variables per statement.
+        for chunk in ids.chunks(ID_CHUNK) {
+            let targets = run_views::table.filter(run_views::id.eq_any(chunk));
+            match self.promote_turn {
+                Some(turn) => diesel::update(targets)
+                    .set((
+                        run_views::visibility.eq(&self.visibility),
+                        run_views::state.eq("resolved"),
+                        run_views::outcome.eq(None::<String>),
+                        run_views::turn.eq(turn),
+                        run_views::updated_at.eq(now()),
+                    ))
+                    .execute(conn)?,
+                None => diesel::update(targets)
+                    .set((
+                        run_views::visibility.eq(&self.visibility),
+                        run_views::updated_at.eq(now()),
+                    ))
+                    .execute(conn)?,
+            };
+        }
         Ok(matched.into_iter().map(|m| m.path).collect())
     }
 }
@@ -147,7 +153,8 @@ impl StoreOp for SetByPattern {
         }
         for m in &matched {
             if let Some(body) = &self.body {
-                diesel::update(entries::table.find(m.entry_id))
+                let entry_id = own_entry(conn, self.run_id, m.view_id, m.entry_id)?;
+                diesel::update(entries::table.find(entry_id))
                     .set((entries::body.eq(body), entries::updated_at.eq(now())))
                     .execute(conn)?;
                 diesel::update(run_views::table.find(m.view_id))
@@ -181,7 +188,9 @@ impl StoreOp for RemoveEntries {
             check_writer(conn, &m.path, self.writer)?;
         }
         let ids: Vec<i64> = matched.iter().map(|m| m.view_id).collect();
-        diesel::delete(run_views::table.filter(run_views::id.eq_any(&ids))).execute(conn)?;
+        for chunk in ids.chunks(ID_CHUNK) {
+            diesel::delete(run_views::table.filter(run_views::id.eq_any(chunk))).execute(conn)?;
+        }
         Ok(matched.into_iter().map(|m| m.path).collect())
     }
 }
@@ -320,10 +329,11 @@ impl StoreOp for AppendEntry {
     }
     fn run(self, conn: &mut SqliteConnection) -> StoreResult<bool> {
         let path = normalize_path(&self.path);
-        let Some((_, entry_id)) = find_view(conn, self.run_id, &path)? else {
+        let Some((view_id, entry_id)) = find_view(conn, self.run_id, &path)? else {
             return Ok(false);
         };
         check_writer(conn, &path, self.writer)?;
+        let entry_id = own_entry(conn, self.run_id, view_id, entry_id)?;
         diesel::sql_query("INSERT INTO entry_chunks (entry_id, chunk) VALUES (?, ?)")
             .bind::<BigInt, _>(entry_id)
             .bind::<Text, _>(&self.chunk)

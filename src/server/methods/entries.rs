@@ -81,7 +81,7 @@ pub async fn set_entry(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
             state: p.state,
             outcome: p.outcome,
             visibility: p.visibility,
-            attributes: p.attributes,
+            attributes: p.attributes.map(Value::Object),
             turn: run.next_turn - 1,
             ..EntryWrite::new(run.id, p.path, Writer::Client)
         }))

@@ -8,6 +8,7 @@ use crate::run::turn::publish_state;
 use crate::run::{Abort, Enqueue, LoopFlags};
 use crate::server::hub::{EnsureRunActor, RunFor};
 use crate::server::router::{params, store_error, CallCtx, Reply};
+use crate::store::paths::{normalize_path, scheme_of};
 use crate::store::{
     AbortRun, CreateRun, EntryWrite, GetModel, GetRun, ListRuns, RunRow, SetEntry, Writer,
 };
@@ -50,7 +51,7 @@ pub async fn set(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
     let is_entry = raw
         .get("path")
         .and_then(Value::as_str)
-        .is_some_and(|p| !p.is_empty() && !p.starts_with("run://"));
+        .is_some_and(|p| !p.is_empty() && scheme_of(&normalize_path(p)) != Some("run"));
     if is_entry {
         return super::entries::set_entry(ctx, raw).await;
     }
@@ -59,6 +60,7 @@ pub async fn set(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
         .path
         .filter(|p| !p.is_empty())
         .ok_or_else(|| bad("set: path is required"))?;
+    let path = normalize_path(&path);
     let Some(alias) = path.strip_prefix("run://") else {
         return Err(bad("set: path is required"));
     };
@@ -326,9 +328,8 @@ async fn enqueue(
 
 /// Cancels a run from any client of its project.
 async fn cancel(ctx: &CallCtx, run: &RunRow) -> Result<(), RpcError> {
-    if !matches!(run.status, 100 | 102 | 202) {
-        return Ok(());
-    }
+    // Whether anything is in flight is decided by the store, not by the
+    // status read earlier: a loop queued a moment ago must be cancelled too.
     let actor = ctx
         .app
         .hub
@@ -345,7 +346,7 @@ async fn cancel(ctx: &CallCtx, run: &RunRow) -> Result<(), RpcError> {
             .map_err(|e| RpcError::internal(e.to_string()))?
             .map_err(store_error),
         None => {
-            let run = ctx
+            let aborted = ctx
                 .app
                 .store
                 .run(AbortRun {
@@ -354,7 +355,9 @@ async fn cancel(ctx: &CallCtx, run: &RunRow) -> Result<(), RpcError> {
                 })
                 .await
                 .map_err(store_error)?;
-            publish_state(&ctx.app.engine, run.id, run.next_turn - 1, 499, None).await;
+            if let Some(run) = aborted {
+                publish_state(&ctx.app.engine, run.id, run.next_turn - 1, 499, None).await;
+            }
             Ok(())
         }
     }
