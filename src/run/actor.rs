@@ -9,6 +9,9 @@ use crate::tools::Mode;
 use actix::prelude::*;
 use std::sync::Arc;
 
+/// Attempts at claiming a loop before the run is given up (499).
+const CLAIM_RETRIES: u32 = 3;
+
 pub struct RunActor {
     engine: Arc<Engine>,
     run_id: i64,
@@ -34,16 +37,38 @@ impl RunActor {
         let engine = self.engine.clone();
         let run_id = self.run_id;
         let drain = async move {
+            let mut failures = 0u32;
             loop {
                 let next: Result<Option<LoopRow>, StoreError> =
                     engine.store.run(crate::store::ClaimNextLoop(run_id)).await;
                 match next {
                     Ok(Some(lp)) => {
+                        failures = 0;
                         execute_loop(engine.clone(), run_id, lp).await;
                     }
                     Ok(None) => break,
+                    // A busy database (another client holding a lock) is
+                    // retried; a run is never left queued without a word.
+                    Err(e) if failures < CLAIM_RETRIES => {
+                        failures += 1;
+                        tracing::warn!(run_id, "could not claim the next loop (retrying): {e}");
+                        tokio::time::sleep(std::time::Duration::from_millis(
+                            250 * u64::from(failures),
+                        ))
+                        .await;
+                    }
                     Err(e) => {
                         tracing::error!(run_id, "could not claim the next loop: {e}");
+                        let aborted = engine
+                            .store
+                            .run(AbortRun {
+                                run_id,
+                                reason: format!("could not claim the next loop: {e}"),
+                            })
+                            .await;
+                        if let Ok(Some(run)) = aborted {
+                            publish_state(&engine, run_id, run.next_turn - 1, 499, None).await;
+                        }
                         break;
                     }
                 }

@@ -48,16 +48,28 @@ pub async fn execute_loop(engine: Arc<Engine>, run_id: i64, lp: LoopRow) -> Loop
         }
     };
     let result = json!({ "status": end.status, "reason": end.reason });
-    if let Err(e) = engine
-        .store
-        .run(crate::store::CompleteLoop {
-            loop_id: lp.id,
-            status: end.status,
-            result,
-        })
-        .await
-    {
-        tracing::error!(run_id, "could not complete loop {}: {e}", lp.id);
+    // A loop left at 102 would block every later loop of the run, so a
+    // failed completion (a busy database) is retried.
+    for attempt in 1..=3u64 {
+        match engine
+            .store
+            .run(crate::store::CompleteLoop {
+                loop_id: lp.id,
+                status: end.status,
+                result: result.clone(),
+            })
+            .await
+        {
+            Ok(()) => break,
+            Err(e) => {
+                tracing::error!(
+                    run_id,
+                    "could not complete loop {} (attempt {attempt}): {e}",
+                    lp.id
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(250 * attempt)).await;
+            }
+        }
     }
     end
 }
