@@ -152,3 +152,51 @@ async fn a_fragmented_request_is_answered() {
     let reply: Value = serde_json::from_str(reply.to_text().expect("text")).expect("json");
     assert_eq!(reply, json!({"jsonrpc": "2.0", "result": {}, "id": 7}));
 }
+
+#[actix_web::test]
+async fn model_sets_change_visibility_and_bodies_by_pattern() {
+    let t = start_server(vec![
+        Reply::Content(r#"<set path="known://a">A</set><update status="102">noted</update>"#.into()),
+        Reply::Content(
+            r#"<set path="known://*" visibility="archived"/><set path="known://*">B</set><set path="known://none_*" visibility="visible"/><update status="200">done</update>"#
+                .into(),
+        ),
+    ])
+    .await;
+    let mut c = hello_client(t.server.local_addr, "p", "/tmp/p").await;
+    let alias = start_ask(&mut c, "patterns").await;
+    let last = c
+        .wait_notification("run/state", LONG, |n| {
+            n["params"]["run"] == alias && n["params"]["status"] != 102
+        })
+        .await;
+    assert_eq!(last["params"]["status"], 200);
+    let history = last["params"]["history"].as_array().expect("history");
+    let body_of = |p: &str| {
+        history
+            .iter()
+            .find(|h| h["path"] == p)
+            .map(|h| (h["state"].clone(), h["body"].clone()))
+    };
+    assert_eq!(
+        body_of("log://turn_2/set/known%3A//*"),
+        Some((json!("resolved"), json!("known://a set to archived")))
+    );
+    assert_eq!(
+        body_of("log://turn_2/set/known%3A//*_1"),
+        Some((json!("resolved"), json!("known://a")))
+    );
+    assert_eq!(
+        body_of("log://turn_2/set/known%3A//none_*"),
+        Some((json!("failed"), json!("known://none_* not found")))
+    );
+    let entries = c
+        .call(
+            "getEntries",
+            json!({"run": alias, "pattern": "known://*", "bodyFilter": "B"}),
+        )
+        .await
+        .expect("entries");
+    assert_eq!(entries[0]["path"], "known://a");
+    assert_eq!(entries[0]["visibility"], "archived");
+}

@@ -136,27 +136,32 @@ async fn bulk_write(
         })
         .await?;
     let attributes = json!({ "path": path, "filter": filter });
-    if changed.is_empty() {
-        ctx.write_log(
-            log_path,
+    let listing = changed.join("\n");
+    log_matches(ctx, log_path, path, &changed, listing, None, attributes).await
+}
+
+/// Logs a command that acted on the entries matching `path`: the given
+/// body when something matched, `{path} not found` (failed) otherwise.
+async fn log_matches(
+    ctx: &TurnCtx,
+    log_path: &str,
+    path: &str,
+    matched: &[String],
+    body: String,
+    visibility: Option<&str>,
+    attributes: Value,
+) -> Result<(), ToolError> {
+    let (body, state, outcome) = if matched.is_empty() {
+        (
             format!("{path} not found"),
             "failed",
             Some("not_found".into()),
-            None,
-            attributes,
         )
-        .await?;
     } else {
-        ctx.write_log(
-            log_path,
-            changed.join("\n"),
-            "resolved",
-            None,
-            None,
-            attributes,
-        )
+        (body, "resolved", None)
+    };
+    ctx.write_log(log_path, body, state, outcome, visibility, attributes)
         .await?;
-    }
     Ok(())
 }
 
@@ -202,26 +207,15 @@ async fn change_visibility(
         })
         .await?;
     let attributes = json!({ "path": path, "visibility": v });
-    if changed.is_empty() {
-        ctx.write_log(
-            log_path,
-            format!("{path} not found"),
-            "failed",
-            Some("not_found".into()),
-            Some("archived"),
-            attributes,
-        )
-        .await?;
-    } else {
-        ctx.write_log(
-            log_path,
-            format!("{} set to {v}", changed.join(", ")),
-            "resolved",
-            None,
-            Some("archived"),
-            attributes,
-        )
-        .await?;
-    }
-    Ok(())
+    let listing = format!("{} set to {v}", changed.join(", "));
+    log_matches(
+        ctx,
+        log_path,
+        path,
+        &changed,
+        listing,
+        Some("archived"),
+        attributes,
+    )
+    .await
 }
