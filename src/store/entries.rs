@@ -52,7 +52,20 @@ impl EntryWrite {
 }
 
 const STATES: [&str; 5] = ["proposed", "streaming", "resolved", "failed", "cancelled"];
-pub(crate) const VISIBILITIES: [&str; 3] = ["visible", "summarized", "archived"];
+/// The three visibilities an entry's view can have.
+pub const VISIBILITIES: [&str; 3] = ["visible", "summarized", "archived"];
+
+/// Refuses anything but one of [`VISIBILITIES`].
+pub(crate) fn check_visibility(v: &str) -> StoreResult<()> {
+    if VISIBILITIES.contains(&v) {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!(
+            "visibility must be one of {} (got {v:?})",
+            VISIBILITIES.join(", ")
+        )))
+    }
+}
 
 /// Applies one write; returns whether an entry was written or changed.
 pub(crate) fn write_entry(conn: &mut SqliteConnection, w: &EntryWrite) -> StoreResult<bool> {
@@ -65,12 +78,7 @@ pub(crate) fn write_entry(conn: &mut SqliteConnection, w: &EntryWrite) -> StoreR
         }
     }
     if let Some(v) = &w.visibility {
-        if !VISIBILITIES.contains(&v.as_str()) {
-            return Err(StoreError::Invalid(format!(
-                "visibility must be one of {} (got {v:?})",
-                VISIBILITIES.join(", ")
-            )));
-        }
+        check_visibility(v)?;
     }
     let path = normalize_path(&w.path);
     match &w.body {

@@ -2,7 +2,9 @@
 //! writes, promotion and demotion by pattern, rm, cp/mv, update records,
 //! forks and streaming appends.
 
-use super::entries::{check_writer, find_view, own_entry, write_entry, EntryWrite};
+use super::entries::{
+    check_visibility, check_writer, find_view, own_entry, write_entry, EntryWrite,
+};
 use super::paths::{log_path, normalize_path};
 use super::patterns::is_pattern;
 use super::schema::{entries, run_views};
@@ -14,19 +16,6 @@ use serde_json::{Map, Value};
 
 /// Ids bound per statement (SQLite allows 32,766 variables).
 const ID_CHUNK: usize = 10_000;
-
-const VISIBILITIES: [&str; 3] = ["visible", "summarized", "archived"];
-
-fn check_visibility(v: &str) -> StoreResult<()> {
-    if VISIBILITIES.contains(&v) {
-        Ok(())
-    } else {
-        Err(StoreError::Invalid(format!(
-            "visibility must be one of {} (got {v:?})",
-            VISIBILITIES.join(", ")
-        )))
-    }
-}
 
 /// A run's view that matched a pattern.
 #[derive(Debug, Clone, QueryableByName)]

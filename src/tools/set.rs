@@ -5,12 +5,10 @@ use super::{ProjectionRow, Tool, ToolError, TurnCtx};
 use crate::parse::Command;
 use crate::store::paths::scheme_of;
 use crate::store::patterns::is_pattern;
-use crate::store::{ChangeVisibility, EntryWrite, SetByPattern, SetEntry, Writer};
+use crate::store::{ChangeVisibility, EntryWrite, SetByPattern, SetEntry, Writer, VISIBILITIES};
 use serde_json::{json, Map, Value};
 
 pub struct Set;
-
-const VISIBILITIES: [&str; 3] = ["visible", "summarized", "archived"];
 
 #[async_trait::async_trait]
 impl Tool for Set {
