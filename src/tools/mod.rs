@@ -206,6 +206,13 @@ impl ToolRegistry {
         ToolRegistry { tools, by_name }
     }
 
+    /// Adds a tool after the built-in ones (embedding programs and tests).
+    pub fn with(mut self, tool: Arc<dyn Tool>) -> ToolRegistry {
+        self.by_name.insert(tool.name(), tool.clone());
+        self.tools.push(tool);
+        self
+    }
+
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Tool>> {
         self.by_name.get(name)
     }
