@@ -206,8 +206,10 @@ impl ToolRegistry {
         ToolRegistry { tools, by_name }
     }
 
-    /// Adds a tool after the built-in ones (embedding programs and tests).
+    /// Adds a tool after the others, replacing one of the same name
+    /// (embedding programs and tests).
     pub fn with(mut self, tool: Arc<dyn Tool>) -> ToolRegistry {
+        self.tools.retain(|t| t.name() != tool.name());
         self.by_name.insert(tool.name(), tool.clone());
         self.tools.push(tool);
         self
