@@ -5,6 +5,7 @@ mod common;
 
 use common::{start_server, TestServer};
 use futures_util::{SinkExt, StreamExt};
+use rummy::store::{GetEntry, GetRun, ListRpcLog};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
@@ -169,4 +170,136 @@ async fn a_close_is_answered_and_the_socket_closed_at_once() {
     let mut ws = connect(&s).await;
     send(&mut ws, hello_frame(json!(1), root.path())).await;
     assert!(next_reply(&mut ws).await["result"].is_object());
+}
+
+#[actix_web::test]
+async fn rpc_log_keeps_string_and_numeric_ids_apart() {
+    let s = start_server(vec![]).await;
+    let mut ws = connect(&s).await;
+    for id in [json!("abc-1"), json!(17), json!("17")] {
+        send(
+            &mut ws,
+            json!({"jsonrpc": "2.0", "id": id, "method": "ping"}),
+        )
+        .await;
+        assert_eq!(next_reply(&mut ws).await["id"], id);
+    }
+    // A notification has no id to log; a ping after it shows it was handled.
+    send(&mut ws, json!({"jsonrpc": "2.0", "method": "ping"})).await;
+    send(
+        &mut ws,
+        json!({"jsonrpc": "2.0", "id": 18, "method": "ping"}),
+    )
+    .await;
+    next_reply(&mut ws).await;
+    let rows = s
+        .server
+        .store
+        .run(ListRpcLog {
+            method: "ping".into(),
+            limit: 10,
+        })
+        .await
+        .expect("store");
+    let mut ids: Vec<Option<String>> = rows.into_iter().rev().map(|r| r.rpc_id).collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        [
+            None,
+            Some(r#""17""#.to_string()),
+            Some(r#""abc-1""#.to_string()),
+            Some("17".to_string()),
+            Some("18".to_string()),
+        ]
+    );
+}
+
+#[actix_web::test]
+async fn rpc_log_keeps_a_big_write_cut_with_a_marker() {
+    let s = start_server(vec![]).await;
+    let root = tempfile::tempdir().expect("root");
+    let mut c = common::hello_client(
+        s.server.local_addr,
+        "big",
+        &root.path().display().to_string(),
+    )
+    .await;
+    let run = c
+        .call(
+            "set",
+            json!({"path": "run://", "body": "Say done.", "attributes": {"model": "fake", "mode": "ask", "noRepo": true}}),
+        )
+        .await
+        .expect("run starts");
+    let alias = run["alias"].as_str().expect("alias").to_string();
+    c.wait_notification("run/state", Duration::from_secs(20), |n| {
+        n["params"]["run"] == alias.as_str() && n["params"]["status"] != 102
+    })
+    .await;
+    let body = "x".repeat(1 << 20);
+    c.call(
+        "set",
+        json!({"run": alias, "path": "known://big", "body": body}),
+    )
+    .await
+    .expect("the write succeeds");
+    // The entry itself is whole.
+    let run = s
+        .server
+        .store
+        .run(GetRun {
+            alias: alias.clone(),
+            project_id: None,
+        })
+        .await
+        .expect("store")
+        .expect("run");
+    let entry = s
+        .server
+        .store
+        .run(GetEntry {
+            run_id: run.id,
+            path: "known://big".into(),
+        })
+        .await
+        .expect("store")
+        .expect("entry");
+    assert_eq!(entry.body.len(), 1 << 20);
+    let rows = s
+        .server
+        .store
+        .run(ListRpcLog {
+            method: "set".into(),
+            limit: 10,
+        })
+        .await
+        .expect("store");
+    let row = rows
+        .iter()
+        .find(|r| {
+            r.params
+                .as_deref()
+                .is_some_and(|p| p.contains("known://big"))
+        })
+        .expect("the write is logged");
+    let params = row.params.as_deref().expect("params");
+    assert!(params.len() < 8 * 1024, "{} bytes logged", params.len());
+    let logged: Value = serde_json::from_str(params).expect("logged params are JSON");
+    assert_eq!(logged["path"], "known://big");
+    assert_eq!(logged["run"], alias.as_str());
+    let cut = logged["body"].as_str().expect("body");
+    assert!(cut.starts_with("xxxx"), "{cut}");
+    assert!(
+        cut.ends_with(&format!("…[truncated {} bytes]", (1 << 20) - 1024)),
+        "{}",
+        &cut[cut.len().saturating_sub(60)..]
+    );
+    // Results stay JSON too.
+    for r in &rows {
+        if let Some(result) = &r.result {
+            serde_json::from_str::<Value>(result)
+                .unwrap_or_else(|e| panic!("result of {} is not JSON ({e})", r.method));
+        }
+    }
 }
