@@ -143,6 +143,10 @@ pub async fn start(config: Config) -> Result<ServerHandle, StartError> {
     })
     .workers(2)
     .disable_signals()
+    // Without this, actix lingers up to 1 s after a WebSocket's close
+    // handshake waiting for the client to drop TCP, while the client
+    // (rightly, RFC 6455 §7.1.1) waits for the server to drop it first.
+    .client_disconnect_timeout(std::time::Duration::ZERO)
     .bind(bind)
     .map_err(|source| {
         if source.kind() == std::io::ErrorKind::AddrInUse {

@@ -350,3 +350,36 @@ async fn unconfigured_providers_and_bad_aliases_are_refused_clearly() {
     let e = start_run(&mut c, "later").await.expect_err("ollama is off");
     assert!(e.to_string().contains("OLLAMA_BASE_URL"), "{e}");
 }
+
+/// A `Retry-After` no wait can honour used to panic inside the run's drain,
+/// leaving the run at 102 forever.
+#[actix_web::test]
+async fn an_unrepresentable_retry_after_ends_the_run_and_the_server_goes_on() {
+    let f = start(&[]).await;
+    let mut c = hello(&f, "retry-after").await;
+    for (header, raw) in [("retry-after", "1e300"), ("retry-after-ms", "-5")] {
+        let before = f.fake.seen(OPENAI_CHAT).len();
+        f.fake
+            .queue(OPENAI_CHAT, [openai_rate_limited().header(header, raw)]);
+        let alias = start_run(&mut c, "oa").await.expect("run starts");
+        let state = final_state(&mut c, &alias).await;
+        assert_eq!(state["status"], 500, "{header}: {state}");
+        assert!(
+            history_has(&state, |h| {
+                h["body"]
+                    .as_str()
+                    .is_some_and(|b| b.contains("Rate limit reached") && b.contains(raw))
+            }),
+            "{header}: {state}"
+        );
+        // Given up at once: no second call.
+        assert_eq!(f.fake.seen(OPENAI_CHAT).len(), before + 1, "{header}");
+    }
+    // The server still serves: this connection, a new one, and a new run.
+    f.fake
+        .queue(OPENAI_CHAT, [Canned::json(200, openai_reply(DONE))]);
+    let mut other = hello(&f, "retry-after").await;
+    let alias = start_run(&mut other, "oa").await.expect("run starts");
+    assert_eq!(final_state(&mut other, &alias).await["status"], 200);
+    c.call("getRuns", json!({})).await.expect("getRuns");
+}
