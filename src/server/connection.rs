@@ -5,7 +5,7 @@
 //! wait for it, so a client may pipeline requests behind its hello and
 //! have them see the binding hello makes (or fail to make).
 
-use super::hub::{Push, Subscribe, Unsubscribe};
+use crate::hub::{Push, Subscribe, Unsubscribe};
 use super::router::{dispatch, find, Binding, CallCtx};
 use super::AppState;
 use crate::protocol::jsonrpc::{error_frame, parse_frame, result_frame, Inbound};

@@ -2,7 +2,6 @@
 //! listener and the WebSocket upgrade, and the handle embedders hold.
 
 pub mod connection;
-pub mod hub;
 pub mod methods;
 pub mod router;
 
@@ -17,7 +16,7 @@ use actix::prelude::*;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use actix_web_actors::ws;
 use connection::ClientConnection;
-use hub::Hub;
+use crate::hub::Hub;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
