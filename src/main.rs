@@ -1,7 +1,7 @@
 //! The `rummy` command line.
 
 use clap::{Parser, Subcommand};
-use rummy::{Config, Server};
+use rummy::{Config, Server, StartOptions};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -158,7 +158,7 @@ fn parse_stdin(pretty: bool, max_commands: Option<usize>, jsonl: bool) -> ExitCo
 fn serve(config: Config) -> ExitCode {
     let system = actix::System::new();
     system.block_on(async move {
-        let handle = match Server::start(config).await {
+        let handle = match Server::start(config, StartOptions::default()).await {
             Ok(h) => h,
             Err(e) => {
                 eprintln!("rummy: {e}");
