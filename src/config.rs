@@ -659,6 +659,65 @@ mod tests {
     }
 
     #[test]
+    fn admission_settings_are_parsed_and_normalized() {
+        let c = Config::from_vars(base()).unwrap();
+        assert_eq!(c.admission, AdmissionSettings::default());
+        assert!(c.project_roots.is_empty());
+        let mut vars = base();
+        vars.extend([
+            (
+                "RUMMY_ALLOWED_ORIGINS",
+                " http://LocalHost:5173/ ,, https://editor.example",
+            ),
+            ("RUMMY_ALLOWED_HOSTS", "Rummy.Internal, [FD00::1], 10.0.0.2"),
+            ("RUMMY_AUTH_TOKEN", " s3cret "),
+            ("RUMMY_PROJECT_ROOTS", "/srv/a, /srv/b"),
+        ]);
+        let c = Config::from_vars(vars).unwrap();
+        assert_eq!(
+            c.admission.allowed_origins,
+            ["http://localhost:5173", "https://editor.example"]
+        );
+        assert_eq!(
+            c.admission.allowed_hosts,
+            ["rummy.internal", "fd00::1", "10.0.0.2"]
+        );
+        assert_eq!(c.admission.auth_token.as_deref(), Some("s3cret"));
+        assert!(
+            !format!("{c:?}").contains("s3cret"),
+            "Debug hides the token"
+        );
+        assert_eq!(
+            c.project_roots,
+            [PathBuf::from("/srv/a"), PathBuf::from("/srv/b")]
+        );
+    }
+
+    #[test]
+    fn bad_admission_settings_are_refused() {
+        let cases = [
+            ("RUMMY_ALLOWED_ORIGINS", "null"),
+            ("RUMMY_ALLOWED_ORIGINS", "*"),
+            ("RUMMY_ALLOWED_ORIGINS", "localhost:5173"),
+            ("RUMMY_ALLOWED_ORIGINS", "http://localhost:5173/app"),
+            ("RUMMY_ALLOWED_HOSTS", "http://rummy.internal"),
+            ("RUMMY_ALLOWED_HOSTS", "rummy.internal:3044"),
+            ("RUMMY_AUTH_TOKEN", "two words"),
+            ("RUMMY_AUTH_TOKEN", "a&b"),
+            ("RUMMY_PROJECT_ROOTS", "/srv/a,relative"),
+        ];
+        for (key, value) in cases {
+            let mut vars = base();
+            vars.push((key, value));
+            let err = Config::from_vars(vars).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("{key} must be")),
+                "{key}={value}: {err}"
+            );
+        }
+    }
+
+    #[test]
     fn bad_values_give_clear_errors() {
         let cases = [
             ("PORT", "http", "PORT must be a port number"),
