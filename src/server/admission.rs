@@ -116,7 +116,7 @@ impl Admission {
         let Some(name) = host_name(host) else {
             return false;
         };
-        if name == "localhost" || self.hosts.iter().any(|h| *h == name) {
+        if name == "localhost" || self.hosts.contains(&name) {
             return true;
         }
         match name.parse::<IpAddr>() {
@@ -475,7 +475,7 @@ mod tests {
     fn boot_roots_must_exist() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("missing");
-        let err = canonical_project_roots(&[missing.clone()]).unwrap_err();
+        let err = canonical_project_roots(std::slice::from_ref(&missing)).unwrap_err();
         assert!(err.starts_with(&missing.display().to_string()), "{err}");
     }
 }
