@@ -75,7 +75,12 @@ fn main() -> ExitCode {
     };
     init_logging(config.debug);
     match cli.command {
-        Command::Migrate => match rummy::store::db::open(&config.db_path, config.mmap_mb) {
+        // Migrating under a live server would change its schema beneath it.
+        Command::Migrate => match rummy::store::db::lock(&config.db_path)
+            .map_err(|e| e.to_string())
+            .and_then(|_lock| {
+                rummy::store::db::open(&config.db_path, config.mmap_mb).map_err(|e| e.to_string())
+            }) {
             Ok(_) => {
                 println!("database ready: {}", config.db_path.display());
                 ExitCode::SUCCESS
