@@ -19,7 +19,7 @@ type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 const PROMPT: Duration = Duration::from_millis(500);
 
 async fn connect(server: &TestServer) -> Socket {
-    let url = format!("ws://{}/", server.server.local_addr);
+    let url = format!("ws://{}/", server.server.local_addr.expect("listening"));
     let (ws, _) = tokio::time::timeout(
         Duration::from_secs(10),
         tokio_tungstenite::connect_async(&url),
@@ -220,7 +220,7 @@ async fn rpc_log_keeps_a_big_write_cut_with_a_marker() {
     let s = start_server(vec![]).await;
     let root = tempfile::tempdir().expect("root");
     let mut c = common::hello_client(
-        s.server.local_addr,
+        s.server.local_addr.expect("listening"),
         "big",
         &root.path().display().to_string(),
     )

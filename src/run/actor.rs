@@ -109,7 +109,12 @@ pub struct RunActor {
 }
 
 impl RunActor {
-    pub fn new(engine: Arc<Engine>, registry: Addr<RunRegistry>, run_id: i64, alias: String) -> Self {
+    pub fn new(
+        engine: Arc<Engine>,
+        registry: Addr<RunRegistry>,
+        run_id: i64,
+        alias: String,
+    ) -> Self {
         RunActor {
             engine,
             registry,

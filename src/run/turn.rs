@@ -15,11 +15,11 @@ use crate::store::{
     ModelContext, RecordTurnUsage, RunRow, SaveTurnContext, SetEntry, SetModelContextLength,
     SetRunStatus, StoreError, TurnUsage, Writer,
 };
-use futures_util::FutureExt;
-use std::panic::AssertUnwindSafe;
 use crate::tools::update::TERMINAL;
 use crate::tools::{Mode, ToolError, TurnCtx};
+use futures_util::FutureExt;
 use serde_json::{json, Value};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 /// How a loop ended: the status it leaves the run in, and what the final

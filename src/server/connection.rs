@@ -5,9 +5,9 @@
 //! wait for it, so a client may pipeline requests behind its hello and
 //! have them see the binding hello makes (or fail to make).
 
-use crate::hub::{Push, Subscribe, Unsubscribe};
 use super::router::{dispatch, find, Binding, CallCtx};
 use super::AppState;
+use crate::hub::{Push, Subscribe, Unsubscribe};
 use crate::protocol::jsonrpc::{error_frame, parse_frame, result_frame, Inbound};
 use actix::prelude::*;
 use actix_web_actors::ws;

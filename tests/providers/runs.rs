@@ -5,7 +5,7 @@ use crate::common::WsClient;
 use crate::fake::*;
 use crate::{provider_vars, OLLAMA_CHAT, OPENAI_CHAT, OPENROUTER_CHAT, XAI_RESPONSES};
 use rummy::store::{GetEntry, GetRun};
-use rummy::{Config, Server, ServerHandle};
+use rummy::{Config, Server, ServerHandle, StartOptions};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -60,9 +60,12 @@ async fn start(overrides: &[(&str, &str)]) -> Fixture {
         .chain(overrides)
         .map(|(k, v)| (k.to_string(), v.to_string())),
     );
-    let server = Server::start(Config::from_vars(vars).expect("config"))
-        .await
-        .expect("server starts");
+    let server = Server::start(
+        Config::from_vars(vars).expect("config"),
+        StartOptions::default(),
+    )
+    .await
+    .expect("server starts");
     Fixture {
         _home: home,
         fake,
@@ -71,10 +74,10 @@ async fn start(overrides: &[(&str, &str)]) -> Fixture {
 }
 
 async fn hello(f: &Fixture, project: &str) -> WsClient {
-    let mut c = WsClient::connect(f.server.local_addr).await;
+    let mut c = WsClient::connect(f.server.local_addr.expect("listening")).await;
     c.call(
         "rummy/hello",
-        json!({"name": project, "projectRoot": format!("/tmp/{project}"), "clientVersion": "2.0.0"}),
+        json!({"name": project, "projectRoot": crate::common::project_dir(project), "clientVersion": "2.0.0"}),
     )
     .await
     .expect("hello");
