@@ -5,10 +5,10 @@
 //! provider's real wire format so the server's own HTTP client is exercised.
 #![allow(dead_code)]
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use actix_web::{
@@ -236,6 +236,159 @@ async fn not_found(req: HttpRequest, state: web::Data<Shared>) -> HttpResponse {
     }))
 }
 
+/// The protocol schema (`rummy::protocol::schema::document()`, what `rummy schema`
+/// prints), compiled once per test binary. [`WsClient`] checks every frame against it.
+///
+/// Params are checked as published. Results, errors and notifications are checked
+/// strictly: every object that lists its properties may have no others, so a field
+/// the schema does not name fails the test.
+pub struct ProtocolSchema {
+    params: HashMap<String, jsonschema::Validator>,
+    results: HashMap<String, jsonschema::Validator>,
+    notifications: HashMap<String, jsonschema::Validator>,
+    error: jsonschema::Validator,
+}
+
+/// The compiled protocol schema.
+pub fn protocol() -> &'static ProtocolSchema {
+    static SCHEMA: OnceLock<ProtocolSchema> = OnceLock::new();
+    SCHEMA.get_or_init(|| ProtocolSchema::compile(&rummy::protocol::schema::document()))
+}
+
+/// Forbids properties a schema does not list, in every object schema that lists some.
+fn strict(schema: &mut Value) {
+    match schema {
+        Value::Object(map) => {
+            if map.contains_key("properties") && !map.contains_key("additionalProperties") {
+                map.insert("additionalProperties".into(), Value::Bool(false));
+            }
+            map.values_mut().for_each(strict);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strict),
+        _ => {}
+    }
+}
+
+impl ProtocolSchema {
+    /// Compiles one validator per method's params and result and per notification.
+    pub fn compile(doc: &Value) -> ProtocolSchema {
+        let defs = doc["$defs"].clone();
+        let mut strict_defs = defs.clone();
+        strict(&mut strict_defs);
+        let build = |schema: &Value, output: bool, what: &str| {
+            let mut schema = schema.clone();
+            if output {
+                strict(&mut schema);
+            }
+            let Value::Object(mut map) = schema else {
+                panic!("protocol schema: {what} is not an object schema: {schema}");
+            };
+            let defs = if output { &strict_defs } else { &defs };
+            map.insert("$defs".into(), defs.clone());
+            jsonschema::validator_for(&Value::Object(map))
+                .unwrap_or_else(|e| panic!("protocol schema: {what} does not compile: {e}"))
+        };
+        let mut params = HashMap::new();
+        let mut results = HashMap::new();
+        let methods = doc["methods"]
+            .as_object()
+            .expect("protocol schema lists methods");
+        for (name, m) in methods {
+            let mut names = vec![name.clone()];
+            if let Some(aliases) = m["aliases"].as_array() {
+                names.extend(aliases.iter().filter_map(Value::as_str).map(str::to_string));
+            }
+            for n in names {
+                params.insert(n.clone(), build(&m["params"], false, &format!("{n} params")));
+                results.insert(n.clone(), build(&m["result"], true, &format!("{n} result")));
+            }
+        }
+        let notifications = doc["notifications"]
+            .as_object()
+            .expect("protocol schema lists notifications")
+            .iter()
+            .map(|(name, n)| (name.clone(), build(&n["params"], true, name)))
+            .collect();
+        let error = build(&doc["error"], true, "the error object");
+        ProtocolSchema {
+            params,
+            results,
+            notifications,
+            error,
+        }
+    }
+
+    fn check(
+        validators: &HashMap<String, jsonschema::Validator>,
+        kind: &str,
+        method: &str,
+        value: &Value,
+    ) -> Result<(), String> {
+        let v = validators
+            .get(method)
+            .ok_or_else(|| format!("{method} has no {kind} schema"))?;
+        let errors: Vec<String> = v
+            .iter_errors(value)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{method} {kind} do not match the protocol schema: {}; value: {value}",
+                errors.join("; ")
+            ))
+        }
+    }
+
+    /// Whether a request's params fit the method's params schema.
+    pub fn check_params(&self, method: &str, params: &Value) -> Result<(), String> {
+        Self::check(&self.params, "params", method, params)
+    }
+
+    /// Whether a reply's result fits the method's result schema.
+    pub fn check_result(&self, method: &str, result: &Value) -> Result<(), String> {
+        Self::check(&self.results, "result", method, result)
+    }
+
+    /// Whether a notification's params fit its payload schema.
+    pub fn check_notification(&self, method: &str, params: &Value) -> Result<(), String> {
+        Self::check(&self.notifications, "notification params", method, params)
+    }
+
+    /// Whether an error object fits the schema every error follows.
+    pub fn check_error(&self, error: &Value) -> Result<(), String> {
+        let errors: Vec<String> = self.error.iter_errors(error).map(|e| e.to_string()).collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "error object does not match the protocol schema: {}; value: {error}",
+                errors.join("; ")
+            ))
+        }
+    }
+
+    /// Checks one frame the server sent: the envelope, and an error's or a
+    /// notification's body (a result needs its method: see [`Self::check_result`]).
+    pub fn check_frame(&self, frame: &Value) -> Result<(), String> {
+        if frame.get("jsonrpc") != Some(&json!("2.0")) {
+            return Err(format!("frame lacks \"jsonrpc\":\"2.0\": {frame}"));
+        }
+        if frame.get("id").is_some() {
+            return match (frame.get("result"), frame.get("error")) {
+                (Some(_), None) => Ok(()),
+                (None, Some(error)) => self.check_error(error),
+                _ => Err(format!("reply needs exactly one of result and error: {frame}")),
+            };
+        }
+        match (frame.get("method").and_then(Value::as_str), frame.get("params")) {
+            (Some(method), Some(params)) => self.check_notification(method, params),
+            _ => Err(format!("notification needs a method and params: {frame}")),
+        }
+    }
+}
+
 /// A real WebSocket JSON-RPC client that buffers notifications and stray replies.
 pub struct WsClient {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
@@ -268,7 +421,21 @@ impl WsClient {
     /// Sends `{"jsonrpc":"2.0","id":N,"method","params"}` with a fresh numeric id and
     /// waits up to [`CALL_TIMEOUT`] for the frame with that id.
     /// Returns `Ok(result)` or `Err(error object)`.
+    ///
+    /// Panics unless `params` fit the method's params schema and the result fits its
+    /// result schema (see [`protocol`]). Tests that send bad params on purpose use
+    /// [`WsClient::call_unchecked`].
     pub async fn call(&mut self, method: &str, params: Value) -> Result<Value, Value> {
+        if let Err(e) = protocol().check_params(method, &params) {
+            panic!("WsClient: request breaks the protocol schema: {e}");
+        }
+        self.call_unchecked(method, params).await
+    }
+
+    /// Like [`WsClient::call`], without checking the params: for tests that send
+    /// unknown methods or ill-typed params on purpose. What the server answers is
+    /// still checked.
+    pub async fn call_unchecked(&mut self, method: &str, params: Value) -> Result<Value, Value> {
         let id = self.next_id;
         self.next_id += 1;
         let request = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
@@ -284,7 +451,12 @@ impl WsClient {
             return Err(error.clone());
         }
         match frame.get("result") {
-            Some(result) => Ok(result.clone()),
+            Some(result) => {
+                if let Err(e) = protocol().check_result(method, result) {
+                    panic!("WsClient: the server's reply breaks the protocol schema: {e}");
+                }
+                Ok(result.clone())
+            }
             None => panic!(
                 "WsClient: reply to {method} (id {id}) has neither result nor error: {frame}"
             ),
@@ -292,7 +464,8 @@ impl WsClient {
     }
 
     /// Sends a raw text frame and returns the next not-yet-claimed frame that has an
-    /// `"id"` key (result or error), buffering notifications meanwhile.
+    /// `"id"` key (result or error), buffering notifications meanwhile. The frame sent
+    /// is not checked; the envelope and any error object of the reply are.
     pub async fn send_raw(&mut self, text: &str) -> Value {
         self.send_text(text.to_string()).await;
         self.wait_response(
@@ -410,8 +583,12 @@ impl WsClient {
         }
     }
 
-    /// Sorts a frame into the reply or notification buffer.
+    /// Checks a frame against the protocol schema and sorts it into the reply or
+    /// notification buffer.
     fn file(&mut self, frame: Value) {
+        if let Err(e) = protocol().check_frame(&frame) {
+            panic!("WsClient: the server sent a frame that breaks the protocol schema: {e}");
+        }
         if frame.get("id").is_some() {
             self.responses.push_back(frame);
         } else if frame.get("method").is_some() {

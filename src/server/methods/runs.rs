@@ -2,12 +2,12 @@
 //! verbs, `getRuns` and `getRun`.
 
 use crate::protocol::jsonrpc::RpcError;
-use crate::protocol::params::{LegacyRunParams, Page, RunParams, SetParams};
+use crate::protocol::runs::{GetRunParams, GetRunsParams, LegacyRunParams, RunSetParams};
 use crate::run::report::run_detail;
 use crate::run::turn::publish_state;
 use crate::run::{Abort, Enqueue, LoopFlags};
 use crate::server::hub::{EnsureRunActor, RunFor};
-use crate::server::router::{params, store_error, CallCtx, Reply};
+use crate::server::router::{params, reply, store_error, CallCtx, Reply};
 use crate::store::paths::{normalize_path, scheme_of};
 use crate::store::{
     AbortRun, CreateRun, EntryWrite, GetModel, GetRun, ListRuns, RunRow, SetEntry, Writer,
@@ -55,7 +55,7 @@ pub async fn set(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
     if is_entry {
         return super::entries::set_entry(ctx, raw).await;
     }
-    let p: SetParams = params("set", raw)?;
+    let p: RunSetParams = params("set", raw)?;
     let path = p
         .path
         .filter(|p| !p.is_empty())
@@ -364,7 +364,7 @@ async fn cancel(ctx: &CallCtx, run: &RunRow) -> Result<(), RpcError> {
 }
 
 pub async fn get_runs(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
-    let p: Page = params("getRuns", raw)?;
+    let p: GetRunsParams = params("getRuns", raw)?;
     let project_id = ctx.project()?.project_id;
     let rows = ctx
         .app
@@ -380,7 +380,7 @@ pub async fn get_runs(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
 }
 
 pub async fn get_run(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
-    let p: RunParams = params("getRun", raw).map_err(|_| bad("run is required"))?;
+    let p: GetRunParams = params("getRun", raw).map_err(|_| bad("run is required"))?;
     let project_id = ctx.project()?.project_id;
     let run = ctx
         .app
@@ -395,5 +395,5 @@ pub async fn get_run(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
     let detail = run_detail(&ctx.app.engine, &run)
         .await
         .map_err(store_error)?;
-    Ok(detail.into())
+    reply(&detail)
 }
