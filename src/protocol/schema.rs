@@ -9,18 +9,23 @@
 //! skipped when empty).
 
 use super::entries::{
-    ConstraintInfo, CopyParams, EntryInfo, FileConstraintParams, FileDropParams,
-    FilePatternResult, GetEntriesParams, GetParams, RmParams, SetParams, SetResult, UpdateParams,
-    UpdateResult,
+    ConstraintInfo, CopyParams, EntryInfo, FileConstraintParams, FileDropParams, FilePatternResult,
+    GetEntriesParams, GetParams, RmParams, SetParams, SetResult, UpdateParams, UpdateResult,
 };
 use super::jsonrpc::RpcError;
-use super::models::{AddModelParams, AddModelResult, GetModelsParams, ModelInfo, RemoveModelParams};
+use super::models::{
+    AddModelParams, AddModelResult, GetModelsParams, ModelInfo, RemoveModelParams,
+};
 use super::notifications::{
     RunProgressNotification, RunProposalNotification, RunStateNotification, ServerNotification,
     StreamCancelledNotification, UiNotifyNotification, UiRenderNotification,
 };
-use super::runs::{GetRunParams, GetRunResult, GetRunsParams, LegacyRunParams, RunSetResult, RunSummary};
-use super::session::{DiscoverResult, HelloParams, HelloResult, MethodInfo, NotificationInfo, PingResult};
+use super::runs::{
+    GetRunParams, GetRunResult, GetRunsParams, LegacyRunParams, RunSetResult, RunSummary,
+};
+use super::session::{
+    DiscoverResult, HelloParams, HelloResult, MethodInfo, NotificationInfo, PingResult,
+};
 use super::streams::{
     StreamAbortedParams, StreamAbortedResult, StreamCancelParams, StreamCompletedParams,
     StreamFinishedResult, StreamParams,
@@ -168,7 +173,9 @@ fn params_generator() -> SchemaGenerator {
 }
 
 fn output_generator() -> SchemaGenerator {
-    SchemaSettings::draft2020_12().for_serialize().into_generator()
+    SchemaSettings::draft2020_12()
+        .for_serialize()
+        .into_generator()
 }
 
 /// The whole protocol as one JSON Schema (draft 2020-12) document: every
@@ -302,7 +309,11 @@ fn param_lines(
             .or_else(|| resolve(prop, defs).get("description"))
             .and_then(Value::as_str);
         let values = values.map(|v| format!("one of {v}"));
-        let text: Vec<String> = meaning.map(str::to_string).into_iter().chain(values).collect();
+        let text: Vec<String> = meaning
+            .map(str::to_string)
+            .into_iter()
+            .chain(values)
+            .collect();
         if !text.is_empty() {
             line.push_str(" — ");
             line.push_str(&text.join("; "));
@@ -317,7 +328,10 @@ fn param_lines(
 fn type_name(prop: &Value, defs: &Map<String, Value>) -> (String, Option<String>) {
     let prop = resolve(prop, defs);
     if let Some(variants) = prop.get("anyOf").and_then(Value::as_array) {
-        if let Some(v) = variants.iter().find(|v| v.get("type") != Some(&json!("null"))) {
+        if let Some(v) = variants
+            .iter()
+            .find(|v| v.get("type") != Some(&json!("null")))
+        {
             return type_name(v, defs);
         }
     }
@@ -350,7 +364,11 @@ mod tests {
             assert!(doc["methods"][m.name]["result"].is_object(), "{}", m.name);
         }
         for n in NOTIFICATIONS {
-            assert!(doc["notifications"][n.name]["params"].is_object(), "{}", n.name);
+            assert!(
+                doc["notifications"][n.name]["params"].is_object(),
+                "{}",
+                n.name
+            );
         }
         assert!(doc["$defs"]["RunStateNotification"].is_object());
     }
@@ -379,17 +397,36 @@ mod tests {
         let d = discover();
         let hello = &d.methods["rummy/hello"];
         assert!(hello.description.contains("Also answered as `init`"));
-        assert!(hello.params["name"].starts_with("string — "), "{:?}", hello.params);
+        assert!(
+            hello.params["name"].starts_with("string — "),
+            "{:?}",
+            hello.params
+        );
         assert!(hello.params["clientVersion"].starts_with("string? — "));
         assert_eq!(d.methods["ping"].params.len(), 0);
         let get = &d.methods["get"].params;
-        assert!(get["visibility"].contains("visible | summarized | archived"), "{get:?}");
+        assert!(
+            get["visibility"].contains("visible | summarized | archived"),
+            "{get:?}"
+        );
         let set = &d.methods["set"].params;
-        for p in ["path", "run", "body", "state", "attributes", "append", "pattern", "bodyFilter"] {
+        for p in [
+            "path",
+            "run",
+            "body",
+            "state",
+            "attributes",
+            "append",
+            "pattern",
+            "bodyFilter",
+        ] {
             assert!(set.contains_key(p), "set lacks {p}: {set:?}");
         }
         assert!(d.methods["getModels"].params["limit"].starts_with("number? — "));
-        assert!(!d.methods.contains_key("stream"), "unserved methods are not discovered");
+        assert!(
+            !d.methods.contains_key("stream"),
+            "unserved methods are not discovered"
+        );
         assert!(d.notifications.contains_key("run/proposal"));
     }
 }

@@ -120,11 +120,13 @@ pub async fn publish_state(
         Ok::<_, StoreError>((run.project_id, state))
     }
     .await;
-    let sent = result.map_err(|e| e.to_string()).and_then(|(project, state)| {
-        let n = Notification::of(&state).map_err(|e| e.to_string())?;
-        engine.publish(project, n.method, n.params);
-        Ok(())
-    });
+    let sent = result
+        .map_err(|e| e.to_string())
+        .and_then(|(project, state)| {
+            let n = Notification::of(&state).map_err(|e| e.to_string())?;
+            engine.publish(project, n.method, n.params);
+            Ok(())
+        });
     if let Err(e) = sent {
         tracing::error!(run_id, "could not build run/state: {e}");
     }

@@ -240,8 +240,8 @@ async fn not_found(req: HttpRequest, state: web::Data<Shared>) -> HttpResponse {
 /// prints), compiled once per test binary. [`WsClient`] checks every frame against it.
 ///
 /// Params are checked as published. Results, errors and notifications are checked
-/// strictly: every object that lists its properties may have no others, so a field
-/// the schema does not name fails the test.
+/// strictly: a struct's object may have no properties but those it lists, so a
+/// field the schema does not name fails the test.
 pub struct ProtocolSchema {
     params: HashMap<String, jsonschema::Validator>,
     results: HashMap<String, jsonschema::Validator>,
@@ -255,11 +255,14 @@ pub fn protocol() -> &'static ProtocolSchema {
     SCHEMA.get_or_init(|| ProtocolSchema::compile(&rummy::protocol::schema::document()))
 }
 
-/// Forbids properties a schema does not list, in every object schema that lists some.
+/// Forbids properties a schema does not list, in every struct's object schema
+/// (maps and free-form values say `additionalProperties` themselves).
 fn strict(schema: &mut Value) {
     match schema {
         Value::Object(map) => {
-            if map.contains_key("properties") && !map.contains_key("additionalProperties") {
+            let object =
+                map.contains_key("properties") || map.get("type") == Some(&json!("object"));
+            if object && !map.contains_key("additionalProperties") {
                 map.insert("additionalProperties".into(), Value::Bool(false));
             }
             map.values_mut().for_each(strict);
@@ -299,7 +302,10 @@ impl ProtocolSchema {
                 names.extend(aliases.iter().filter_map(Value::as_str).map(str::to_string));
             }
             for n in names {
-                params.insert(n.clone(), build(&m["params"], false, &format!("{n} params")));
+                params.insert(
+                    n.clone(),
+                    build(&m["params"], false, &format!("{n} params")),
+                );
                 results.insert(n.clone(), build(&m["result"], true, &format!("{n} result")));
             }
         }
@@ -358,7 +364,11 @@ impl ProtocolSchema {
 
     /// Whether an error object fits the schema every error follows.
     pub fn check_error(&self, error: &Value) -> Result<(), String> {
-        let errors: Vec<String> = self.error.iter_errors(error).map(|e| e.to_string()).collect();
+        let errors: Vec<String> = self
+            .error
+            .iter_errors(error)
+            .map(|e| e.to_string())
+            .collect();
         if errors.is_empty() {
             Ok(())
         } else {
@@ -379,10 +389,15 @@ impl ProtocolSchema {
             return match (frame.get("result"), frame.get("error")) {
                 (Some(_), None) => Ok(()),
                 (None, Some(error)) => self.check_error(error),
-                _ => Err(format!("reply needs exactly one of result and error: {frame}")),
+                _ => Err(format!(
+                    "reply needs exactly one of result and error: {frame}"
+                )),
             };
         }
-        match (frame.get("method").and_then(Value::as_str), frame.get("params")) {
+        match (
+            frame.get("method").and_then(Value::as_str),
+            frame.get("params"),
+        ) {
             (Some(method), Some(params)) => self.check_notification(method, params),
             _ => Err(format!("notification needs a method and params: {frame}")),
         }

@@ -4,12 +4,12 @@
 //! project only.
 
 use crate::files::confine;
-use crate::protocol::jsonrpc::RpcError;
 use crate::protocol::entries::{
     ConstraintInfo, CopyParams, EntryInfo, EntrySetParams, EntrySetResult, FileConstraintParams,
     FileDropParams, FilePatternResult, GetEntriesParams, GetParams, RmParams, UpdateParams,
     UpdateResult,
 };
+use crate::protocol::jsonrpc::RpcError;
 use crate::protocol::OkResult;
 use crate::server::router::{params, reply, store_error, CallCtx, Reply};
 use crate::store::{

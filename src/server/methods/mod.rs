@@ -73,12 +73,22 @@ mod tests {
     #[test]
     fn the_table_serves_exactly_the_served_protocol_methods() {
         let table: Vec<&str> = ALL.iter().chain(ENTRY_METHODS).map(|m| m.name).collect();
-        let served: Vec<&str> = METHODS.iter().filter(|m| m.served).map(|m| m.name).collect();
+        let served: Vec<&str> = METHODS
+            .iter()
+            .filter(|m| m.served)
+            .map(|m| m.name)
+            .collect();
         for name in &table {
-            assert!(served.contains(name), "{name} has a handler but no protocol entry");
+            assert!(
+                served.contains(name),
+                "{name} has a handler but no protocol entry"
+            );
         }
         for name in &served {
-            assert!(table.contains(name), "{name} is declared served but has no handler");
+            assert!(
+                table.contains(name),
+                "{name} is declared served but has no handler"
+            );
         }
         assert_eq!(table.len(), served.len(), "a method is registered twice");
     }
