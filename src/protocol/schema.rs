@@ -269,7 +269,8 @@ fn resolve<'a>(schema: &'a Value, defs: &'a Map<String, Value>) -> &'a Value {
 }
 
 /// `param → "type — meaning"` for an object schema, or for each variant
-/// of a union (the first variant naming a param wins).
+/// of a union (the first variant gives the type; differing meanings are
+/// joined with ` / `).
 fn param_lines(
     schema: &Value,
     defs: &Map<String, Value>,
@@ -283,7 +284,22 @@ fn param_lines(
     {
         for v in variants {
             for (k, line) in param_lines(v, defs) {
-                lines.entry(k).or_insert(line);
+                match lines.get_mut(&k) {
+                    None => {
+                        lines.insert(k, line);
+                    }
+                    Some(first) => {
+                        let meaning = line.split_once(" — ").map(|(_, m)| m);
+                        if let Some(m) = meaning.filter(|m| !first.ends_with(m)) {
+                            first.push_str(if first.contains(" — ") {
+                                " / "
+                            } else {
+                                " — "
+                            });
+                            first.push_str(m);
+                        }
+                    }
+                }
             }
         }
         return lines;
@@ -310,7 +326,7 @@ fn param_lines(
             .and_then(Value::as_str);
         let values = values.map(|v| format!("one of {v}"));
         let text: Vec<String> = meaning
-            .map(str::to_string)
+            .map(|m| m.trim_end_matches('.').to_string())
             .into_iter()
             .chain(values)
             .collect();
@@ -327,17 +343,17 @@ fn param_lines(
 /// them) and, for an enumeration, its values joined with `|`.
 fn type_name(prop: &Value, defs: &Map<String, Value>) -> (String, Option<String>) {
     let prop = resolve(prop, defs);
-    if let Some(variants) = prop.get("anyOf").and_then(Value::as_array) {
-        if let Some(v) = variants
-            .iter()
-            .find(|v| v.get("type") != Some(&json!("null")))
-        {
+    if let Some(values) = enum_values(prop, defs) {
+        return ("string".into(), Some(values.join(" | ")));
+    }
+    if let Some(variants) = prop
+        .get("anyOf")
+        .or_else(|| prop.get("oneOf"))
+        .and_then(Value::as_array)
+    {
+        if let Some(v) = variants.iter().find(|v| !is_null(v)) {
             return type_name(v, defs);
         }
-    }
-    if let Some(values) = prop.get("enum").and_then(Value::as_array) {
-        let names: Vec<&str> = values.iter().filter_map(Value::as_str).collect();
-        return ("string".into(), Some(names.join(" | ")));
     }
     let kind = match prop.get("type") {
         Some(Value::String(t)) => t.as_str(),
@@ -350,6 +366,37 @@ fn type_name(prop: &Value, defs: &Map<String, Value>) -> (String, Option<String>
     };
     let kind = if kind == "integer" { "number" } else { kind };
     (kind.to_string(), None)
+}
+
+fn is_null(schema: &Value) -> bool {
+    schema.get("type") == Some(&json!("null"))
+}
+
+/// The strings a string enumeration allows (`enum`, or one `const` per
+/// variant, which is how documented variants come out), nulls left out.
+fn enum_values(prop: &Value, defs: &Map<String, Value>) -> Option<Vec<String>> {
+    let prop = resolve(prop, defs);
+    if let Some(values) = prop.get("enum").and_then(Value::as_array) {
+        return Some(
+            values
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect(),
+        );
+    }
+    if let Some(c) = prop.get("const").and_then(Value::as_str) {
+        return Some(vec![c.to_string()]);
+    }
+    let variants = prop
+        .get("anyOf")
+        .or_else(|| prop.get("oneOf"))
+        .and_then(Value::as_array)?;
+    let mut all = Vec::new();
+    for v in variants.iter().filter(|v| !is_null(v)) {
+        all.extend(enum_values(v, defs)?);
+    }
+    (!all.is_empty()).then_some(all)
 }
 
 #[cfg(test)]
@@ -423,6 +470,10 @@ mod tests {
             assert!(set.contains_key(p), "set lacks {p}: {set:?}");
         }
         assert!(d.methods["getModels"].params["limit"].starts_with("number? — "));
+        assert_eq!(
+            d.methods["file/constraint"].params["visibility"],
+            "string — A project file rule's visibility; one of active | readonly | ignore"
+        );
         assert!(
             !d.methods.contains_key("stream"),
             "unserved methods are not discovered"
