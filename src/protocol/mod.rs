@@ -75,3 +75,115 @@ pub enum Visibility {
     Summarized,
     Archived,
 }
+
+#[cfg(test)]
+mod wire_tests {
+    //! Byte-for-byte shapes of replies and notifications clients already
+    //! parse (spec 03 §§1–3, §8): key names, order, and which keys are left out.
+    use super::entries::EntrySetResult;
+    use super::notifications::{
+        ContextBucket, ProgressStatus, RunProgressNotification, RunStateNotification, RunTelemetry,
+    };
+    use super::runs::RunSetResult;
+    use super::session::HelloResult;
+    use super::*;
+
+    fn text<T: Serialize>(v: &T) -> String {
+        serde_json::to_string(v).unwrap()
+    }
+
+    #[test]
+    fn replies_keep_their_wire_shape() {
+        let hello = HelloResult {
+            rummy_version: PROTOCOL_VERSION.into(),
+            project_id: 1,
+            project_root: "/abs/proj".into(),
+        };
+        assert_eq!(
+            text(&hello),
+            r#"{"rummyVersion":"2.0.0","projectId":1,"projectRoot":"/abs/proj"}"#
+        );
+        assert_eq!(text(&StatusOkResult::default()), r#"{"status":"ok"}"#);
+        assert_eq!(text(&OkResult::default()), r#"{"ok":true}"#);
+        let single = EntrySetResult {
+            ok: true,
+            matched: None,
+        };
+        assert_eq!(text(&single), r#"{"ok":true}"#);
+        let bulk = EntrySetResult {
+            ok: true,
+            matched: Some(3),
+        };
+        assert_eq!(text(&bulk), r#"{"ok":true,"matched":3}"#);
+        let run = RunSetResult {
+            ok: true,
+            alias: "fake_1".into(),
+        };
+        assert_eq!(text(&run), r#"{"ok":true,"alias":"fake_1"}"#);
+    }
+
+    #[test]
+    fn progress_adds_retry_fields_only_when_retrying() {
+        let mut p = RunProgressNotification {
+            run: "r".into(),
+            turn: 1,
+            status: ProgressStatus::Thinking,
+            attempt: None,
+            error: None,
+            delay_ms: None,
+        };
+        assert_eq!(text(&p), r#"{"run":"r","turn":1,"status":"thinking"}"#);
+        p.status = ProgressStatus::Retrying;
+        p.attempt = Some(2);
+        p.error = Some("429".into());
+        p.delay_ms = Some(1000);
+        assert_eq!(
+            text(&p),
+            r#"{"run":"r","turn":1,"status":"retrying","attempt":2,"error":"429","delayMs":1000}"#
+        );
+    }
+
+    #[test]
+    fn run_state_leaves_out_an_absent_summary_and_temperature() {
+        let telemetry = RunTelemetry {
+            model_alias: "fake".into(),
+            model: "fake-model".into(),
+            temperature: None,
+            context_size: Some(32768),
+            context_tokens: 3001,
+            ceiling: Some(29491),
+            token_usage: 3001,
+            tokens_free: Some(26490),
+            prompt_tokens: 1500,
+            cached_tokens: 0,
+            completion_tokens: 40,
+            reasoning_tokens: 0,
+            total_tokens: 1540,
+            cost: 0.0,
+            context_distribution: vec![ContextBucket {
+                bucket: "data".into(),
+                tokens: 3,
+                entries: 1,
+            }],
+        };
+        let state = RunStateNotification {
+            run: "fake_1".into(),
+            turn: 1,
+            status: 102,
+            summary: None,
+            history: vec![],
+            unknowns: vec![],
+            telemetry,
+        };
+        assert_eq!(
+            text(&state),
+            concat!(
+                r#"{"run":"fake_1","turn":1,"status":102,"history":[],"unknowns":[],"telemetry":{"#,
+                r#""modelAlias":"fake","model":"fake-model","context_size":32768,"context_tokens":3001,"#,
+                r#""ceiling":29491,"token_usage":3001,"tokens_free":26490,"prompt_tokens":1500,"#,
+                r#""cached_tokens":0,"completion_tokens":40,"reasoning_tokens":0,"total_tokens":1540,"#,
+                r#""cost":0.0,"context_distribution":[{"bucket":"data","tokens":3,"entries":1}]}}"#
+            )
+        );
+    }
+}

@@ -167,7 +167,8 @@ pub async fn dispatch(
     Outcome { reply, bind }
 }
 
-/// The `discover` result, derived from the protocol registry.
-pub fn describe() -> DiscoverResult {
-    schema::discover()
+/// The `discover` result, derived from the protocol registry once.
+pub fn describe() -> &'static DiscoverResult {
+    static DISCOVER: std::sync::OnceLock<DiscoverResult> = std::sync::OnceLock::new();
+    DISCOVER.get_or_init(schema::discover)
 }

@@ -55,5 +55,5 @@ pub async fn ping(_: CallCtx, _: Value) -> Result<Reply, RpcError> {
 }
 
 pub async fn discover(_: CallCtx, _: Value) -> Result<Reply, RpcError> {
-    reply(&describe())
+    reply(describe())
 }
