@@ -30,6 +30,13 @@ enum Command {
     Migrate,
     /// Print every setting with its default and meaning.
     Settings,
+    /// Print the protocol as one JSON Schema document: every method's params
+    /// and result and every notification's params.
+    Schema {
+        /// Indent the JSON for people.
+        #[arg(long)]
+        pretty: bool,
+    },
     /// Parse one model reply from standard input and print the commands and
     /// warnings as JSON: {"commands": [...], "warnings": [...], "unparsed": "..."}.
     Parse {
@@ -57,6 +64,9 @@ fn main() -> ExitCode {
     if let Command::Settings = cli.command {
         print!("{}", rummy::config::DEFAULT_ENV);
         return ExitCode::SUCCESS;
+    }
+    if let Command::Schema { pretty } = cli.command {
+        return print_schema(pretty);
     }
     if let Command::Parse {
         pretty,
@@ -99,7 +109,27 @@ fn main() -> ExitCode {
             }
             serve(config)
         }
-        Command::Settings | Command::Parse { .. } => ExitCode::SUCCESS,
+        Command::Settings | Command::Schema { .. } | Command::Parse { .. } => ExitCode::SUCCESS,
+    }
+}
+
+/// `rummy schema`: derived from the same types the server speaks.
+fn print_schema(pretty: bool) -> ExitCode {
+    let doc = rummy::protocol::schema::document();
+    let text = if pretty {
+        serde_json::to_string_pretty(&doc)
+    } else {
+        serde_json::to_string(&doc)
+    };
+    match text {
+        Ok(t) => {
+            println!("{t}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("rummy schema: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -131,12 +131,12 @@ async fn clients_of_a_project_share_writes_and_bad_writes_change_nothing() {
         .expect_err("unknown run");
     assert_eq!(missing["message"], "Run 'nope' not found.");
     let no_run = a
-        .call("set", json!({"path": "known://x", "body": "x"}))
+        .call_unchecked("set", json!({"path": "known://x", "body": "x"}))
         .await
         .expect_err("run is required");
     assert_eq!(no_run["message"], "run is required");
     let bad_state = a
-        .call(
+        .call_unchecked(
             "set",
             json!({"run": run, "path": "known://fact", "state": "done"}),
         )
@@ -324,7 +324,7 @@ async fn a_fork_sees_the_parent_and_then_diverges() {
         "parent attributes untouched"
     );
     let bad_attributes = c
-        .call(
+        .call_unchecked(
             "set",
             json!({"run": child, "path": "known://own", "attributes": "oops"}),
         )
@@ -371,7 +371,7 @@ async fn project_files_are_scanned_under_their_constraints() {
         .unwrap_or_default()
         .contains("escapes the project root"));
     let bad = c
-        .call(
+        .call_unchecked(
             "file/constraint",
             json!({"pattern": "x", "visibility": "sometimes"}),
         )

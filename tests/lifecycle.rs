@@ -133,7 +133,7 @@ async fn continuing_a_run_carries_and_checks_its_temperature_and_flags() {
     );
 
     let refused = c
-        .call(
+        .call_unchecked(
             "set",
             json!({"path": format!("run://{alias}"), "body": "too hot",
                    "attributes": {"mode": "ask", "temperature": 7}}),
@@ -145,7 +145,7 @@ async fn continuing_a_run_carries_and_checks_its_temperature_and_flags() {
         "set run://: attributes.temperature must be between 0 and 2"
     );
     let wrong_type = c
-        .call(
+        .call_unchecked(
             "set",
             json!({"path": format!("run://{alias}"), "body": "typed",
                    "attributes": {"mode": "ask", "noRepo": "yes"}}),

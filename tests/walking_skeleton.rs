@@ -266,7 +266,7 @@ async fn bad_requests_get_standard_errors_and_the_connection_survives() {
     assert_eq!(parse["id"], Value::Null);
 
     let unknown = c
-        .call("no/such/method", json!({}))
+        .call_unchecked("no/such/method", json!({}))
         .await
         .expect_err("unknown method");
     assert_eq!(unknown["code"], -32601);
@@ -278,14 +278,14 @@ async fn bad_requests_get_standard_errors_and_the_connection_survives() {
     assert_eq!(batch["error"]["code"], -32600);
 
     let missing = c
-        .call("rummy/hello", json!({"projectRoot": "/tmp/x"}))
+        .call_unchecked("rummy/hello", json!({"projectRoot": "/tmp/x"}))
         .await
         .expect_err("name is required");
     assert_eq!(missing["code"], -32602);
     assert_eq!(missing["message"], "rummy/hello: name is required");
 
     let wrong_type = c
-        .call("addModel", json!({"alias": 5, "actual": "openai/x"}))
+        .call_unchecked("addModel", json!({"alias": 5, "actual": "openai/x"}))
         .await
         .expect_err("wrong type");
     assert_eq!(wrong_type["code"], -32602);
@@ -319,7 +319,7 @@ async fn bad_requests_get_standard_errors_and_the_connection_survives() {
     );
 
     let no_run = c
-        .call("getRun", json!({}))
+        .call_unchecked("getRun", json!({}))
         .await
         .expect_err("run is required");
     assert_eq!(no_run["message"], "run is required");

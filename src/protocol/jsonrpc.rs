@@ -9,8 +9,8 @@ pub const METHOD_NOT_FOUND: i64 = -32601;
 pub const INVALID_PARAMS: i64 = -32602;
 pub const INTERNAL_ERROR: i64 = -32603;
 
-/// An error object as sent to clients.
-#[derive(Debug, Clone, PartialEq, Serialize, thiserror::Error)]
+/// An error object as sent to clients (never with `data`).
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, thiserror::Error)]
 #[error("{message}")]
 pub struct RpcError {
     pub code: i64,

@@ -1,9 +1,18 @@
-//! The `run/state` payload and `getRun` detail, built from the store.
+//! The `run/state` payload and the `getRun` detail, built from the store
+//! into their protocol types.
 
 use super::Engine;
 use crate::context::tokens::ceiling;
-use crate::store::{GetModel, ReportRun, RunReport, RunRow, StoreError};
-use serde_json::{json, Map, Value};
+use crate::protocol::notifications::{
+    ContextBucket, RunLogItem, RunStateNotification, RunTelemetry, UnknownItem,
+};
+use crate::protocol::runs::{
+    GetRunResult, RunContext, RunHistoryItem, RunSummary, RunUsage, TurnText,
+};
+use crate::store::{
+    Bucket, GetModel, HistoryRow, PathBody, ReportRun, RunListItem, RunReport, RunRow, StoreError,
+};
+use serde_json::Value;
 
 /// Facts only a turn that just got a provider reply knows.
 #[derive(Debug, Clone, Default)]
@@ -13,6 +22,76 @@ pub struct FreshTurn {
     pub assembled_tokens: i64,
 }
 
+impl From<HistoryRow> for RunLogItem {
+    fn from(h: HistoryRow) -> Self {
+        RunLogItem {
+            tool: h.tool,
+            state: h.state,
+            outcome: h.outcome,
+            path: h.path,
+            body: h.body,
+            turn: h.turn,
+            attributes: h.attributes,
+        }
+    }
+}
+
+impl From<HistoryRow> for RunHistoryItem {
+    fn from(h: HistoryRow) -> Self {
+        // getRun parses what run/state sends as a string; text that is not
+        // JSON (never written by the store) reads as null.
+        let attributes = serde_json::from_str::<Value>(&h.attributes).ok();
+        RunHistoryItem {
+            tool: h.tool,
+            path: h.path,
+            body: h.body,
+            attributes,
+            turn: h.turn,
+        }
+    }
+}
+
+impl From<PathBody> for UnknownItem {
+    fn from(p: PathBody) -> Self {
+        UnknownItem {
+            path: p.path,
+            body: p.body,
+        }
+    }
+}
+
+impl From<PathBody> for TurnText {
+    fn from(p: PathBody) -> Self {
+        TurnText {
+            path: p.path,
+            body: p.body,
+            turn: p.turn,
+        }
+    }
+}
+
+impl From<Bucket> for ContextBucket {
+    fn from(b: Bucket) -> Self {
+        ContextBucket {
+            bucket: b.bucket,
+            tokens: b.tokens,
+            entries: b.entries,
+        }
+    }
+}
+
+impl From<RunListItem> for RunSummary {
+    fn from(r: RunListItem) -> Self {
+        RunSummary {
+            run: r.run,
+            status: r.status,
+            turn: r.turn,
+            summary: r.summary,
+            created: r.created,
+        }
+    }
+}
+
 /// Builds `run/state` params for a run at a turn and status.
 pub async fn run_state(
     engine: &Engine,
@@ -20,7 +99,7 @@ pub async fn run_state(
     turn: i64,
     status: i64,
     fresh: Option<&FreshTurn>,
-) -> Result<Value, StoreError> {
+) -> Result<RunStateNotification, StoreError> {
     let report: RunReport = engine
         .store
         .run(ReportRun {
@@ -42,63 +121,39 @@ pub async fn run_state(
         _ => 0,
     };
     let ceil = context_size.map(|c| ceiling(c, engine.config.budget_ceiling));
-    let mut telemetry = Map::new();
-    telemetry.insert("modelAlias".into(), json!(alias));
-    telemetry.insert(
-        "model".into(),
-        json!(fresh
-            .and_then(|f| f.model.clone())
-            .unwrap_or_else(|| alias.clone())),
-    );
-    if let Some(t) = fresh.and_then(|f| f.temperature) {
-        telemetry.insert("temperature".into(), json!(t));
-    }
-    telemetry.insert("context_size".into(), json!(context_size));
-    telemetry.insert("context_tokens".into(), json!(token_usage));
-    telemetry.insert("ceiling".into(), json!(ceil));
-    telemetry.insert("token_usage".into(), json!(token_usage));
-    telemetry.insert(
-        "tokens_free".into(),
-        json!(ceil.map(|c| (c - token_usage).max(0))),
-    );
     let u = &report.usage;
-    telemetry.insert("prompt_tokens".into(), json!(u.prompt_tokens));
-    telemetry.insert("cached_tokens".into(), json!(u.cached_tokens));
-    telemetry.insert("completion_tokens".into(), json!(u.completion_tokens));
-    telemetry.insert("reasoning_tokens".into(), json!(u.reasoning_tokens));
-    telemetry.insert("total_tokens".into(), json!(u.total_tokens));
-    telemetry.insert("cost".into(), json!(u.cost));
-    telemetry.insert("context_distribution".into(), json!(report.distribution));
-    let history: Vec<Value> = report
-        .history
-        .iter()
-        .map(|h| {
-            json!({
-                "tool": h.tool, "state": h.state, "outcome": h.outcome, "path": h.path,
-                "body": h.body, "turn": h.turn, "attributes": h.attributes,
-            })
-        })
-        .collect();
-    let unknowns: Vec<Value> = report
-        .unknowns
-        .iter()
-        .map(|u| json!({ "path": u.path, "body": u.body }))
-        .collect();
-    let mut state = Map::new();
-    state.insert("run".into(), json!(run.alias));
-    state.insert("turn".into(), json!(turn));
-    state.insert("status".into(), json!(status));
-    if let Some(s) = report.summary {
-        state.insert("summary".into(), json!(s));
-    }
-    state.insert("history".into(), Value::Array(history));
-    state.insert("unknowns".into(), Value::Array(unknowns));
-    state.insert("telemetry".into(), Value::Object(telemetry));
-    Ok(Value::Object(state))
+    let telemetry = RunTelemetry {
+        model: fresh
+            .and_then(|f| f.model.clone())
+            .unwrap_or_else(|| alias.clone()),
+        model_alias: alias,
+        temperature: fresh.and_then(|f| f.temperature),
+        context_size,
+        context_tokens: token_usage,
+        ceiling: ceil,
+        token_usage,
+        tokens_free: ceil.map(|c| (c - token_usage).max(0)),
+        prompt_tokens: u.prompt_tokens,
+        cached_tokens: u.cached_tokens,
+        completion_tokens: u.completion_tokens,
+        reasoning_tokens: u.reasoning_tokens,
+        total_tokens: u.total_tokens,
+        cost: u.cost,
+        context_distribution: report.distribution.into_iter().map(Into::into).collect(),
+    };
+    Ok(RunStateNotification {
+        run: run.alias.clone(),
+        turn,
+        status,
+        summary: report.summary,
+        history: report.history.into_iter().map(Into::into).collect(),
+        unknowns: report.unknowns.into_iter().map(Into::into).collect(),
+        telemetry,
+    })
 }
 
 /// The `getRun` result.
-pub async fn run_detail(engine: &Engine, run: &RunRow) -> Result<Value, StoreError> {
+pub async fn run_detail(engine: &Engine, run: &RunRow) -> Result<GetRunResult, StoreError> {
     let report: RunReport = engine
         .store
         .run(ReportRun {
@@ -107,36 +162,25 @@ pub async fn run_detail(engine: &Engine, run: &RunRow) -> Result<Value, StoreErr
             token_divisor: engine.config.token_divisor,
         })
         .await?;
-    let history: Vec<Value> = report
-        .history
-        .iter()
-        .map(|h| {
-            let attributes: Value = serde_json::from_str(&h.attributes).unwrap_or(Value::Null);
-            json!({
-                "tool": h.tool, "path": h.path, "body": h.body,
-                "attributes": attributes, "turn": h.turn,
-            })
-        })
-        .collect();
     let u = &report.usage;
-    Ok(json!({
-        "run": run.alias,
-        "turn": run.next_turn - 1,
-        "status": run.status,
-        "model": run.model,
-        "temperature": run.temperature,
-        "persona": run.persona,
-        "context_limit": run.context_limit,
-        "context": {
-            "telemetry": {
-                "prompt_tokens": u.prompt_tokens,
-                "completion_tokens": u.completion_tokens,
-                "total_tokens": u.total_tokens,
-                "cost": u.cost,
+    Ok(GetRunResult {
+        run: run.alias.clone(),
+        turn: run.next_turn - 1,
+        status: run.status,
+        model: run.model.clone(),
+        temperature: run.temperature,
+        persona: run.persona.clone(),
+        context_limit: run.context_limit,
+        context: RunContext {
+            telemetry: RunUsage {
+                prompt_tokens: u.prompt_tokens,
+                completion_tokens: u.completion_tokens,
+                total_tokens: u.total_tokens,
+                cost: u.cost,
             },
-            "reasoning": report.reasoning,
-            "content": report.content,
-            "history": history,
+            reasoning: report.reasoning.into_iter().map(Into::into).collect(),
+            content: report.content.into_iter().map(Into::into).collect(),
+            history: report.history.into_iter().map(Into::into).collect(),
         },
-    }))
+    })
 }

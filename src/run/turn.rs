@@ -8,7 +8,7 @@ use super::{Engine, LoopFlags};
 use crate::context::{assemble, PacketInput};
 use crate::llm::{ChatMessage, CompletionRequest, LlmError, Provider, RetryNotice};
 use crate::parse::{parse, Command};
-use crate::protocol::notifications::RunProgress;
+use crate::protocol::notifications::{Notification, ProgressStatus, RunProgressNotification};
 use crate::store::paths::{is_invalid_target, log_path};
 use crate::store::{
     AllocateLogPaths, BeginTurn, EntryWrite, FinishLoop, GetModel, GetRunById, LogError, LoopRow,
@@ -18,7 +18,7 @@ use crate::store::{
 use crate::tools::update::TERMINAL;
 use crate::tools::{Mode, ToolError, TurnCtx};
 use futures_util::FutureExt;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
@@ -148,13 +148,19 @@ pub async fn publish_state(
 ) {
     let result = async {
         let run = engine.store.run(GetRunById(run_id)).await?;
-        let params = run_state(engine, &run, turn, status, fresh).await?;
-        Ok::<_, StoreError>((run.project_id, params))
+        let state = run_state(engine, &run, turn, status, fresh).await?;
+        Ok::<_, StoreError>((run.project_id, state))
     }
     .await;
-    match result {
-        Ok((project, params)) => engine.publish(project, "run/state", params),
-        Err(e) => tracing::error!(run_id, "could not build run/state: {e}"),
+    let sent = result
+        .map_err(|e| e.to_string())
+        .and_then(|(project, state)| {
+            let n = Notification::of(&state).map_err(|e| e.to_string())?;
+            engine.publish(project, n.method, n.params);
+            Ok(())
+        });
+    if let Err(e) = sent {
+        tracing::error!(run_id, "could not build run/state: {e}");
     }
 }
 
@@ -432,7 +438,7 @@ async fn run_turn(
         })
         .await
         .map_err(err)?;
-    progress(engine, run, turn, "thinking");
+    progress(engine, run, turn, ProgressStatus::Thinking);
     let messages = [
         ChatMessage {
             role: "system",
@@ -457,15 +463,18 @@ async fn run_turn(
     // Waits between retries are announced, never written: an abort drops
     // this future and leaves nothing of the call behind.
     let on_retry = |n: &RetryNotice| {
-        let params = json!({
-            "run": run.alias,
-            "turn": turn,
-            "status": "retrying",
-            "attempt": n.attempt,
-            "error": n.error,
-            "delayMs": u64::try_from(n.delay.as_millis()).unwrap_or(u64::MAX),
-        });
-        engine.publish(run.project_id, "run/progress", params);
+        publish_progress(
+            engine,
+            run,
+            RunProgressNotification {
+                run: run.alias.clone(),
+                turn,
+                status: ProgressStatus::Retrying,
+                attempt: Some(n.attempt),
+                error: Some(n.error.clone()),
+                delay_ms: Some(u64::try_from(n.delay.as_millis()).unwrap_or(u64::MAX)),
+            },
+        );
     };
     let completion = match engine
         .providers
@@ -486,7 +495,7 @@ async fn run_turn(
         }
         Err(e) => return Err(e.to_string()),
     };
-    progress(engine, run, turn, "processing");
+    progress(engine, run, turn, ProgressStatus::Processing);
     fresh.model = completion.model.clone();
     let parsed = parse(&completion.content, engine.config.max_commands as usize);
     let thoughts: Vec<String> = parsed
@@ -567,14 +576,26 @@ async fn run_turn(
     })
 }
 
-fn progress(engine: &Engine, run: &RunRow, turn: i64, status: &str) {
-    let params = serde_json::to_value(RunProgress {
-        run: &run.alias,
-        turn,
-        status,
-    })
-    .unwrap_or(Value::Null);
-    engine.publish(run.project_id, "run/progress", params);
+fn progress(engine: &Engine, run: &RunRow, turn: i64, status: ProgressStatus) {
+    publish_progress(
+        engine,
+        run,
+        RunProgressNotification {
+            run: run.alias.clone(),
+            turn,
+            status,
+            attempt: None,
+            error: None,
+            delay_ms: None,
+        },
+    );
+}
+
+fn publish_progress(engine: &Engine, run: &RunRow, payload: RunProgressNotification) {
+    match Notification::of(&payload) {
+        Ok(n) => engine.publish(run.project_id, n.method, n.params),
+        Err(e) => tracing::error!(run = run.alias, "could not encode run/progress: {e}"),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

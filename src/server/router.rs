@@ -1,14 +1,17 @@
-//! The JSON-RPC method registry: one table drives dispatch, the project
-//! gate, timeouts, the `rpc_log` audit and `discover`.
+//! JSON-RPC dispatch: the method table (`methods::ALL`) drives the project
+//! gate, timeouts and the `rpc_log` audit; what each method takes and
+//! answers, and so `discover`, comes from `protocol::schema`.
 
 use super::methods;
 use super::AppState;
 use crate::protocol::jsonrpc::{RpcError, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND};
-use crate::protocol::notifications::NOTIFICATIONS;
+use crate::protocol::schema;
+use crate::protocol::session::DiscoverResult;
 use crate::store::{LogRpc, StoreError};
 use futures_util::future::BoxFuture;
 use serde::de::DeserializeOwned;
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::Value;
 
 /// Error code for a gated method called before `rummy/hello`.
 pub const NOT_INITIALIZED: i64 = -32002;
@@ -53,12 +56,18 @@ impl From<Value> for Reply {
 
 pub type HandlerFn = fn(CallCtx, Value) -> BoxFuture<'static, Result<Reply, RpcError>>;
 
-/// One registered method.
+/// A typed result as a reply. Protocol types always serialize; a failure
+/// here would be a bug, reported as an internal error.
+pub fn reply<T: Serialize>(result: &T) -> Result<Reply, RpcError> {
+    serde_json::to_value(result)
+        .map(Reply::from)
+        .map_err(|e| RpcError::internal(format!("could not encode the result: {e}")))
+}
+
+/// How the server answers one method; its name matches a served
+/// `protocol::schema::MethodDef`, which says what it takes and answers.
 pub struct MethodSpec {
     pub name: &'static str,
-    pub description: &'static str,
-    /// (param, "type — meaning"); a `?` marks optional ones.
-    pub params: &'static [(&'static str, &'static str)],
     /// Needs `rummy/hello` first.
     pub gated: bool,
     /// Exempt from RUMMY_RPC_TIMEOUT.
@@ -72,21 +81,13 @@ pub struct Outcome {
     pub bind: Option<Binding>,
 }
 
-/// Older verbs still documented upstream, mapped onto current methods.
-fn canonical(method: &str) -> &str {
-    match method {
-        "rpc/discover" => "discover",
-        "init" => "rummy/hello",
-        other => other,
-    }
-}
-
+/// The handler of a method or of one of its older aliases.
 pub fn find(method: &str) -> Option<&'static MethodSpec> {
-    let name = canonical(method);
+    let def = schema::method(method).filter(|d| d.served)?;
     methods::ALL
         .iter()
         .chain(methods::ENTRY_METHODS)
-        .find(|m| m.name == name)
+        .find(|m| m.name == def.name)
 }
 
 /// Parses params into a typed shape; failures are invalid-params errors.
@@ -165,23 +166,8 @@ pub async fn dispatch(
     Outcome { reply, bind }
 }
 
-/// The `discover` result, built from the registry.
-pub fn describe() -> Value {
-    let mut methods = Map::new();
-    for m in methods::ALL.iter().chain(methods::ENTRY_METHODS) {
-        let params: Map<String, Value> = m
-            .params
-            .iter()
-            .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
-            .collect();
-        methods.insert(
-            m.name.to_string(),
-            json!({ "description": m.description, "params": params }),
-        );
-    }
-    let notifications: Map<String, Value> = NOTIFICATIONS
-        .iter()
-        .map(|(name, description)| (name.to_string(), json!({ "description": description })))
-        .collect();
-    json!({ "methods": methods, "notifications": notifications })
+/// The `discover` result, derived from the protocol registry once.
+pub fn describe() -> &'static DiscoverResult {
+    static DISCOVER: std::sync::OnceLock<DiscoverResult> = std::sync::OnceLock::new();
+    DISCOVER.get_or_init(schema::discover)
 }

@@ -5,6 +5,11 @@
 //! provider's real wire format so the server's own HTTP client is exercised.
 #![allow(dead_code)]
 
+mod schema_check;
+// Not every test binary checks frames by hand.
+#[allow(unused_imports)]
+pub use schema_check::{protocol, ProtocolSchema};
+
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -268,7 +273,21 @@ impl WsClient {
     /// Sends `{"jsonrpc":"2.0","id":N,"method","params"}` with a fresh numeric id and
     /// waits up to [`CALL_TIMEOUT`] for the frame with that id.
     /// Returns `Ok(result)` or `Err(error object)`.
+    ///
+    /// Panics unless `params` fit the method's params schema and the result fits its
+    /// result schema (see [`protocol`]). Tests that send bad params on purpose use
+    /// [`WsClient::call_unchecked`].
     pub async fn call(&mut self, method: &str, params: Value) -> Result<Value, Value> {
+        if let Err(e) = protocol().check_params(method, &params) {
+            panic!("WsClient: request breaks the protocol schema: {e}");
+        }
+        self.call_unchecked(method, params).await
+    }
+
+    /// Like [`WsClient::call`], without checking the params: for tests that send
+    /// unknown methods or ill-typed params on purpose. What the server answers is
+    /// still checked.
+    pub async fn call_unchecked(&mut self, method: &str, params: Value) -> Result<Value, Value> {
         let id = self.next_id;
         self.next_id += 1;
         let request = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
@@ -284,7 +303,12 @@ impl WsClient {
             return Err(error.clone());
         }
         match frame.get("result") {
-            Some(result) => Ok(result.clone()),
+            Some(result) => {
+                if let Err(e) = protocol().check_result(method, result) {
+                    panic!("WsClient: the server's reply breaks the protocol schema: {e}");
+                }
+                Ok(result.clone())
+            }
             None => panic!(
                 "WsClient: reply to {method} (id {id}) has neither result nor error: {frame}"
             ),
@@ -292,7 +316,8 @@ impl WsClient {
     }
 
     /// Sends a raw text frame and returns the next not-yet-claimed frame that has an
-    /// `"id"` key (result or error), buffering notifications meanwhile.
+    /// `"id"` key (result or error), buffering notifications meanwhile. The frame sent
+    /// is not checked; the envelope and any error object of the reply are.
     pub async fn send_raw(&mut self, text: &str) -> Value {
         self.send_text(text.to_string()).await;
         self.wait_response(
@@ -410,8 +435,12 @@ impl WsClient {
         }
     }
 
-    /// Sorts a frame into the reply or notification buffer.
+    /// Checks a frame against the protocol schema and sorts it into the reply or
+    /// notification buffer.
     fn file(&mut self, frame: Value) {
+        if let Err(e) = protocol().check_frame(&frame) {
+            panic!("WsClient: the server sent a frame that breaks the protocol schema: {e}");
+        }
         if frame.get("id").is_some() {
             self.responses.push_back(frame);
         } else if frame.get("method").is_some() {

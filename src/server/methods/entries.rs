@@ -4,19 +4,44 @@
 //! project only.
 
 use crate::files::confine;
+use crate::protocol::entries::{
+    ConstraintInfo, CopyParams, EntryInfo, EntrySetParams, EntrySetResult, FileConstraintParams,
+    FileDropParams, FilePatternResult, GetEntriesParams, GetParams, RmParams, UpdateParams,
+    UpdateResult,
+};
 use crate::protocol::jsonrpc::RpcError;
-use crate::protocol::params::{
-    ConstraintParams, EntryGetParams, EntryMoveParams, EntryRmParams, EntrySetParams,
-    GetEntriesParams, UpdateParams,
-};
-use crate::server::router::{params, store_error, CallCtx, Reply};
+use crate::protocol::OkResult;
+use crate::server::router::{params, reply, store_error, CallCtx, Reply};
 use crate::store::{
-    AppendEntry, ChangeVisibility, CopyEntry, DropConstraint, EntryWrite, GetRun, ListConstraints,
-    QueryEntries, RemoveEntries, RunRow, SetByPattern, SetConstraint, SetEntry, WriteUpdate,
-    Writer, CONSTRAINTS,
+    AppendEntry, ChangeVisibility, Constraint, CopyEntry, DropConstraint, EntryListItem,
+    EntryWrite, GetRun, ListConstraints, QueryEntries, RemoveEntries, RunRow, SetByPattern,
+    SetConstraint, SetEntry, WriteUpdate, Writer, CONSTRAINTS,
 };
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::path::Path;
+
+impl From<EntryListItem> for EntryInfo {
+    fn from(e: EntryListItem) -> Self {
+        EntryInfo {
+            path: e.path,
+            scheme: e.scheme,
+            state: e.state,
+            outcome: e.outcome,
+            visibility: e.visibility,
+            tokens: e.tokens,
+            attributes: e.attributes,
+        }
+    }
+}
+
+impl From<Constraint> for ConstraintInfo {
+    fn from(c: Constraint) -> Self {
+        ConstraintInfo {
+            pattern: c.pattern,
+            visibility: c.visibility,
+        }
+    }
+}
 
 fn bad(message: impl Into<String>) -> RpcError {
     RpcError::invalid_params(message)
@@ -39,8 +64,8 @@ async fn resolve_run(ctx: &CallCtx, run: Option<String>) -> Result<RunRow, RpcEr
         .ok_or_else(|| bad(format!("Run '{alias}' not found.")))
 }
 
-fn ok() -> Reply {
-    json!({ "ok": true }).into()
+fn ok() -> Result<Reply, RpcError> {
+    reply(&OkResult::default())
 }
 
 /// `set` on anything but `run://` (routed here by the runs handler).
@@ -60,7 +85,10 @@ pub async fn set_entry(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
             })
             .await
             .map_err(store_error)?;
-        return Ok(json!({ "ok": true, "matched": matched.len() }).into());
+        return reply(&EntrySetResult {
+            ok: true,
+            matched: Some(matched.len()),
+        });
     }
     if p.append.unwrap_or(false) {
         let chunk = p.body.ok_or_else(|| bad("set: append needs a body"))?;
@@ -73,7 +101,10 @@ pub async fn set_entry(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
             })
             .await
             .map_err(store_error)?;
-        return Ok(ok());
+        return reply(&EntrySetResult {
+            ok: true,
+            matched: None,
+        });
     }
     store
         .run(SetEntry(EntryWrite {
@@ -87,11 +118,14 @@ pub async fn set_entry(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
         }))
         .await
         .map_err(store_error)?;
-    Ok(ok())
+    reply(&EntrySetResult {
+        ok: true,
+        matched: None,
+    })
 }
 
 pub async fn get(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
-    let p: EntryGetParams = params("get", raw)?;
+    let p: GetParams = params("get", raw)?;
     let run = resolve_run(&ctx, p.run).await?;
     let path = p
         .path
@@ -112,11 +146,11 @@ pub async fn get(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
         })
         .await
         .map_err(store_error)?;
-    Ok(ok())
+    ok()
 }
 
 pub async fn rm(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
-    let p: EntryRmParams = params("rm", raw)?;
+    let p: RmParams = params("rm", raw)?;
     let run = resolve_run(&ctx, p.run).await?;
     let path = p
         .path
@@ -132,7 +166,7 @@ pub async fn rm(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
         })
         .await
         .map_err(store_error)?;
-    Ok(ok())
+    ok()
 }
 
 async fn copy(
@@ -141,7 +175,7 @@ async fn copy(
     method: &str,
     remove_source: bool,
 ) -> Result<Reply, RpcError> {
-    let p: EntryMoveParams = params(method, raw)?;
+    let p: CopyParams = params(method, raw)?;
     let run = resolve_run(&ctx, p.run).await?;
     let from = p
         .from
@@ -164,7 +198,7 @@ async fn copy(
         })
         .await
         .map_err(store_error)?;
-    Ok(ok())
+    ok()
 }
 
 pub async fn cp(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
@@ -198,7 +232,7 @@ pub async fn update(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
         })
         .await
         .map_err(store_error)?;
-    Ok(json!({ "ok": true, "path": path }).into())
+    reply(&UpdateResult { ok: true, path })
 }
 
 pub async fn get_entries(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
@@ -218,7 +252,8 @@ pub async fn get_entries(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
         })
         .await
         .map_err(store_error)?;
-    Ok(json!(rows).into())
+    let rows: Vec<EntryInfo> = rows.into_iter().map(EntryInfo::from).collect();
+    reply(&rows)
 }
 
 fn constraint_pattern(
@@ -234,7 +269,7 @@ fn constraint_pattern(
 }
 
 pub async fn file_constraint(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
-    let p: ConstraintParams = params("file/constraint", raw)?;
+    let p: FileConstraintParams = params("file/constraint", raw)?;
     let pattern = constraint_pattern(&ctx, "file/constraint", p.pattern)?;
     let visibility = p
         .visibility
@@ -252,11 +287,11 @@ pub async fn file_constraint(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError
         })
         .await
         .map_err(store_error)?;
-    Ok(json!({ "ok": true, "pattern": pattern }).into())
+    reply(&FilePatternResult { ok: true, pattern })
 }
 
 pub async fn file_drop(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
-    let p: ConstraintParams = params("file/drop", raw)?;
+    let p: FileDropParams = params("file/drop", raw)?;
     let pattern = constraint_pattern(&ctx, "file/drop", p.pattern)?;
     let project_id = ctx.project()?.project_id;
     ctx.app
@@ -267,7 +302,7 @@ pub async fn file_drop(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
         })
         .await
         .map_err(store_error)?;
-    Ok(json!({ "ok": true, "pattern": pattern }).into())
+    reply(&FilePatternResult { ok: true, pattern })
 }
 
 pub async fn get_constraints(ctx: CallCtx, _: Value) -> Result<Reply, RpcError> {
@@ -278,5 +313,6 @@ pub async fn get_constraints(ctx: CallCtx, _: Value) -> Result<Reply, RpcError> 
         .run(ListConstraints(project_id))
         .await
         .map_err(store_error)?;
-    Ok(json!(rows).into())
+    let rows: Vec<ConstraintInfo> = rows.into_iter().map(ConstraintInfo::from).collect();
+    reply(&rows)
 }

@@ -1,13 +1,26 @@
 //! Model aliases at runtime.
 
 use crate::protocol::jsonrpc::RpcError;
-use crate::protocol::params::{AddModelParams, AliasParams, Page};
-use crate::server::router::{params, store_error, CallCtx, Reply};
-use crate::store::{ListModels, RemoveModel, UpsertModel};
-use serde_json::{json, Value};
+use crate::protocol::models::{
+    AddModelParams, AddModelResult, GetModelsParams, ModelInfo, RemoveModelParams,
+};
+use crate::protocol::StatusOkResult;
+use crate::server::router::{params, reply, store_error, CallCtx, Reply};
+use crate::store::{ListModels, ModelRow, RemoveModel, UpsertModel};
+use serde_json::Value;
+
+impl From<ModelRow> for ModelInfo {
+    fn from(row: ModelRow) -> Self {
+        ModelInfo {
+            alias: row.alias,
+            actual: row.actual,
+            context_length: row.context_length,
+        }
+    }
+}
 
 pub async fn get_models(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
-    let p: Page = params("getModels", raw)?;
+    let p: GetModelsParams = params("getModels", raw)?;
     let rows = ctx
         .app
         .store
@@ -17,7 +30,8 @@ pub async fn get_models(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
         })
         .await
         .map_err(store_error)?;
-    Ok(json!(rows).into())
+    let rows: Vec<ModelInfo> = rows.into_iter().map(ModelInfo::from).collect();
+    reply(&rows)
 }
 
 /// The same rule `RUMMY_MODEL_{alias}` settings follow (`llm::check_model`).
@@ -39,11 +53,11 @@ pub async fn add_model(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
         })
         .await
         .map_err(store_error)?;
-    Ok(json!({ "id": id, "alias": p.alias }).into())
+    reply(&AddModelResult { id, alias: p.alias })
 }
 
 pub async fn remove_model(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
-    let p: AliasParams = params("removeModel", raw)?;
+    let p: RemoveModelParams = params("removeModel", raw)?;
     crate::llm::check_alias(&p.alias)
         .map_err(|e| RpcError::invalid_params(format!("removeModel: {e}")))?;
     ctx.app
@@ -51,5 +65,5 @@ pub async fn remove_model(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
         .run(RemoveModel(p.alias))
         .await
         .map_err(store_error)?;
-    Ok(json!({ "status": "ok" }).into())
+    reply(&StatusOkResult::default())
 }

@@ -3,15 +3,17 @@
 //! service calls; the lifecycle itself lives in `run::service`.
 
 use crate::protocol::jsonrpc::RpcError;
-use crate::protocol::params::{LegacyRunParams, Page, RunParams, SetParams};
+use crate::protocol::runs::{
+    GetRunParams, GetRunsParams, LegacyRunParams, RunSetParams, RunSetResult, RunSummary,
+};
 use crate::run::report::run_detail;
 use crate::run::service::{ContinueRun, ForkRun, RunSettings, StartRun};
 use crate::run::{LoopFlags, RunServiceError};
-use crate::server::router::{params, store_error, CallCtx, Reply};
+use crate::server::router::{params, reply, store_error, CallCtx, Reply};
 use crate::store::paths::{normalize_path, scheme_of};
 use crate::store::{GetRun, ListRuns};
 use crate::tools::Mode;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 /// How a client asked for a run, whichever verb it used.
 struct RunRequest {
@@ -52,7 +54,7 @@ pub async fn set(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
     if is_entry {
         return super::entries::set_entry(ctx, raw).await;
     }
-    let p: SetParams = params("set", raw)?;
+    let p: RunSetParams = params("set", raw)?;
     let path = p
         .path
         .filter(|p| !p.is_empty())
@@ -140,8 +142,11 @@ fn service_error(e: RunServiceError) -> RpcError {
     }
 }
 
-fn ok(alias: &str) -> Reply {
-    json!({ "ok": true, "alias": alias }).into()
+fn ok(alias: &str) -> Result<Reply, RpcError> {
+    reply(&RunSetResult {
+        ok: true,
+        alias: alias.to_string(),
+    })
 }
 
 async fn run_lifecycle(ctx: CallCtx, req: RunRequest) -> Result<Reply, RpcError> {
@@ -178,7 +183,7 @@ async fn run_lifecycle(ctx: CallCtx, req: RunRequest) -> Result<Reply, RpcError>
             })
             .await
             .map_err(service_error)?;
-        return Ok(ok(&run.alias));
+        return ok(&run.alias);
     };
     if let Some(state) = &req.state {
         // A run's status (and its run:// entry) is the server's to set;
@@ -197,7 +202,7 @@ async fn run_lifecycle(ctx: CallCtx, req: RunRequest) -> Result<Reply, RpcError>
             .cancel(project_id, &run.alias, &reason)
             .await
             .map_err(service_error)?;
-        return Ok(ok(&cancelled.alias));
+        return ok(&cancelled.alias);
     }
     if req.fork {
         let mode = parse_mode(&req.mode, " on fork")?;
@@ -213,7 +218,7 @@ async fn run_lifecycle(ctx: CallCtx, req: RunRequest) -> Result<Reply, RpcError>
             })
             .await
             .map_err(service_error)?;
-        return Ok(ok(&child.alias));
+        return ok(&child.alias);
     }
     if let Some(prompt) = req.prompt.filter(|p| !p.is_empty()) {
         let mode = parse_mode(&req.mode, " on inject")?;
@@ -231,11 +236,11 @@ async fn run_lifecycle(ctx: CallCtx, req: RunRequest) -> Result<Reply, RpcError>
         .await
         .map_err(service_error)?;
     }
-    Ok(ok(&run.alias))
+    ok(&run.alias)
 }
 
 pub async fn get_runs(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
-    let p: Page = params("getRuns", raw)?;
+    let p: GetRunsParams = params("getRuns", raw)?;
     let project_id = ctx.project()?.project_id;
     let rows = ctx
         .app
@@ -247,11 +252,12 @@ pub async fn get_runs(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
         })
         .await
         .map_err(store_error)?;
-    Ok(json!(rows).into())
+    let rows: Vec<RunSummary> = rows.into_iter().map(RunSummary::from).collect();
+    reply(&rows)
 }
 
 pub async fn get_run(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
-    let p: RunParams = params("getRun", raw).map_err(|_| bad("run is required"))?;
+    let p: GetRunParams = params("getRun", raw).map_err(|_| bad("run is required"))?;
     let project_id = ctx.project()?.project_id;
     let run = ctx
         .app
@@ -266,5 +272,5 @@ pub async fn get_run(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
     let detail = run_detail(&ctx.app.engine, &run)
         .await
         .map_err(store_error)?;
-    Ok(detail.into())
+    reply(&detail)
 }

@@ -1,12 +1,12 @@
 //! Handshake, liveness and discovery.
 
 use crate::protocol::jsonrpc::RpcError;
-use crate::protocol::params::HelloParams;
+use crate::protocol::session::{HelloParams, HelloResult, PingResult};
 use crate::protocol::PROTOCOL_VERSION;
 use crate::server::admission::resolve_project_root;
-use crate::server::router::{describe, params, store_error, Binding, CallCtx, Reply};
+use crate::server::router::{describe, params, reply, store_error, Binding, CallCtx, Reply};
 use crate::store::UpsertProject;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 pub async fn hello(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
     let p: HelloParams = params("rummy/hello", raw)?;
@@ -48,23 +48,24 @@ pub async fn hello(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
         })
         .await
         .map_err(store_error)?;
+    let result = HelloResult {
+        rummy_version: PROTOCOL_VERSION.to_string(),
+        project_id,
+        project_root: root.clone(),
+    };
     Ok(Reply {
-        result: json!({
-            "rummyVersion": PROTOCOL_VERSION,
-            "projectId": project_id,
-            "projectRoot": root,
-        }),
         bind: Some(Binding {
             project_id,
             project_root: canonical,
         }),
+        ..reply(&result)?
     })
 }
 
 pub async fn ping(_: CallCtx, _: Value) -> Result<Reply, RpcError> {
-    Ok(json!({}).into())
+    reply(&PingResult {})
 }
 
 pub async fn discover(_: CallCtx, _: Value) -> Result<Reply, RpcError> {
-    Ok(describe().into())
+    reply(describe())
 }
