@@ -11,12 +11,14 @@ pub mod context;
 pub mod files;
 pub mod hedberg;
 pub mod llm;
+pub mod model_spec;
 pub mod parse;
 pub mod protocol;
 pub mod run;
 pub mod server;
 pub mod store;
 pub mod stream;
+pub mod tokens;
 pub mod tools;
 
 pub use config::Config;

@@ -2,7 +2,9 @@
 //! their owners' views, rendered into the system and user messages.
 
 pub mod sections;
-pub mod tokens;
+// Token counting lives in `crate::tokens`, which the store uses too; re-exported here so
+// `context::tokens` keeps naming it.
+pub use crate::tokens;
 
 use crate::store::paths::{log_action, scheme_of};
 use crate::store::{ContextRow, TurnContextRow};

@@ -3,7 +3,7 @@
 
 use super::schema::{entries, run_views, turn_context};
 use super::{store_ops, StoreOp, StoreResult};
-use crate::context::tokens::count_tokens;
+use crate::tokens::count_tokens;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
 use diesel::SqliteConnection;
