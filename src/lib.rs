@@ -10,6 +10,7 @@ pub mod config;
 pub mod context;
 pub mod files;
 pub mod hedberg;
+pub mod hub;
 pub mod llm;
 pub mod model_spec;
 pub mod parse;

@@ -1,51 +1,144 @@
-//! `RunActor`: one per active run. It owns the run's drain (the future
-//! that claims queued loops FIFO and executes them); `Abort` drops that
-//! future at once, which drops any in-flight provider request with it.
+//! `RunActor`: one per active run. It owns the run's loop state and its
+//! drain (the future that claims queued loops FIFO and executes them). The
+//! actor reaches the running drain only through the drain's inbox channel;
+//! `Abort` drops the drain future at once, which drops any in-flight
+//! provider request with it. Every message reaches the actor through the
+//! `RunRegistry`; when the actor is idle it says so, and the registry
+//! forgets it (it then stops, the registry holding its only address).
 
+use super::registry::{Idle, RunRegistry};
 use super::turn::{execute_loop, publish_state};
 use super::{Engine, LoopFlags};
-use crate::store::{AbortRun, EnqueueLoop, LoopRow, StoreError};
+use crate::store::{AbortRun, ClaimNextLoop, EnqueueLoop, LoopRow, StoreError};
 use crate::tools::Mode;
 use actix::prelude::*;
+use std::collections::VecDeque;
 use std::sync::Arc;
+use tokio::sync::mpsc;
 
 /// Attempts at claiming a loop before the run is given up (499).
 const CLAIM_RETRIES: u32 = 3;
 
+/// Why a run actor refused a message.
+#[derive(Debug, thiserror::Error)]
+pub enum RunActorError {
+    /// The message needs a running loop and none is running.
+    #[error("run '{0}' has no running loop")]
+    NotRunning(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What the actor tells its running drain, in mailbox order.
+#[derive(Debug)]
+pub enum DrainEvent {
+    /// Another loop was queued: claim again before ending.
+    LoopQueued,
+    Inject(Inject),
+    Resolve(Resolve),
+    Configure(Configure),
+}
+
+/// The drain's side of its channel. Steering, proposal resolutions and
+/// configuration arrive here as events; the turn executor takes them at
+/// its checkpoints (the features that consume them land with their issues).
+pub struct DrainInbox {
+    rx: mpsc::UnboundedReceiver<DrainEvent>,
+    injected: VecDeque<Inject>,
+    resolutions: VecDeque<Resolve>,
+    configured: VecDeque<Configure>,
+}
+
+impl DrainInbox {
+    fn new(rx: mpsc::UnboundedReceiver<DrainEvent>) -> Self {
+        DrainInbox {
+            rx,
+            injected: VecDeque::new(),
+            resolutions: VecDeque::new(),
+            configured: VecDeque::new(),
+        }
+    }
+
+    /// Takes every event that has arrived; true when a loop was queued.
+    fn absorb(&mut self) -> bool {
+        let mut queued = false;
+        while let Ok(event) = self.rx.try_recv() {
+            match event {
+                DrainEvent::LoopQueued => queued = true,
+                DrainEvent::Inject(i) => self.injected.push_back(i),
+                DrainEvent::Resolve(r) => self.resolutions.push_back(r),
+                DrainEvent::Configure(c) => self.configured.push_back(c),
+            }
+        }
+        queued
+    }
+
+    /// Prompts steered into the running loop, oldest first.
+    pub fn take_injected(&mut self) -> Vec<Inject> {
+        self.absorb();
+        self.injected.drain(..).collect()
+    }
+
+    /// Proposal resolutions that have arrived, oldest first.
+    pub fn take_resolutions(&mut self) -> Vec<Resolve> {
+        self.absorb();
+        self.resolutions.drain(..).collect()
+    }
+
+    /// Configuration changes that have arrived, oldest first.
+    pub fn take_configured(&mut self) -> Vec<Configure> {
+        self.absorb();
+        self.configured.drain(..).collect()
+    }
+}
+
+struct Drain {
+    handle: SpawnHandle,
+    events: mpsc::UnboundedSender<DrainEvent>,
+}
+
 pub struct RunActor {
     engine: Arc<Engine>,
+    registry: Addr<RunRegistry>,
     run_id: i64,
     alias: String,
-    drain: Option<SpawnHandle>,
-    /// A loop was queued while the drain was finishing: drain again.
-    requeued: bool,
+    drain: Option<Drain>,
+    /// Messages fully handled, so the registry can tell whether any it
+    /// forwarded are still on their way when the actor reports idle.
+    handled: u64,
 }
 
 impl RunActor {
-    pub fn new(engine: Arc<Engine>, run_id: i64, alias: String) -> Self {
+    pub fn new(engine: Arc<Engine>, registry: Addr<RunRegistry>, run_id: i64, alias: String) -> Self {
         RunActor {
             engine,
+            registry,
             run_id,
             alias,
             drain: None,
-            requeued: false,
+            handled: 0,
         }
     }
 
     fn start_drain(&mut self, ctx: &mut Context<Self>) {
-        self.requeued = false;
+        let (events, rx) = mpsc::unbounded_channel();
         let engine = self.engine.clone();
         let run_id = self.run_id;
         let drain = async move {
+            let mut inbox = DrainInbox::new(rx);
             let mut failures = 0u32;
             loop {
                 let next: Result<Option<LoopRow>, StoreError> =
-                    engine.store.run(crate::store::ClaimNextLoop(run_id)).await;
+                    engine.store.run(ClaimNextLoop(run_id)).await;
                 match next {
                     Ok(Some(lp)) => {
                         failures = 0;
-                        execute_loop(engine.clone(), run_id, lp).await;
+                        execute_loop(engine.clone(), run_id, lp, &mut inbox).await;
                     }
+                    // Nothing left unless a loop was queued meanwhile. This
+                    // check and the drain's end run in one poll, so an
+                    // Enqueue handled later sees no drain and starts one.
+                    Ok(None) if inbox.absorb() => {}
                     Ok(None) => break,
                     // A busy database (another client holding a lock) is
                     // retried; a run is never left queued without a word.
@@ -74,13 +167,35 @@ impl RunActor {
                 }
             }
         };
-        let handle = ctx.spawn(drain.into_actor(self).map(|(), act, ctx| {
+        let handle = ctx.spawn(drain.into_actor(self).map(|(), act, _| {
             act.drain = None;
-            if act.requeued {
-                act.start_drain(ctx);
-            }
+            act.report_if_idle();
         }));
-        self.drain = Some(handle);
+        self.drain = Some(Drain { handle, events });
+    }
+
+    /// A message is done: count it, and tell the registry when idle so its
+    /// map does not grow for the life of the process.
+    fn settle(&mut self) {
+        self.handled += 1;
+        self.report_if_idle();
+    }
+
+    fn report_if_idle(&self) {
+        if self.drain.is_none() {
+            self.registry.do_send(Idle {
+                run_id: self.run_id,
+                handled: self.handled,
+            });
+        }
+    }
+
+    /// Hands an event to the running drain.
+    fn to_drain(&self, event: DrainEvent) -> Result<(), RunActorError> {
+        match &self.drain {
+            Some(d) if d.events.send(event).is_ok() => Ok(()),
+            _ => Err(RunActorError::NotRunning(self.alias.clone())),
+        }
     }
 }
 
@@ -90,7 +205,7 @@ impl Actor for RunActor {
 
 /// Queue a prompt as a new loop; the run starts draining if idle.
 #[derive(Message)]
-#[rtype(result = "Result<(), StoreError>")]
+#[rtype(result = "Result<(), RunActorError>")]
 pub struct Enqueue {
     pub mode: Mode,
     pub prompt: String,
@@ -99,7 +214,7 @@ pub struct Enqueue {
 }
 
 impl Handler<Enqueue> for RunActor {
-    type Result = ResponseActFuture<Self, Result<(), StoreError>>;
+    type Result = ResponseActFuture<Self, Result<(), RunActorError>>;
 
     fn handle(&mut self, msg: Enqueue, _: &mut Context<Self>) -> Self::Result {
         let store = self.engine.store.clone();
@@ -114,13 +229,17 @@ impl Handler<Enqueue> for RunActor {
             async move { store.run(op).await }
                 .into_actor(self)
                 .map(|result, act, ctx| {
-                    result?;
-                    if act.drain.is_some() {
-                        act.requeued = true;
-                    } else {
-                        act.start_drain(ctx);
-                    }
-                    Ok(())
+                    let queued = result.map_err(RunActorError::from).and_then(|_| {
+                        if act.drain.is_some() {
+                            // The drain may be about to end: tell it there is more.
+                            act.to_drain(DrainEvent::LoopQueued)
+                        } else {
+                            act.start_drain(ctx);
+                            Ok(())
+                        }
+                    });
+                    act.settle();
+                    queued
                 }),
         )
     }
@@ -128,20 +247,20 @@ impl Handler<Enqueue> for RunActor {
 
 /// Cancel the run: the drain future is dropped now (with its provider
 /// request), queued loops end 499 and every client hears `run/state` 499.
+/// Answers whether anything was in flight (decided by the store).
 #[derive(Message)]
-#[rtype(result = "Result<(), StoreError>")]
+#[rtype(result = "Result<bool, RunActorError>")]
 pub struct Abort {
     pub reason: String,
 }
 
 impl Handler<Abort> for RunActor {
-    type Result = ResponseActFuture<Self, Result<(), StoreError>>;
+    type Result = ResponseActFuture<Self, Result<bool, RunActorError>>;
 
     fn handle(&mut self, msg: Abort, ctx: &mut Context<Self>) -> Self::Result {
-        if let Some(handle) = self.drain.take() {
-            ctx.cancel_future(handle);
+        if let Some(drain) = self.drain.take() {
+            ctx.cancel_future(drain.handle);
         }
-        self.requeued = false;
         tracing::info!(run = %self.alias, "aborting: {}", msg.reason);
         let engine = self.engine.clone();
         let run_id = self.run_id;
@@ -154,15 +273,72 @@ impl Handler<Abort> for RunActor {
                         reason: msg.reason,
                     })
                     .await?;
+                let was_running = aborted.is_some();
                 if let Some(run) = aborted {
                     publish_state(&engine, run_id, run.next_turn - 1, 499, None).await;
                 }
-                Ok(())
+                Ok(was_running)
             }
-            .into_actor(self),
+            .into_actor(self)
+            .map(|result, act, _| {
+                act.settle();
+                result
+            }),
         )
     }
 }
+
+/// A prompt steered into the running loop (behaviour: the steering issue).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), RunActorError>")]
+pub struct Inject {
+    pub mode: Mode,
+    pub prompt: String,
+    pub flags: LoopFlags,
+}
+
+/// A client's answer to a pending proposal (behaviour: the proposals issue).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), RunActorError>")]
+pub struct Resolve {
+    pub path: String,
+    pub action: Resolution,
+    pub output: Option<String>,
+}
+
+/// What a client decided about a proposal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolution {
+    Accept,
+    Reject,
+    Error,
+}
+
+/// New settings for the running loop's later turns.
+#[derive(Debug, Default, Message)]
+#[rtype(result = "Result<(), RunActorError>")]
+pub struct Configure {
+    pub temperature: Option<f64>,
+    pub persona: Option<String>,
+    pub context_limit: Option<i64>,
+}
+
+macro_rules! forward_to_drain {
+    ($msg:ident) => {
+        impl Handler<$msg> for RunActor {
+            type Result = Result<(), RunActorError>;
+            fn handle(&mut self, msg: $msg, _: &mut Context<Self>) -> Self::Result {
+                let delivered = self.to_drain(DrainEvent::$msg(msg));
+                self.settle();
+                delivered
+            }
+        }
+    };
+}
+
+forward_to_drain!(Inject);
+forward_to_drain!(Resolve);
+forward_to_drain!(Configure);
 
 /// Whether the run is working right now.
 #[derive(Message)]
@@ -172,6 +348,8 @@ pub struct IsBusy;
 impl Handler<IsBusy> for RunActor {
     type Result = bool;
     fn handle(&mut self, _: IsBusy, _: &mut Context<Self>) -> bool {
-        self.drain.is_some()
+        let busy = self.drain.is_some();
+        self.settle();
+        busy
     }
 }

@@ -1,21 +1,25 @@
-//! Runs: the `RunActor` (loop queue, cancellable drain), the turn executor
-//! (RECORD, DISPATCH), the verdict and the `run/state` report.
+//! Runs: the run service (the one lifecycle API every front end calls),
+//! the `RunRegistry` and `RunActor`s (loop queue, cancellable drain), the
+//! turn executor (RECORD, DISPATCH), the verdict and the `run/state` report.
 
 pub mod actor;
+pub mod registry;
 pub mod report;
+pub mod service;
 pub mod turn;
 pub mod verdict;
 
 use crate::config::Config;
 use crate::llm::ProviderRegistry;
 use crate::protocol::notifications::Notification;
-use crate::server::hub::{Hub, Publish};
+use crate::hub::{Hub, Publish};
 use crate::store::Store;
 use crate::tools::ToolRegistry;
 use actix::Addr;
 use std::sync::Arc;
 
 pub use actor::{Abort, Enqueue, RunActor};
+pub use service::{RunService, RunServiceError};
 
 /// The shared, immutable services a run works with.
 pub struct Engine {

@@ -1,6 +1,7 @@
 //! One loop of a run, turn by turn: materialize, call the model, parse,
 //! RECORD, DISPATCH, resolve the update, decide.
 
+use super::actor::DrainInbox;
 use super::report::{run_state, FreshTurn};
 use super::verdict::{decide, Verdict};
 use super::{Engine, LoopFlags};
@@ -10,20 +11,25 @@ use crate::parse::{parse, Command};
 use crate::protocol::notifications::RunProgress;
 use crate::store::paths::{is_invalid_target, log_path};
 use crate::store::{
-    AllocateLogPaths, BeginTurn, EntryWrite, GetModel, GetRunById, LogError, LoopRow, ModelContext,
-    RecordTurnUsage, RunRow, SaveTurnContext, SetEntry, SetModelContextLength, SetRunStatus,
-    StoreError, TurnUsage, Writer,
+    AllocateLogPaths, BeginTurn, EntryWrite, FinishLoop, GetModel, GetRunById, LogError, LoopRow,
+    ModelContext, RecordTurnUsage, RunRow, SaveTurnContext, SetEntry, SetModelContextLength,
+    SetRunStatus, StoreError, TurnUsage, Writer,
 };
+use futures_util::FutureExt;
+use std::panic::AssertUnwindSafe;
 use crate::tools::update::TERMINAL;
 use crate::tools::{Mode, ToolError, TurnCtx};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-/// How a loop ended.
-#[derive(Debug, Clone, PartialEq)]
+/// How a loop ended: the status it leaves the run in, and what the final
+/// `run/state` reports.
+#[derive(Debug, Clone)]
 pub struct LoopEnd {
     pub status: i64,
     pub reason: Option<String>,
+    pub turn: i64,
+    pub fresh: Option<FreshTurn>,
 }
 
 /// What a run needs to call its model.
@@ -34,76 +40,102 @@ struct ModelBinding {
     temperature: Option<f64>,
 }
 
-/// Runs one claimed loop to its end and records the outcome.
-pub async fn execute_loop(engine: Arc<Engine>, run_id: i64, lp: LoopRow) -> LoopEnd {
-    let end = match drive_loop(&engine, run_id, &lp).await {
+/// Runs one claimed loop to its end and records the outcome. A panic
+/// anywhere in the loop ends this run 500 and nothing else: the server and
+/// every other run go on.
+pub async fn execute_loop(
+    engine: Arc<Engine>,
+    run_id: i64,
+    lp: LoopRow,
+    _inbox: &mut DrainInbox,
+) -> LoopEnd {
+    let driven = AssertUnwindSafe(drive_loop(&engine, run_id, &lp))
+        .catch_unwind()
+        .await;
+    let failure = match driven {
+        Ok(Ok(end)) => Ok(end),
+        Ok(Err(message)) => Err(message),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            tracing::error!(run_id, "loop panicked: {what}");
+            Err(format!("Internal error: the run's loop panicked: {what}"))
+        }
+    };
+    let end = match failure {
         Ok(end) => end,
         Err(message) => {
             tracing::warn!(run_id, "loop failed: {message}");
-            fail_run(&engine, run_id, &lp, &message).await;
-            LoopEnd {
-                status: 500,
-                reason: Some(message),
-            }
+            failed_end(&engine, run_id, &lp, message).await
         }
     };
+    finish_loop(&engine, run_id, &lp, &end).await;
+    end
+}
+
+/// Records a loop's failure as a 500 error entry; the run ends 500.
+async fn failed_end(engine: &Engine, run_id: i64, lp: &LoopRow, message: String) -> LoopEnd {
+    let turn = match engine.store.run(GetRunById(run_id)).await {
+        Ok(run) => (run.next_turn - 1).max(0),
+        Err(_) => 0,
+    };
+    if let Err(e) = engine
+        .store
+        .run(LogError {
+            run_id,
+            turn,
+            loop_id: Some(lp.id),
+            message: message.clone(),
+            status: 500,
+            attributes: Default::default(),
+        })
+        .await
+    {
+        tracing::error!(run_id, "could not record the loop's failure: {e}");
+    }
+    LoopEnd {
+        status: 500,
+        reason: Some(message),
+        turn,
+        fresh: None,
+    }
+}
+
+/// Sets the run's final status and completes the loop in one store
+/// operation, then tells every client. A loop left at 102 would block every
+/// later loop of the run, so a failed write (a busy database) is retried.
+async fn finish_loop(engine: &Engine, run_id: i64, lp: &LoopRow, end: &LoopEnd) {
     let result = json!({ "status": end.status, "reason": end.reason });
-    // A loop left at 102 would block every later loop of the run, so a
-    // failed completion (a busy database) is retried.
     for attempt in 1..=3u64 {
         match engine
             .store
-            .run(crate::store::CompleteLoop {
+            .run(FinishLoop {
+                run_id,
                 loop_id: lp.id,
                 status: end.status,
                 result: result.clone(),
             })
             .await
         {
-            Ok(()) => break,
+            Ok(true) => {
+                publish_state(engine, run_id, end.turn, end.status, end.fresh.as_ref()).await;
+                return;
+            }
+            // An abort ended the loop first and has told the clients.
+            Ok(false) => return,
             Err(e) => {
                 tracing::error!(
                     run_id,
-                    "could not complete loop {} (attempt {attempt}): {e}",
+                    "could not finish loop {} (attempt {attempt}): {e}",
                     lp.id
                 );
                 tokio::time::sleep(std::time::Duration::from_millis(250 * attempt)).await;
             }
         }
     }
-    end
-}
-
-/// Ends the run 500 with an error entry and a final `run/state`.
-async fn fail_run(engine: &Engine, run_id: i64, lp: &LoopRow, message: &str) {
-    let Ok(run) = engine.store.run(GetRunById(run_id)).await else {
-        return;
-    };
-    let turn = (run.next_turn - 1).max(0);
-    let _ = engine
-        .store
-        .run(LogError {
-            run_id,
-            turn,
-            loop_id: Some(lp.id),
-            message: message.to_string(),
-            status: 500,
-            attributes: Default::default(),
-        })
-        .await;
-    if run.status != 500 {
-        if let Err(e) = engine
-            .store
-            .run(SetRunStatus {
-                run_id,
-                status: 500,
-            })
-            .await
-        {
-            tracing::error!(run_id, "could not mark run failed: {e}");
-        }
-    }
-    publish_state(engine, run_id, turn, 500, None).await;
 }
 
 /// Publishes `run/state` for a run to its project.
@@ -238,25 +270,16 @@ async fn drive_loop(engine: &Arc<Engine>, run_id: i64, lp: &LoopRow) -> Result<L
                         .await
                         .map_err(err)?;
                 }
-                engine
-                    .store
-                    .run(SetRunStatus { run_id, status })
-                    .await
-                    .map_err(err)?;
-                publish_state(engine, run_id, outcome.turn, status, Some(&outcome.fresh)).await;
-                return Ok(LoopEnd { status, reason });
+                return Ok(LoopEnd {
+                    status,
+                    reason,
+                    turn: outcome.turn,
+                    fresh: Some(outcome.fresh),
+                });
             }
         }
     }
     // The per-loop turn cap ends runaway loops without an error entry.
-    engine
-        .store
-        .run(SetRunStatus {
-            run_id,
-            status: 499,
-        })
-        .await
-        .map_err(err)?;
     let turn = engine
         .store
         .run(GetRunById(run_id))
@@ -264,10 +287,11 @@ async fn drive_loop(engine: &Arc<Engine>, run_id: i64, lp: &LoopRow) -> Result<L
         .map_err(err)?
         .next_turn
         - 1;
-    publish_state(engine, run_id, turn, 499, None).await;
     Ok(LoopEnd {
         status: 499,
         reason: Some(format!("Turn limit ({}) reached.", engine.config.max_turns)),
+        turn,
+        fresh: None,
     })
 }
 

@@ -8,7 +8,7 @@ pub mod router;
 
 use crate::config::Config;
 use crate::llm::ProviderRegistry;
-use crate::run::Engine;
+use crate::run::{Engine, RunService};
 use crate::store::schemes::bootstrap_schemes;
 use crate::store::schemes::RegisterSchemes;
 use crate::store::{RecoverInterrupted, Store, StoreError, UpsertModel};
@@ -31,6 +31,7 @@ pub struct AppState {
     pub store: Store,
     pub hub: Addr<Hub>,
     pub engine: Arc<Engine>,
+    pub runs: RunService,
     pub config: Arc<Config>,
     next_client: Arc<AtomicU64>,
 }
@@ -57,6 +58,8 @@ pub struct ServerHandle {
     pub store: Store,
     pub hub: Addr<Hub>,
     pub engine: Arc<Engine>,
+    /// The run lifecycle API (start, continue, fork, cancel, resolve).
+    pub runs: RunService,
     http: actix_web::dev::ServerHandle,
 }
 
@@ -64,12 +67,7 @@ impl ServerHandle {
     /// Clean shutdown: runs in flight end 499 (recorded, nothing
     /// half-written), then the listener stops.
     pub async fn stop(&self) {
-        let _ = self
-            .hub
-            .send(hub::AbortAllRuns {
-                reason: "server shutting down".into(),
-            })
-            .await;
+        self.runs.abort_all("server shutting down").await;
         // Not graceful: WebSocket clients would hold a graceful stop open
         // until the shutdown timeout, and no request is left half-done.
         self.http.stop(false).await;
@@ -128,10 +126,12 @@ pub async fn start(config: Config) -> Result<ServerHandle, StartError> {
         tools,
         config: config.clone(),
     });
+    let runs = RunService::start(engine.clone());
     let state = AppState {
         store: store.clone(),
         hub: hub.clone(),
         engine: engine.clone(),
+        runs: runs.clone(),
         config: config.clone(),
         next_client: Arc::new(AtomicU64::new(1)),
     };
@@ -172,6 +172,7 @@ pub async fn start(config: Config) -> Result<ServerHandle, StartError> {
         store,
         hub,
         engine,
+        runs,
         http,
     })
 }

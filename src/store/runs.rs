@@ -359,6 +359,44 @@ impl StoreOp for CompleteLoop {
     }
 }
 
+/// Ends a loop and sets the run's status in one transaction, so a cancel
+/// can never land between the two and overwrite a status clients saw.
+pub struct FinishLoop {
+    pub run_id: i64,
+    pub loop_id: i64,
+    pub status: i64,
+    pub result: Value,
+}
+
+impl StoreOp for FinishLoop {
+    /// False when the loop had already ended (an abort got there first);
+    /// then nothing is written.
+    type Output = bool;
+    fn run(self, conn: &mut SqliteConnection) -> StoreResult<bool> {
+        let finished = diesel::update(
+            loops::table
+                .find(self.loop_id)
+                .filter(loops::status.eq_any([100, 102])),
+        )
+        .set((
+            loops::status.eq(self.status),
+            loops::result.eq(Some(self.result.to_string())),
+        ))
+        .execute(conn)?;
+        if finished == 0 {
+            return Ok(false);
+        }
+        let current: i64 = runs::table
+            .find(self.run_id)
+            .select(runs::status)
+            .first(conn)?;
+        if current != self.status {
+            set_run_status(conn, self.run_id, self.status)?;
+        }
+        Ok(true)
+    }
+}
+
 /// Ends a run 499 after an abort: its active and queued loops end 499 too.
 pub struct AbortRun {
     pub run_id: i64,
@@ -515,6 +553,7 @@ store_ops!(
     EnqueueLoop => LoopRow,
     ClaimNextLoop => Option<LoopRow>,
     CompleteLoop => (),
+    FinishLoop => bool,
     AbortRun => Option<RunRow>,
     BeginTurn => TurnStart,
     RecordTurnUsage => (),

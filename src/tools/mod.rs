@@ -206,6 +206,15 @@ impl ToolRegistry {
         ToolRegistry { tools, by_name }
     }
 
+    /// Adds a tool after the others, replacing one of the same name
+    /// (embedding programs and tests).
+    pub fn with(mut self, tool: Arc<dyn Tool>) -> ToolRegistry {
+        self.tools.retain(|t| t.name() != tool.name());
+        self.by_name.insert(tool.name(), tool.clone());
+        self.tools.push(tool);
+        self
+    }
+
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Tool>> {
         self.by_name.get(name)
     }

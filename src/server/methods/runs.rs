@@ -1,20 +1,17 @@
 //! Run lifecycle over RPC: `set` on `run://`, the older `ask`/`act`
-//! verbs, `getRuns` and `getRun`.
+//! verbs, `getRuns` and `getRun`. These translate JSON-RPC into run
+//! service calls; the lifecycle itself lives in `run::service`.
 
 use crate::protocol::jsonrpc::RpcError;
 use crate::protocol::params::{LegacyRunParams, Page, RunParams, SetParams};
 use crate::run::report::run_detail;
-use crate::run::turn::publish_state;
-use crate::run::{Abort, Enqueue, LoopFlags};
-use crate::server::hub::{EnsureRunActor, RunFor};
+use crate::run::service::{ContinueRun, ForkRun, RunSettings, StartRun};
+use crate::run::{LoopFlags, RunServiceError};
 use crate::server::router::{params, store_error, CallCtx, Reply};
 use crate::store::paths::{normalize_path, scheme_of};
-use crate::store::{
-    AbortRun, CreateRun, EntryWrite, GetModel, GetRun, ListRuns, RunRow, SetEntry, Writer,
-};
+use crate::store::{GetRun, ListRuns};
 use crate::tools::Mode;
 use serde_json::{json, Map, Value};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// How a client asked for a run, whichever verb it used.
 struct RunRequest {
@@ -131,236 +128,113 @@ fn parse_mode(mode: &Option<Value>, when: &str) -> Result<Mode, RpcError> {
         })
 }
 
-fn now_millis() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0)
+/// Maps run-service failures onto JSON-RPC errors.
+fn service_error(e: RunServiceError) -> RpcError {
+    match e {
+        RunServiceError::BadSetting { field, problem } => {
+            bad(format!("set run://: attributes.{field} {problem}"))
+        }
+        RunServiceError::Store(e) => store_error(e),
+        e if e.is_caller_error() => bad(e.to_string()),
+        e => RpcError::internal(e.to_string()),
+    }
+}
+
+fn ok(alias: &str) -> Reply {
+    json!({ "ok": true, "alias": alias }).into()
 }
 
 async fn run_lifecycle(ctx: CallCtx, req: RunRequest) -> Result<Reply, RpcError> {
     let project_id = ctx.project()?.project_id;
-    let store = ctx.app.store.clone();
-    let alias = match &req.alias {
-        Some(a) => a.clone(),
-        None => {
-            let model = req
-                .model
-                .as_deref()
-                .filter(|m| !m.is_empty())
-                .ok_or_else(|| {
-                    bad("set run://: attributes.model is required when alias is omitted")
-                })?;
-            format!("{model}_{}", now_millis())
-        }
+    let runs = &ctx.app.runs;
+    let settings = RunSettings {
+        temperature: req.temperature,
+        persona: req.persona.clone(),
+        context_limit: req.context_limit,
     };
-    let existing = store
-        .run(GetRun {
-            alias: alias.clone(),
-            project_id: Some(project_id),
-        })
-        .await
-        .map_err(store_error)?;
+    let existing = match &req.alias {
+        Some(alias) => runs
+            .find(project_id, alias)
+            .await
+            .map_err(service_error)?,
+        None => None,
+    };
     let Some(run) = existing else {
-        return start_run(&ctx, project_id, alias, req).await;
+        let model = req.model.clone().filter(|m| !m.is_empty());
+        let Some(model) = model else {
+            return Err(bad(if req.alias.is_none() {
+                "set run://: attributes.model is required when alias is omitted"
+            } else {
+                "set run://: attributes.model is required for a new run"
+            }));
+        };
+        let mode = parse_mode(&req.mode, "")?;
+        let run = runs
+            .start_run(StartRun {
+                project_id,
+                alias: req.alias,
+                model,
+                mode,
+                prompt: req.prompt.unwrap_or_default(),
+                settings,
+                flags: req.flags,
+            })
+            .await
+            .map_err(service_error)?;
+        return Ok(ok(&run.alias));
     };
     if let Some(state) = &req.state {
-        if state == "cancelled" {
-            cancel(&ctx, &run).await?;
+        // A run's status (and its run:// entry) is the server's to set;
+        // the one state a client may ask for is "cancelled".
+        if state != "cancelled" {
+            return Err(bad(format!(
+                "set run://: state \"{state}\" cannot be set on a run; use \"cancelled\" to cancel it"
+            )));
         }
-        store
-            .run(SetEntry(EntryWrite {
-                state: Some(state.clone()),
-                outcome: req.outcome.clone(),
-                ..EntryWrite::new(run.id, format!("run://{}", run.alias), Writer::System)
-            }))
+        let reason = req
+            .outcome
+            .clone()
+            .filter(|o| !o.is_empty())
+            .unwrap_or_else(|| "cancelled by a client".into());
+        let cancelled = runs
+            .cancel(project_id, &run.alias, &reason)
             .await
-            .map_err(store_error)?;
-        return Ok(json!({ "ok": true, "alias": run.alias }).into());
+            .map_err(service_error)?;
+        return Ok(ok(&cancelled.alias));
     }
     if req.fork {
         let mode = parse_mode(&req.mode, " on fork")?;
-        let model = req
-            .model
-            .clone()
-            .or_else(|| run.model.clone())
-            .unwrap_or_default();
-        let child = format!("{model}_{}", now_millis());
-        let fork = RunRequest {
-            model: Some(model),
-            alias: Some(child.clone()),
-            ..req
-        };
-        return create_run(&ctx, project_id, child, fork, Some(&run), mode).await;
-    }
-    if let Some(prompt) = req.prompt.as_ref().filter(|p| !p.is_empty()) {
-        let mode = parse_mode(&req.mode, " on inject")?;
-        enqueue(&ctx, &run, mode, prompt.clone(), req.flags).await?;
-    }
-    Ok(json!({ "ok": true, "alias": run.alias }).into())
-}
-
-async fn start_run(
-    ctx: &CallCtx,
-    project_id: i64,
-    alias: String,
-    req: RunRequest,
-) -> Result<Reply, RpcError> {
-    if req.model.as_deref().is_none_or(str::is_empty) {
-        return Err(bad(
-            "set run://: attributes.model is required for a new run",
-        ));
-    }
-    let mode = parse_mode(&req.mode, "")?;
-    create_run(ctx, project_id, alias, req, None, mode).await
-}
-
-/// Validates, creates (or forks) a run and queues its first loop.
-async fn create_run(
-    ctx: &CallCtx,
-    project_id: i64,
-    alias: String,
-    req: RunRequest,
-    parent: Option<&RunRow>,
-    mode: Mode,
-) -> Result<Reply, RpcError> {
-    let model = req.model.clone().unwrap_or_default();
-    // Validate before anything exists, so a bad request never leaves a
-    // run stuck at 102 (upstream's defect).
-    let row = ctx
-        .app
-        .store
-        .run(GetModel(model.clone()))
-        .await
-        .map_err(store_error)?
-        .ok_or_else(|| {
-            bad(format!(
-                "Unknown model alias '{model}'. Define RUMMY_MODEL_{model} in your environment or call addModel."
-            ))
-        })?;
-    ctx.app
-        .engine
-        .providers
-        .resolve(&row.actual)
-        .map_err(|e| bad(e.to_string()))?;
-    if let Some(t) = req.temperature {
-        if !(0.0..=2.0).contains(&t) {
-            return Err(bad(
-                "set run://: attributes.temperature must be between 0 and 2",
-            ));
-        }
-    }
-    if let Some(l) = req.context_limit {
-        if l < 1024 {
-            return Err(bad(
-                "set run://: attributes.contextLimit must be at least 1024",
-            ));
-        }
-    }
-    let prompt = req.prompt.unwrap_or_default();
-    let mut attempt = alias;
-    let mut run = None;
-    for n in 0..5 {
-        let created = ctx
-            .app
-            .store
-            .run(CreateRun {
+        let child = runs
+            .fork(ForkRun {
                 project_id,
-                parent_run_id: parent.map(|p| p.id),
-                alias: attempt.clone(),
-                model: model.clone(),
-                temperature: req.temperature.or(parent.and_then(|p| p.temperature)),
-                persona: req
-                    .persona
-                    .clone()
-                    .or(parent.and_then(|p| p.persona.clone())),
-                context_limit: req.context_limit.or(parent.and_then(|p| p.context_limit)),
-                prompt: prompt.clone(),
+                parent: run.alias.clone(),
+                model: req.model,
+                mode,
+                prompt: req.prompt.unwrap_or_default(),
+                settings,
+                flags: req.flags,
             })
-            .await;
-        match created {
-            Ok(r) => {
-                run = Some(r);
-                break;
-            }
-            // A generated alias may collide within one millisecond.
-            Err(crate::store::StoreError::Invalid(_))
-                if (req.alias.is_none() || parent.is_some()) && n < 4 =>
-            {
-                attempt = format!("{model}_{}", now_millis() + n as u128 + 1);
-            }
-            Err(e) => return Err(store_error(e)),
-        }
+            .await
+            .map_err(service_error)?;
+        return Ok(ok(&child.alias));
     }
-    let run = run.ok_or_else(|| RpcError::internal("could not allocate a run alias"))?;
-    enqueue(ctx, &run, mode, prompt, req.flags).await?;
-    Ok(json!({ "ok": true, "alias": run.alias }).into())
-}
-
-async fn enqueue(
-    ctx: &CallCtx,
-    run: &RunRow,
-    mode: Mode,
-    prompt: String,
-    flags: LoopFlags,
-) -> Result<(), RpcError> {
-    let actor = ctx
-        .app
-        .hub
-        .send(EnsureRunActor {
-            run_id: run.id,
+    if let Some(prompt) = req.prompt.filter(|p| !p.is_empty()) {
+        let mode = parse_mode(&req.mode, " on inject")?;
+        let flags = LoopFlags {
+            temperature: req.temperature,
+            ..req.flags
+        };
+        runs.continue_run(ContinueRun {
+            project_id,
             alias: run.alias.clone(),
-            engine: ctx.app.engine.clone(),
-        })
-        .await
-        .map_err(|e| RpcError::internal(e.to_string()))?;
-    actor
-        .send(Enqueue {
             mode,
             prompt,
-            model: run.model.clone(),
             flags,
         })
         .await
-        .map_err(|e| RpcError::internal(e.to_string()))?
-        .map_err(store_error)
-}
-
-/// Cancels a run from any client of its project.
-async fn cancel(ctx: &CallCtx, run: &RunRow) -> Result<(), RpcError> {
-    // Whether anything is in flight is decided by the store, not by the
-    // status read earlier: a loop queued a moment ago must be cancelled too.
-    let actor = ctx
-        .app
-        .hub
-        .send(RunFor {
-            alias: run.alias.clone(),
-        })
-        .await
-        .map_err(|e| RpcError::internal(e.to_string()))?;
-    let reason = "cancelled by a client".to_string();
-    match actor {
-        Some(actor) => actor
-            .send(Abort { reason })
-            .await
-            .map_err(|e| RpcError::internal(e.to_string()))?
-            .map_err(store_error),
-        None => {
-            let aborted = ctx
-                .app
-                .store
-                .run(AbortRun {
-                    run_id: run.id,
-                    reason,
-                })
-                .await
-                .map_err(store_error)?;
-            if let Some(run) = aborted {
-                publish_state(&ctx.app.engine, run.id, run.next_turn - 1, 499, None).await;
-            }
-            Ok(())
-        }
+        .map_err(service_error)?;
     }
+    Ok(ok(&run.alias))
 }
 
 pub async fn get_runs(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {

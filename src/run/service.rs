@@ -1,0 +1,380 @@
+//! The run service: the one typed API for a run's lifecycle. The JSON-RPC
+//! handlers, embedding programs (through `ServerHandle`) and later front
+//! ends (`rummy run`, ACP) all call it; none of them holds run logic.
+//! Every message for a run travels through the `RunRegistry`.
+
+use super::actor::{Abort, Configure, Enqueue, Resolve, RunActorError};
+use super::registry::{AbortAllRuns, ActiveRunActors, RunRegistry, ToRun};
+use super::{Engine, LoopFlags};
+use crate::store::{CreateRun, GetModel, GetRun, RunRow, StoreError};
+use crate::tools::Mode;
+use actix::prelude::*;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Why the run service refused or failed a request.
+#[derive(Debug, thiserror::Error)]
+pub enum RunServiceError {
+    /// A setting out of range; `field` is its wire name.
+    #[error("{field} {problem}")]
+    BadSetting {
+        field: &'static str,
+        problem: &'static str,
+    },
+    #[error("Unknown model alias '{0}'. Define RUMMY_MODEL_{0} in your environment or call addModel.")]
+    UnknownModel(String),
+    /// The model's provider is not configured.
+    #[error("{0}")]
+    Provider(String),
+    #[error("Run '{0}' not found.")]
+    NotFound(String),
+    #[error("run '{0}' has no running loop")]
+    NotRunning(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("run actor unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl RunServiceError {
+    /// True when the caller's request was at fault (not the server).
+    pub fn is_caller_error(&self) -> bool {
+        match self {
+            RunServiceError::Store(e) => {
+                matches!(e, StoreError::NotFound(_) | StoreError::Invalid(_))
+            }
+            RunServiceError::Unavailable(_) => false,
+            _ => true,
+        }
+    }
+}
+
+impl From<RunActorError> for RunServiceError {
+    fn from(e: RunActorError) -> Self {
+        match e {
+            RunActorError::NotRunning(alias) => RunServiceError::NotRunning(alias),
+            RunActorError::Store(e) => RunServiceError::Store(e),
+        }
+    }
+}
+
+impl From<MailboxError> for RunServiceError {
+    fn from(e: MailboxError) -> Self {
+        RunServiceError::Unavailable(e.to_string())
+    }
+}
+
+pub type RunResult<T> = Result<T, RunServiceError>;
+
+/// Settings kept on the run itself (a fork inherits the ones it omits).
+#[derive(Debug, Clone, Default)]
+pub struct RunSettings {
+    pub temperature: Option<f64>,
+    pub persona: Option<String>,
+    pub context_limit: Option<i64>,
+}
+
+/// A new run with its first prompt.
+#[derive(Debug, Clone)]
+pub struct StartRun {
+    pub project_id: i64,
+    /// None: `{model}_{milliseconds}`.
+    pub alias: Option<String>,
+    pub model: String,
+    pub mode: Mode,
+    pub prompt: String,
+    pub settings: RunSettings,
+    pub flags: LoopFlags,
+}
+
+/// Another prompt for an existing run: its next loop. `flags.temperature`
+/// applies to that loop only and is checked like a start's.
+#[derive(Debug, Clone)]
+pub struct ContinueRun {
+    pub project_id: i64,
+    pub alias: String,
+    pub mode: Mode,
+    pub prompt: String,
+    pub flags: LoopFlags,
+}
+
+/// A child run that starts from its parent's views.
+#[derive(Debug, Clone)]
+pub struct ForkRun {
+    pub project_id: i64,
+    pub parent: String,
+    /// None: the parent's model.
+    pub model: Option<String>,
+    pub mode: Mode,
+    pub prompt: String,
+    pub settings: RunSettings,
+    pub flags: LoopFlags,
+}
+
+/// What a cancel did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cancelled {
+    pub alias: String,
+    /// False when nothing was running: nothing changed.
+    pub was_running: bool,
+}
+
+#[derive(Clone)]
+pub struct RunService {
+    engine: Arc<Engine>,
+    registry: Addr<RunRegistry>,
+}
+
+fn now_millis() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
+}
+
+fn check_temperature(t: Option<f64>) -> RunResult<()> {
+    match t {
+        Some(t) if !(0.0..=2.0).contains(&t) => Err(RunServiceError::BadSetting {
+            field: "temperature",
+            problem: "must be between 0 and 2",
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn check_settings(s: &RunSettings) -> RunResult<()> {
+    check_temperature(s.temperature)?;
+    match s.context_limit {
+        Some(l) if l < 1024 => Err(RunServiceError::BadSetting {
+            field: "contextLimit",
+            problem: "must be at least 1024",
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn check_flags(flags: &LoopFlags) -> RunResult<()> {
+    check_temperature(flags.temperature)
+}
+
+impl RunService {
+    /// Starts the registry; one service per server.
+    pub fn start(engine: Arc<Engine>) -> RunService {
+        let registry = RunRegistry::new(engine.clone()).start();
+        RunService { engine, registry }
+    }
+
+    /// The registry, for programs that send run messages directly.
+    pub fn registry(&self) -> &Addr<RunRegistry> {
+        &self.registry
+    }
+
+    /// A run of this project by alias.
+    pub async fn find(&self, project_id: i64, alias: &str) -> RunResult<Option<RunRow>> {
+        Ok(self
+            .engine
+            .store
+            .run(GetRun {
+                alias: alias.to_string(),
+                project_id: Some(project_id),
+            })
+            .await?)
+    }
+
+    async fn require(&self, project_id: i64, alias: &str) -> RunResult<RunRow> {
+        self.find(project_id, alias)
+            .await?
+            .ok_or_else(|| RunServiceError::NotFound(alias.to_string()))
+    }
+
+    /// Checks the model alias and its provider before anything exists, so
+    /// a bad request never leaves a run stuck at 102 (upstream's defect).
+    async fn check_model(&self, model: &str) -> RunResult<()> {
+        let row = self
+            .engine
+            .store
+            .run(GetModel(model.to_string()))
+            .await?
+            .ok_or_else(|| RunServiceError::UnknownModel(model.to_string()))?;
+        self.engine
+            .providers
+            .resolve(&row.actual)
+            .map(|_| ())
+            .map_err(|e| RunServiceError::Provider(e.to_string()))
+    }
+
+    /// Creates a run and queues its first loop.
+    pub async fn start_run(&self, req: StartRun) -> RunResult<RunRow> {
+        self.create(req, None).await
+    }
+
+    /// Queues the run's next loop with its own mode and flags.
+    pub async fn continue_run(&self, req: ContinueRun) -> RunResult<RunRow> {
+        check_flags(&req.flags)?;
+        let run = self.require(req.project_id, &req.alias).await?;
+        self.enqueue(&run, req.mode, req.prompt, req.flags).await?;
+        Ok(run)
+    }
+
+    /// Creates a child of an existing run and queues its first loop.
+    pub async fn fork(&self, req: ForkRun) -> RunResult<RunRow> {
+        let parent = self.require(req.project_id, &req.parent).await?;
+        let model = req
+            .model
+            .filter(|m| !m.is_empty())
+            .or_else(|| parent.model.clone())
+            .unwrap_or_default();
+        let start = StartRun {
+            project_id: req.project_id,
+            alias: None,
+            model,
+            mode: req.mode,
+            prompt: req.prompt,
+            settings: req.settings,
+            flags: req.flags,
+        };
+        self.create(start, Some(&parent)).await
+    }
+
+    async fn create(&self, req: StartRun, parent: Option<&RunRow>) -> RunResult<RunRow> {
+        self.check_model(&req.model).await?;
+        check_settings(&req.settings)?;
+        check_flags(&req.flags)?;
+        let settings = RunSettings {
+            temperature: req
+                .settings
+                .temperature
+                .or(parent.and_then(|p| p.temperature)),
+            persona: req
+                .settings
+                .persona
+                .clone()
+                .or(parent.and_then(|p| p.persona.clone())),
+            context_limit: req
+                .settings
+                .context_limit
+                .or(parent.and_then(|p| p.context_limit)),
+        };
+        let generated = req.alias.is_none();
+        let mut alias = req
+            .alias
+            .clone()
+            .unwrap_or_else(|| format!("{}_{}", req.model, now_millis()));
+        let mut attempt = 0u128;
+        let run = loop {
+            let created = self
+                .engine
+                .store
+                .run(CreateRun {
+                    project_id: req.project_id,
+                    parent_run_id: parent.map(|p| p.id),
+                    alias: alias.clone(),
+                    model: req.model.clone(),
+                    temperature: settings.temperature,
+                    persona: settings.persona.clone(),
+                    context_limit: settings.context_limit,
+                    prompt: req.prompt.clone(),
+                })
+                .await;
+            match created {
+                Ok(run) => break run,
+                // A generated alias may collide within one millisecond.
+                Err(StoreError::Invalid(_)) if generated && attempt < 4 => {
+                    attempt += 1;
+                    alias = format!("{}_{}", req.model, now_millis() + attempt);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        self.enqueue(&run, req.mode, req.prompt, req.flags).await?;
+        Ok(run)
+    }
+
+    async fn enqueue(
+        &self,
+        run: &RunRow,
+        mode: Mode,
+        prompt: String,
+        flags: LoopFlags,
+    ) -> RunResult<()> {
+        let msg = Enqueue {
+            mode,
+            prompt,
+            model: run.model.clone(),
+            flags,
+        };
+        self.to_run(run, msg).await?.map_err(Into::into)
+    }
+
+    async fn to_run<M>(&self, run: &RunRow, msg: M) -> RunResult<M::Result>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send + 'static,
+        super::actor::RunActor: Handler<M>,
+    {
+        Ok(self
+            .registry
+            .send(ToRun {
+                run_id: run.id,
+                alias: run.alias.clone(),
+                msg,
+            })
+            .await??)
+    }
+
+    /// Cancels the run from any client of its project: the running loop is
+    /// dropped at once and queued loops end 499. A run with nothing in
+    /// flight is left exactly as it is.
+    pub async fn cancel(&self, project_id: i64, alias: &str, reason: &str) -> RunResult<Cancelled> {
+        let run = self.require(project_id, alias).await?;
+        let was_running = self
+            .to_run(
+                &run,
+                Abort {
+                    reason: reason.to_string(),
+                },
+            )
+            .await??;
+        Ok(Cancelled {
+            alias: run.alias,
+            was_running,
+        })
+    }
+
+    /// Hands a client's decision on a proposal to the run's running loop.
+    pub async fn resolve(&self, project_id: i64, alias: &str, resolve: Resolve) -> RunResult<()> {
+        let run = self.require(project_id, alias).await?;
+        Ok(self.to_run(&run, resolve).await??)
+    }
+
+    /// Changes settings of the run's running loop.
+    pub async fn configure(
+        &self,
+        project_id: i64,
+        alias: &str,
+        configure: Configure,
+    ) -> RunResult<()> {
+        check_settings(&RunSettings {
+            temperature: configure.temperature,
+            persona: None,
+            context_limit: configure.context_limit,
+        })?;
+        let run = self.require(project_id, alias).await?;
+        Ok(self.to_run(&run, configure).await??)
+    }
+
+    /// Ends every run in flight 499 (server shutdown).
+    pub async fn abort_all(&self, reason: &str) {
+        let _ = self
+            .registry
+            .send(AbortAllRuns {
+                reason: reason.to_string(),
+            })
+            .await;
+    }
+
+    /// How many run actors are alive; idle runs are forgotten.
+    pub async fn active_actors(&self) -> usize {
+        self.registry.send(ActiveRunActors).await.unwrap_or(0)
+    }
+}
