@@ -6,7 +6,7 @@ mod common;
 
 use common::{hello_client, start_server, Reply, WsClient};
 use rummy::store::{
-    AbortRun, ClaimNextLoop, CreateRun, EnqueueLoop, FinishLoop, GetRun, UpsertProject,
+    AbortRun, ClaimNextLoop, CreateRun, EnqueueLoop, FinishLoop, GetRun, RunStatus, UpsertProject,
 };
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -122,7 +122,10 @@ async fn continuing_a_run_carries_and_checks_its_temperature_and_flags() {
     .await;
     let requests = t.provider.requests();
     assert_eq!(requests.len(), 2);
-    assert_eq!(requests[1]["temperature"], 1.5, "the continuation's own temperature");
+    assert_eq!(
+        requests[1]["temperature"], 1.5,
+        "the continuation's own temperature"
+    );
 
     let refused = c
         .call(
@@ -231,7 +234,7 @@ async fn a_loops_end_and_a_cancel_never_interleave() {
         store
             .run(rummy::store::SetRunStatus {
                 run_id: run.id,
-                status: 102,
+                status: RunStatus::Running,
             })
             .await
             .expect("running");
@@ -254,7 +257,7 @@ async fn a_loops_end_and_a_cancel_never_interleave() {
         .run(FinishLoop {
             run_id: run.id,
             loop_id: lp.id,
-            status: 200,
+            status: RunStatus::Completed,
             result: json!({"status": 200}),
         })
         .await
@@ -283,7 +286,7 @@ async fn a_loops_end_and_a_cancel_never_interleave() {
         .run(FinishLoop {
             run_id: run.id,
             loop_id: lp.id,
-            status: 200,
+            status: RunStatus::Completed,
             result: json!({"status": 200}),
         })
         .await

@@ -2,7 +2,7 @@
 
 use super::Engine;
 use crate::context::tokens::ceiling;
-use crate::store::{GetModel, ReportRun, RunReport, RunRow, StoreError};
+use crate::store::{GetModel, ReportRun, RunReport, RunRow, RunStatus, StoreError};
 use serde_json::{json, Map, Value};
 
 /// Facts only a turn that just got a provider reply knows.
@@ -18,7 +18,7 @@ pub async fn run_state(
     engine: &Engine,
     run: &RunRow,
     turn: i64,
-    status: i64,
+    status: RunStatus,
     fresh: Option<&FreshTurn>,
 ) -> Result<Value, StoreError> {
     let report: RunReport = engine

@@ -10,7 +10,7 @@ fn set_entry_full_write_defaults_to_resolved_turn_zero_and_empty_attributes() {
     let mut fx = fixture();
     put(&mut fx.conn, fx.run, "known://x", Writer::Model, "body");
     let e = get(&mut fx.conn, fx.run, "known://x").unwrap();
-    assert_eq!(e.state, "resolved");
+    assert_eq!(e.state, EntryState::Resolved);
     assert_eq!(e.outcome, None);
     assert_eq!(e.turn, 0);
     assert_eq!(e.body, "body");
@@ -22,7 +22,7 @@ fn set_entry_full_write_defaults_to_resolved_turn_zero_and_empty_attributes() {
         &mut fx.conn,
         SetEntry(EntryWrite {
             body: Some(String::new()),
-            state: Some("proposed".into()),
+            state: Some(EntryState::Proposed),
             turn: 4,
             ..EntryWrite::new(fx.run, "known://empty", Writer::Plugin)
         }),
@@ -289,7 +289,7 @@ fn set_entry_bodyless_state_change_sets_and_clears_the_outcome() {
     let changed = exec(
         &mut fx.conn,
         SetEntry(EntryWrite {
-            state: Some("failed".into()),
+            state: Some(EntryState::Failed),
             outcome: Some("status:500".into()),
             ..EntryWrite::new(fx.run, "known://x", Writer::Model)
         }),
@@ -297,7 +297,7 @@ fn set_entry_bodyless_state_change_sets_and_clears_the_outcome() {
     .unwrap();
     assert!(changed);
     let e = get(&mut fx.conn, fx.run, "known://x").unwrap();
-    assert_eq!(e.state, "failed");
+    assert_eq!(e.state, EntryState::Failed);
     assert_eq!(e.outcome.as_deref(), Some("status:500"));
     // Body, visibility, turn and write count are untouched.
     assert_eq!(
@@ -309,7 +309,7 @@ fn set_entry_bodyless_state_change_sets_and_clears_the_outcome() {
     exec(
         &mut fx.conn,
         SetEntry(EntryWrite {
-            state: Some("resolved".into()),
+            state: Some(EntryState::Resolved),
             ..EntryWrite::new(fx.run, "known://x", Writer::Model)
         }),
     )
@@ -325,7 +325,7 @@ fn set_entry_bodyless_visibility_change_alone() {
         &mut fx.conn,
         SetEntry(EntryWrite {
             body: Some("b".into()),
-            state: Some("failed".into()),
+            state: Some(EntryState::Failed),
             outcome: Some("x".into()),
             attributes: Some(json!({"k": 1})),
             ..EntryWrite::new(fx.run, "known://x", Writer::Model)
@@ -342,7 +342,7 @@ fn set_entry_bodyless_visibility_change_alone() {
     .unwrap());
     let e = get(&mut fx.conn, fx.run, "known://x").unwrap();
     assert_eq!(e.visibility, "archived");
-    assert_eq!(e.state, "failed");
+    assert_eq!(e.state, EntryState::Failed);
     assert_eq!(e.outcome.as_deref(), Some("x"));
     assert_eq!(e.body, "b");
     assert_eq!(attrs(&e), json!({"k": 1}));
@@ -370,7 +370,7 @@ fn set_entry_bodyless_attributes_are_merged_and_null_deletes_a_key() {
     .unwrap();
     let e = get(&mut fx.conn, fx.run, "known://x").unwrap();
     assert_eq!(attrs(&e), json!({"a": 1, "c": 3, "n": {"x": 1}}));
-    assert_eq!(e.state, "resolved");
+    assert_eq!(e.state, EntryState::Resolved);
     assert_eq!(e.visibility, "summarized");
 }
 
@@ -382,7 +382,7 @@ fn set_entry_bodyless_on_a_missing_entry_is_a_no_op() {
     let changed = exec(
         &mut fx.conn,
         SetEntry(EntryWrite {
-            state: Some("resolved".into()),
+            state: Some(EntryState::Resolved),
             visibility: Some("visible".into()),
             attributes: Some(json!({"a": 1})),
             ..EntryWrite::new(fx.run, "known://missing", Writer::Model)
@@ -400,7 +400,7 @@ fn set_entry_bodyless_on_a_missing_entry_is_a_no_op() {
     let changed = exec(
         &mut fx.conn,
         SetEntry(EntryWrite {
-            state: Some("failed".into()),
+            state: Some(EntryState::Failed),
             ..EntryWrite::new(fx.run, "known://theirs", Writer::Model)
         }),
     )
@@ -408,7 +408,7 @@ fn set_entry_bodyless_on_a_missing_entry_is_a_no_op() {
     assert!(!changed);
     assert_eq!(
         get(&mut fx.conn, other, "known://theirs").unwrap().state,
-        "resolved"
+        EntryState::Resolved
     );
 }
 
@@ -416,18 +416,19 @@ fn set_entry_bodyless_on_a_missing_entry_is_a_no_op() {
 fn set_entry_refuses_invalid_state_and_visibility() {
     let mut fx = fixture();
     put(&mut fx.conn, fx.run, "known://x", Writer::Model, "b");
+    // States are typed: an unknown name never becomes one, so it cannot reach a write.
+    for name in ["done", "RESOLVED", ""] {
+        assert!(name.parse::<EntryState>().is_err(), "{name}");
+    }
     let bad = [
-        EntryWrite {
-            state: Some("done".into()),
-            ..EntryWrite::new(fx.run, "known://x", Writer::Model)
-        },
         EntryWrite {
             visibility: Some("hidden".into()),
             ..EntryWrite::new(fx.run, "known://x", Writer::Model)
         },
         EntryWrite {
             body: Some("new".into()),
-            state: Some("RESOLVED".into()),
+            state: Some(EntryState::Resolved),
+            visibility: Some("Visible".into()),
             ..EntryWrite::new(fx.run, "known://x", Writer::Model)
         },
         EntryWrite {

@@ -69,11 +69,12 @@ pub(super) fn new_run(conn: &mut SqliteConnection, project: i64, alias: &str) ->
 }
 
 pub(super) fn set_status(conn: &mut SqliteConnection, run_id: i64, status: i64) -> StoreResult<()> {
+    let status = RunStatus::try_from(status).expect("a run status");
     exec(conn, SetRunStatus { run_id, status })
 }
 
 pub(super) fn run_status(conn: &mut SqliteConnection, run_id: i64) -> i64 {
-    exec(conn, GetRunById(run_id)).unwrap().status
+    exec(conn, GetRunById(run_id)).unwrap().status.code()
 }
 
 pub(super) fn enqueue(conn: &mut SqliteConnection, run_id: i64, prompt: &str) -> LoopRow {

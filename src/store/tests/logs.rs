@@ -100,7 +100,7 @@ fn log_error_writes_a_failed_visible_record() {
     let e = get(&mut fx.conn, fx.run, &path).unwrap();
     assert_eq!(e.scheme.as_deref(), Some("log"));
     assert_eq!(e.body, "boom: bad thing");
-    assert_eq!(e.state, "failed");
+    assert_eq!(e.state, EntryState::Failed);
     assert_eq!(e.outcome.as_deref(), Some("status:500"));
     assert_eq!(e.visibility, "visible");
     assert_eq!(e.turn, 3);
@@ -127,7 +127,7 @@ fn log_error_with_a_huge_message_keeps_the_path_under_the_limit() {
         assert!(path.starts_with("log://turn_7/error/"), "{path}");
         let e = get(&mut fx.conn, fx.run, &path).unwrap();
         assert_eq!(e.body, message, "body is stored whole");
-        assert_eq!(e.state, "failed");
+        assert_eq!(e.state, EntryState::Failed);
         assert_eq!(
             exec(&mut fx.conn, ListEntries(fx.run)).unwrap().len(),
             i + 2

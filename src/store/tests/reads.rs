@@ -75,7 +75,7 @@ fn tc_row(ordinal: i64, path: &str) -> TurnContextRow {
     TurnContextRow {
         ordinal,
         path: path.into(),
-        state: "resolved".into(),
+        state: EntryState::Resolved,
         outcome: None,
         visibility: "visible".into(),
         body: format!("body of {path}"),

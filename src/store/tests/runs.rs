@@ -18,7 +18,7 @@ fn create_run_is_queued_with_a_proposed_run_entry() {
 
     let entry = get(&mut fx.conn, fx.run, "run://r1").unwrap();
     assert_eq!(entry.scheme.as_deref(), Some("run"));
-    assert_eq!(entry.state, "proposed");
+    assert_eq!(entry.state, EntryState::Proposed);
     assert_eq!(entry.outcome, None);
     assert_eq!(entry.body, "prompt of r1");
     assert_eq!(entry.visibility, "visible");
@@ -79,7 +79,7 @@ fn set_run_status_to_the_same_status_is_a_no_op() {
     assert_eq!(run_status(&mut fx.conn, fx.run), 200);
     assert_eq!(
         get(&mut fx.conn, fx.run, "run://r1").unwrap().state,
-        "resolved"
+        EntryState::Resolved
     );
 }
 
@@ -93,20 +93,20 @@ fn set_run_status_refuses_illegal_transitions_and_changes_nothing() {
     assert_eq!(run_status(&mut fx.conn, fx.run), 100);
     assert_eq!(
         get(&mut fx.conn, fx.run, "run://r1").unwrap().state,
-        "proposed"
+        EntryState::Proposed
     );
 
     // 499 -> 200: an aborted run can only be restarted (-> 102).
     set_status(&mut fx.conn, fx.run, 499).unwrap();
     let entry = get(&mut fx.conn, fx.run, "run://r1").unwrap();
-    assert_eq!(entry.state, "cancelled");
+    assert_eq!(entry.state, EntryState::Cancelled);
     assert_eq!(entry.outcome.as_deref(), Some("status:499"));
 
     let err = set_status(&mut fx.conn, fx.run, 200).unwrap_err();
     assert!(err.is_constraint(), "{err:?}");
     assert_eq!(run_status(&mut fx.conn, fx.run), 499);
     let entry = get(&mut fx.conn, fx.run, "run://r1").unwrap();
-    assert_eq!(entry.state, "cancelled");
+    assert_eq!(entry.state, EntryState::Cancelled);
     assert_eq!(entry.outcome.as_deref(), Some("status:499"));
 
     // The legal way out.
@@ -131,7 +131,7 @@ fn set_run_status_allows_running_to_204_and_422() {
     set_status(&mut fx.conn, other, 422).unwrap();
     assert_eq!(run_status(&mut fx.conn, other), 422);
     let entry = get(&mut fx.conn, other, "run://r2").unwrap();
-    assert_eq!(entry.state, "failed");
+    assert_eq!(entry.state, EntryState::Failed);
     assert_eq!(entry.outcome.as_deref(), Some("status:422"));
     set_status(&mut fx.conn, other, 499).unwrap();
 }
@@ -149,7 +149,10 @@ fn enqueue_loop_assigns_sequences_one_two_three() {
         .collect();
     assert_eq!(seqs, [1, 2, 3]);
     let lp = enqueue(&mut fx.conn, fx.run, "d");
-    assert_eq!((lp.sequence, lp.status, lp.mode.as_str()), (4, 100, "ask"));
+    assert_eq!(
+        (lp.sequence, lp.status.code(), lp.mode.as_str()),
+        (4, 100, "ask")
+    );
     assert_eq!(lp.config.as_deref(), Some("{}"));
     assert_eq!(exec(&mut fx.conn, GetRunById(fx.run)).unwrap().next_loop, 5);
 
@@ -172,7 +175,7 @@ fn claim_next_loop_is_fifo_and_none_when_the_queue_is_empty() {
             &mut fx.conn,
             CompleteLoop {
                 loop_id: lp.id,
-                status: 200,
+                status: RunStatus::Completed,
                 result: json!({"ok": true}),
             },
         )
@@ -221,7 +224,7 @@ fn abort_run_ends_queued_and_running_loops_and_the_run_at_499() {
         &mut fx.conn,
         CompleteLoop {
             loop_id: done.id,
-            status: 200,
+            status: RunStatus::Completed,
             result: json!({}),
         },
     )
@@ -253,7 +256,7 @@ fn abort_run_ends_queued_and_running_loops_and_the_run_at_499() {
         assert_eq!(v, json!({"reason": "user"}));
     }
     let entry = get(&mut fx.conn, fx.run, "run://r1").unwrap();
-    assert_eq!(entry.state, "cancelled");
+    assert_eq!(entry.state, EntryState::Cancelled);
     assert_eq!(entry.outcome.as_deref(), Some("status:499"));
 
     // Aborting an aborted run does nothing.
@@ -376,7 +379,14 @@ fn list_runs_newest_first_with_latest_update_summary_and_turn() {
     .unwrap();
     let got: Vec<(&str, i64, i64, Option<&str>)> = list
         .iter()
-        .map(|r| (r.run.as_str(), r.status, r.turn, r.summary.as_deref()))
+        .map(|r| {
+            (
+                r.run.as_str(),
+                r.status.code(),
+                r.turn,
+                r.summary.as_deref(),
+            )
+        })
         .collect();
     assert_eq!(
         got,
@@ -428,7 +438,7 @@ fn recover_interrupted_ends_unfinished_runs_and_requeues_running_loops() {
     assert_eq!(loop_statuses(&mut fx.conn, running), [(1, 100), (2, 100)]);
     for (id, alias) in [(fx.run, "r1"), (running, "running")] {
         let e = get(&mut fx.conn, id, &format!("run://{alias}")).unwrap();
-        assert_eq!(e.state, "cancelled", "{alias}");
+        assert_eq!(e.state, EntryState::Cancelled, "{alias}");
         assert_eq!(e.outcome.as_deref(), Some("status:499"));
     }
     assert_eq!(

@@ -71,7 +71,7 @@ fn change_visibility_promote_resolves_clears_outcome_and_sets_turn() {
         &mut fx.conn,
         SetEntry(EntryWrite {
             body: Some("x".into()),
-            state: Some("failed".into()),
+            state: Some(EntryState::Failed),
             outcome: Some("status:500".into()),
             turn: 1,
             ..EntryWrite::new(fx.run, "known://x", Writer::Model)
@@ -82,7 +82,7 @@ fn change_visibility_promote_resolves_clears_outcome_and_sets_turn() {
         &mut fx.conn,
         SetEntry(EntryWrite {
             body: Some("y".into()),
-            state: Some("proposed".into()),
+            state: Some(EntryState::Proposed),
             turn: 1,
             ..EntryWrite::new(fx.run, "known://y", Writer::Model)
         }),
@@ -109,7 +109,7 @@ fn change_visibility_promote_resolves_clears_outcome_and_sets_turn() {
     exec(
         &mut fx.conn,
         SetEntry(EntryWrite {
-            state: Some("failed".into()),
+            state: Some(EntryState::Failed),
             outcome: Some("o".into()),
             ..EntryWrite::new(fx.run, "known://x", Writer::Model)
         }),
