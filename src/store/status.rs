@@ -156,6 +156,21 @@ impl RunStatus {
         }
     }
 
+    /// The statuses an `<update>` (or a client's `update`) ends a loop with; 1xx continues.
+    pub const TERMINAL: [RunStatus; 4] = [
+        RunStatus::Completed,
+        RunStatus::NoContent,
+        RunStatus::Unprocessable,
+        RunStatus::Failed,
+    ];
+
+    /// The status an update's code ends the loop with, when it is terminal.
+    pub fn terminal(code: i64) -> Option<RunStatus> {
+        RunStatus::TERMINAL
+            .into_iter()
+            .find(|status| *status == code)
+    }
+
     /// Queued or running: a loop is still to come or under way.
     pub fn is_active(self) -> bool {
         matches!(self, RunStatus::Queued | RunStatus::Running)
@@ -257,6 +272,11 @@ mod tests {
             assert_eq!(back, status);
         }
         assert_eq!(RunStatus::try_from(201), Err(UnknownStatus(201)));
+        let terminal: Vec<i64> = (100..600)
+            .filter_map(RunStatus::terminal)
+            .map(RunStatus::code)
+            .collect();
+        assert_eq!(terminal, [200, 204, 422, 500]);
         assert!(serde_json::from_str::<RunStatus>("413").is_err());
     }
 

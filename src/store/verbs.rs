@@ -8,7 +8,7 @@ use super::entries::{
 use super::paths::{log_path, normalize_path};
 use super::patterns::is_pattern;
 use super::schema::{entries, run_views};
-use super::{store_ops, EntryState, StoreError, StoreOp, StoreResult, Writer};
+use super::{store_ops, EntryState, RunStatus, StoreError, StoreOp, StoreResult, Writer};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
 use diesel::SqliteConnection;
@@ -234,9 +234,6 @@ impl StoreOp for CopyEntry {
     }
 }
 
-/// Statuses an update may carry: 1xx continues, these end the loop.
-pub const TERMINAL_STATUSES: [i64; 4] = [200, 204, 422, 500];
-
 /// Writes an update record `log://turn_N/update/{body}` (resolved, with
 /// its status); returns the path.
 pub struct WriteUpdate {
@@ -252,7 +249,7 @@ pub struct WriteUpdate {
 impl StoreOp for WriteUpdate {
     type Output = String;
     fn run(self, conn: &mut SqliteConnection) -> StoreResult<String> {
-        if !((100..=199).contains(&self.status) || TERMINAL_STATUSES.contains(&self.status)) {
+        if !((100..=199).contains(&self.status) || RunStatus::terminal(self.status).is_some()) {
             return Err(StoreError::Invalid(format!(
                 "Invalid status {} on update — use 1xx to continue or 200 to conclude.",
                 self.status

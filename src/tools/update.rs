@@ -8,16 +8,11 @@ use serde_json::{json, Value};
 pub struct Update;
 
 /// Statuses that end the loop.
-pub const TERMINAL: [RunStatus; 4] = [
-    RunStatus::Completed,
-    RunStatus::NoContent,
-    RunStatus::Unprocessable,
-    RunStatus::Failed,
-];
+pub const TERMINAL: [RunStatus; 4] = RunStatus::TERMINAL;
 
 /// The run status an update's status code ends the loop with, if it is terminal.
 pub fn terminal_status(code: i64) -> Option<RunStatus> {
-    TERMINAL.into_iter().find(|status| *status == code)
+    RunStatus::terminal(code)
 }
 
 #[async_trait::async_trait]
