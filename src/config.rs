@@ -132,6 +132,36 @@ pub struct Config {
     pub xai: Option<XaiSettings>,
     pub retry: RetrySettings,
     pub models: Vec<ModelSetting>,
+    /// Who may open the WebSocket (`RUMMY_ALLOWED_ORIGINS`, `_HOSTS`, `RUMMY_AUTH_TOKEN`).
+    pub admission: AdmissionSettings,
+    /// `RUMMY_PROJECT_ROOTS`: directories hello's `projectRoot` must lie in
+    /// (empty = any directory). Absolute as read; the server canonicalizes
+    /// them at boot.
+    pub project_roots: Vec<PathBuf>,
+}
+
+/// Settings of the upgrade check (`server::admission`).
+#[derive(Clone, Default, PartialEq)]
+pub struct AdmissionSettings {
+    /// Extra `Origin` values accepted besides the loopback ones on the bound
+    /// port, normalized to lower case without a trailing `/`.
+    pub allowed_origins: Vec<String>,
+    /// Extra `Host` names accepted besides loopback names and the bind
+    /// address, lower case, IPv6 literals without brackets.
+    pub allowed_hosts: Vec<String>,
+    /// Bearer token every upgrade must carry, when set.
+    pub auth_token: Option<String>,
+}
+
+// Hand-written so the token never lands in a log or panic message.
+impl std::fmt::Debug for AdmissionSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdmissionSettings")
+            .field("allowed_origins", &self.allowed_origins)
+            .field("allowed_hosts", &self.allowed_hosts)
+            .field("auth_token", &self.auth_token.as_ref().map(|_| "<set>"))
+            .finish()
+    }
 }
 
 type Vars = BTreeMap<String, String>;
@@ -275,6 +305,8 @@ impl Config {
             }),
             retry: r.retry()?,
             models: r.models()?,
+            admission: r.admission()?,
+            project_roots: r.project_roots()?,
         })
     }
 }
@@ -287,6 +319,44 @@ fn resolve_home(hint: Option<String>) -> Result<PathBuf, ConfigError> {
         .filter(|h| !h.is_empty())
         .map(|h| PathBuf::from(h).join(".rummy"))
         .ok_or(ConfigError::NoHome)
+}
+
+/// `scheme://host[:port]` in lower case without a trailing `/`, the form
+/// browsers send in `Origin`; `None` for anything else (paths, `null`, `*`).
+pub fn normalize_origin(text: &str) -> Option<String> {
+    let lower = text.trim().trim_end_matches('/').to_ascii_lowercase();
+    let (scheme, authority) = lower.split_once("://")?;
+    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    let authority_ok = !authority.is_empty()
+        && !authority.contains(['/', '?', '#', '@'])
+        && !authority
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control());
+    (scheme_ok && authority_ok).then_some(lower)
+}
+
+/// A host name or IP literal as `Host` carries it without its port: lower
+/// case, IPv6 without brackets; `None` when it is not one.
+pub fn normalize_host_name(text: &str) -> Option<String> {
+    let lower = text.trim().trim_end_matches('.').to_ascii_lowercase();
+    let bare = lower
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(&lower);
+    if bare.contains(':') {
+        return bare
+            .parse::<std::net::Ipv6Addr>()
+            .ok()
+            .map(|ip| ip.to_string());
+    }
+    let ok = !bare.is_empty()
+        && bare
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    ok.then(|| bare.to_string())
 }
 
 struct Reader<'a> {
@@ -382,6 +452,74 @@ impl Reader<'_> {
             ));
         }
         Ok(retry)
+    }
+
+    /// Comma-separated, blank items skipped.
+    fn list(&self, name: &str) -> Vec<String> {
+        self.text(name)
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn admission(&self) -> Result<AdmissionSettings, ConfigError> {
+        let mut allowed_origins = Vec::new();
+        for item in self.list("RUMMY_ALLOWED_ORIGINS") {
+            let origin = normalize_origin(&item).ok_or_else(|| {
+                self.invalid(
+                    "RUMMY_ALLOWED_ORIGINS",
+                    "a comma-separated list of origins like http://localhost:5173 (scheme://host[:port], no path; not null)",
+                )
+            })?;
+            allowed_origins.push(origin);
+        }
+        let mut allowed_hosts = Vec::new();
+        for item in self.list("RUMMY_ALLOWED_HOSTS") {
+            let host = normalize_host_name(&item).ok_or_else(|| {
+                self.invalid(
+                    "RUMMY_ALLOWED_HOSTS",
+                    "a comma-separated list of host names or IP addresses, without scheme or port",
+                )
+            })?;
+            allowed_hosts.push(host);
+        }
+        let auth_token = self.text("RUMMY_AUTH_TOKEN");
+        // The token travels in a header and a query string: keep it to
+        // characters both carry unchanged.
+        if auth_token.as_deref().is_some_and(|t| {
+            !t.bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'&' && b != b'+')
+        }) {
+            return Err(self.invalid(
+                "RUMMY_AUTH_TOKEN",
+                "printable ASCII without spaces, '&' or '+'",
+            ));
+        }
+        Ok(AdmissionSettings {
+            allowed_origins,
+            allowed_hosts,
+            auth_token,
+        })
+    }
+
+    fn project_roots(&self) -> Result<Vec<PathBuf>, ConfigError> {
+        let roots: Vec<PathBuf> = self
+            .list("RUMMY_PROJECT_ROOTS")
+            .into_iter()
+            .map(PathBuf::from)
+            .collect();
+        if roots.iter().any(|r| !r.is_absolute()) {
+            return Err(self.invalid(
+                "RUMMY_PROJECT_ROOTS",
+                "a comma-separated list of absolute directory paths",
+            ));
+        }
+        Ok(roots)
     }
 
     fn models(&self) -> Result<Vec<ModelSetting>, ConfigError> {
@@ -518,6 +656,65 @@ mod tests {
             }]
         );
         assert_eq!(c.openai.unwrap().base_url, "http://127.0.0.1:9");
+    }
+
+    #[test]
+    fn admission_settings_are_parsed_and_normalized() {
+        let c = Config::from_vars(base()).unwrap();
+        assert_eq!(c.admission, AdmissionSettings::default());
+        assert!(c.project_roots.is_empty());
+        let mut vars = base();
+        vars.extend([
+            (
+                "RUMMY_ALLOWED_ORIGINS",
+                " http://LocalHost:5173/ ,, https://editor.example",
+            ),
+            ("RUMMY_ALLOWED_HOSTS", "Rummy.Internal, [FD00::1], 10.0.0.2"),
+            ("RUMMY_AUTH_TOKEN", " s3cret "),
+            ("RUMMY_PROJECT_ROOTS", "/srv/a, /srv/b"),
+        ]);
+        let c = Config::from_vars(vars).unwrap();
+        assert_eq!(
+            c.admission.allowed_origins,
+            ["http://localhost:5173", "https://editor.example"]
+        );
+        assert_eq!(
+            c.admission.allowed_hosts,
+            ["rummy.internal", "fd00::1", "10.0.0.2"]
+        );
+        assert_eq!(c.admission.auth_token.as_deref(), Some("s3cret"));
+        assert!(
+            !format!("{c:?}").contains("s3cret"),
+            "Debug hides the token"
+        );
+        assert_eq!(
+            c.project_roots,
+            [PathBuf::from("/srv/a"), PathBuf::from("/srv/b")]
+        );
+    }
+
+    #[test]
+    fn bad_admission_settings_are_refused() {
+        let cases = [
+            ("RUMMY_ALLOWED_ORIGINS", "null"),
+            ("RUMMY_ALLOWED_ORIGINS", "*"),
+            ("RUMMY_ALLOWED_ORIGINS", "localhost:5173"),
+            ("RUMMY_ALLOWED_ORIGINS", "http://localhost:5173/app"),
+            ("RUMMY_ALLOWED_HOSTS", "http://rummy.internal"),
+            ("RUMMY_ALLOWED_HOSTS", "rummy.internal:3044"),
+            ("RUMMY_AUTH_TOKEN", "two words"),
+            ("RUMMY_AUTH_TOKEN", "a&b"),
+            ("RUMMY_PROJECT_ROOTS", "/srv/a,relative"),
+        ];
+        for (key, value) in cases {
+            let mut vars = base();
+            vars.push((key, value));
+            let err = Config::from_vars(vars).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("{key} must be")),
+                "{key}={value}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -2,9 +2,10 @@
 //! runs are driven turn by turn against an LLM provider; all model-facing
 //! state lives as entries in one store.
 //!
-//! Embedding: inside an actix system, `Server::start(config)` returns a
-//! [`ServerHandle`] whose actor addresses (store, hub) take typed messages
-//! directly, without WebSocket.
+//! Embedding: inside an actix system, `Server::start(config, options)`
+//! returns a [`ServerHandle`] whose actor addresses (store, hub) take typed
+//! messages directly; with `StartOptions { listen: false, .. }` no port is
+//! opened at all.
 
 pub mod config;
 pub mod context;
@@ -23,15 +24,16 @@ pub mod tokens;
 pub mod tools;
 
 pub use config::Config;
-pub use server::{ServerHandle, StartError};
+pub use server::{ServerHandle, StartError, StartOptions};
 
 /// Entry point for programs hosting rummy.
 pub struct Server;
 
 impl Server {
-    /// Opens the store, registers schemes and models, recovers interrupted
-    /// runs and starts listening.
-    pub async fn start(config: Config) -> Result<ServerHandle, StartError> {
-        server::start(config).await
+    /// Locks the database (one process per database), opens the store,
+    /// registers schemes and models, recovers interrupted runs and, unless
+    /// `options.listen` is off, starts listening.
+    pub async fn start(config: Config, options: StartOptions) -> Result<ServerHandle, StartError> {
+        server::start(config, options).await
     }
 }

@@ -1,7 +1,7 @@
 //! The `rummy` command line.
 
 use clap::{Parser, Subcommand};
-use rummy::{Config, Server};
+use rummy::{Config, Server, StartOptions};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -75,7 +75,12 @@ fn main() -> ExitCode {
     };
     init_logging(config.debug);
     match cli.command {
-        Command::Migrate => match rummy::store::db::open(&config.db_path, config.mmap_mb) {
+        // Migrating under a live server would change its schema beneath it.
+        Command::Migrate => match rummy::store::db::lock(&config.db_path)
+            .map_err(|e| e.to_string())
+            .and_then(|_lock| {
+                rummy::store::db::open(&config.db_path, config.mmap_mb).map_err(|e| e.to_string())
+            }) {
             Ok(_) => {
                 println!("database ready: {}", config.db_path.display());
                 ExitCode::SUCCESS
@@ -158,7 +163,7 @@ fn parse_stdin(pretty: bool, max_commands: Option<usize>, jsonl: bool) -> ExitCo
 fn serve(config: Config) -> ExitCode {
     let system = actix::System::new();
     system.block_on(async move {
-        let handle = match Server::start(config).await {
+        let handle = match Server::start(config, StartOptions::default()).await {
             Ok(h) => h,
             Err(e) => {
                 eprintln!("rummy: {e}");

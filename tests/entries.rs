@@ -15,7 +15,12 @@ async fn start(replies: Vec<Reply>) -> TestServer {
 }
 
 async fn hello(f: &TestServer, project: &str, root: &Path) -> WsClient {
-    hello_client(f.server.local_addr, project, &root.to_string_lossy()).await
+    hello_client(
+        f.server.local_addr.expect("listening"),
+        project,
+        &root.to_string_lossy(),
+    )
+    .await
 }
 
 async fn run_to_end(c: &mut WsClient, attributes: Value, path: &str) -> String {

@@ -14,7 +14,12 @@ use std::time::Duration;
 const LONG: Duration = Duration::from_secs(20);
 
 async fn client(t: &common::TestServer, root: &std::path::Path) -> WsClient {
-    hello_client(t.server.local_addr, "p", &root.to_string_lossy()).await
+    hello_client(
+        t.server.local_addr.expect("listening"),
+        "p",
+        &root.to_string_lossy(),
+    )
+    .await
 }
 
 async fn run_to_end(c: &mut WsClient, attributes: Value, prompt: &str) -> (String, Value) {

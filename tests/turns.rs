@@ -27,7 +27,12 @@ async fn a_refused_model_write_fails_with_permission_and_aborts_the_rest() {
             .into(),
     )])
     .await;
-    let mut c = hello_client(t.server.local_addr, "p", "/tmp/p").await;
+    let mut c = hello_client(
+        t.server.local_addr.expect("listening"),
+        "p",
+        &common::project_dir("p"),
+    )
+    .await;
     let alias = start_ask(&mut c, "hi").await;
     let last = c
         .wait_notification("run/state", LONG, |n| {
@@ -64,7 +69,12 @@ async fn shutdown_ends_runs_in_flight_and_records_it() {
     )])
     .await;
     let server = &t.server;
-    let mut c = hello_client(server.local_addr, "p", "/tmp/p").await;
+    let mut c = hello_client(
+        server.local_addr.expect("listening"),
+        "p",
+        &common::project_dir("p"),
+    )
+    .await;
     let alias = start_ask(&mut c, "slow").await;
     c.wait_notification("run/progress", LONG, |n| {
         n["params"]["status"] == "thinking"
@@ -88,7 +98,12 @@ async fn shutdown_ends_runs_in_flight_and_records_it() {
 #[actix_web::test]
 async fn a_cancel_right_after_a_continuation_stops_it() {
     let t = start_server(vec![]).await;
-    let mut c = hello_client(t.server.local_addr, "p", "/tmp/p").await;
+    let mut c = hello_client(
+        t.server.local_addr.expect("listening"),
+        "p",
+        &common::project_dir("p"),
+    )
+    .await;
     let alias = start_ask(&mut c, "first").await;
     c.wait_notification("run/state", LONG, |n| {
         n["params"]["run"] == alias && n["params"]["status"] == 200
@@ -126,9 +141,12 @@ async fn a_fragmented_request_is_answered() {
     use tokio_tungstenite::tungstenite::protocol::frame::Frame;
     use tokio_tungstenite::tungstenite::Message;
     let t = start_server(vec![]).await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/", t.server.local_addr))
-        .await
-        .expect("connect");
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!(
+        "ws://{}/",
+        t.server.local_addr.expect("listening")
+    ))
+    .await
+    .expect("connect");
     let (a, b) = r#"{"jsonrpc":"2.0","id":7,"method":"ping"}"#.split_at(10);
     ws.send(Message::Frame(Frame::message(
         a.as_bytes().to_vec(),
@@ -163,7 +181,12 @@ async fn model_sets_change_visibility_and_bodies_by_pattern() {
         ),
     ])
     .await;
-    let mut c = hello_client(t.server.local_addr, "p", "/tmp/p").await;
+    let mut c = hello_client(
+        t.server.local_addr.expect("listening"),
+        "p",
+        &common::project_dir("p"),
+    )
+    .await;
     let alias = start_ask(&mut c, "patterns").await;
     let last = c
         .wait_notification("run/state", LONG, |n| {

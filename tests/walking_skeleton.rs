@@ -15,15 +15,16 @@ async fn start(replies: Vec<Reply>) -> TestServer {
 
 async fn hello(addr: std::net::SocketAddr, project: &str) -> WsClient {
     let mut c = WsClient::connect(addr).await;
+    let root = common::project_dir(project);
     let r = c
         .call(
             "rummy/hello",
-            json!({"name": project, "projectRoot": format!("/tmp/{project}"), "clientVersion": "2.0.0"}),
+            json!({"name": project, "projectRoot": root, "clientVersion": "2.0.0"}),
         )
         .await
         .expect("hello succeeds");
     assert_eq!(r["rummyVersion"], "2.0.0");
-    assert_eq!(r["projectRoot"], format!("/tmp/{project}"));
+    assert_eq!(r["projectRoot"], root);
     assert!(r["projectId"].as_i64().is_some());
     c
 }
@@ -89,7 +90,7 @@ fn two_turns() -> Vec<Reply> {
 #[actix_web::test]
 async fn a_run_goes_end_to_end_and_every_project_client_sees_it() {
     let f = start(two_turns()).await;
-    let addr = f.server.local_addr;
+    let addr = f.server.local_addr.expect("listening");
     let mut starter = hello(addr, "alpha").await;
     let mut watcher = hello(addr, "alpha").await;
     let mut stranger = hello(addr, "beta").await;
@@ -258,7 +259,7 @@ async fn a_run_goes_end_to_end_and_every_project_client_sees_it() {
 #[actix_web::test]
 async fn bad_requests_get_standard_errors_and_the_connection_survives() {
     let f = start(vec![]).await;
-    let mut c = WsClient::connect(f.server.local_addr).await;
+    let mut c = WsClient::connect(f.server.local_addr.expect("listening")).await;
 
     let parse = c.send_raw("{not json").await;
     assert_eq!(parse["error"]["code"], -32700);
@@ -308,7 +309,7 @@ async fn bad_requests_get_standard_errors_and_the_connection_survives() {
     // The older handshake verb binds just the same.
     c.call(
         "init",
-        json!({"name": "legacy", "projectRoot": "/tmp/legacy"}),
+        json!({"name": "legacy", "projectRoot": common::project_dir("legacy")}),
     )
     .await
     .expect("init");
@@ -376,7 +377,7 @@ async fn a_run_outlives_the_client_that_started_it() {
     )];
     replies.push(Reply::Content(TWO_TURNS[1].to_string()));
     let f = start(replies).await;
-    let addr = f.server.local_addr;
+    let addr = f.server.local_addr.expect("listening");
     let mut starter = hello(addr, "gamma").await;
     let mut watcher = hello(addr, "gamma").await;
     let alias = start_run(&mut starter, "fake", "Keep going without me").await;
@@ -402,7 +403,7 @@ async fn any_client_of_the_project_can_cancel_a_run_mid_call() {
         TWO_TURNS[1].to_string(),
     )])
     .await;
-    let addr = f.server.local_addr;
+    let addr = f.server.local_addr.expect("listening");
     let mut starter = hello(addr, "delta").await;
     let mut other = hello(addr, "delta").await;
     let alias = start_run(&mut starter, "fake", "Take your time").await;
@@ -444,7 +445,7 @@ async fn any_client_of_the_project_can_cancel_a_run_mid_call() {
 async fn tagless_replies_strike_until_the_run_is_abandoned() {
     let prose = || Reply::Content("I would rather chat.".to_string());
     let f = start(vec![prose(), prose(), prose()]).await;
-    let mut c = hello(f.server.local_addr, "epsilon").await;
+    let mut c = hello(f.server.local_addr.expect("listening"), "epsilon").await;
     let alias = start_run(&mut c, "fake", "Answer with tags").await;
     let last = c
         .wait_notification("run/state", LONG, |n| is_final(n, &alias))

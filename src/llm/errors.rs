@@ -66,12 +66,12 @@ pub enum LlmError {
     #[error("{message}")]
     RateLimited {
         message: String,
-        retry_after: Option<Duration>,
+        retry_after: Option<RetryAfter>,
     },
     #[error("{message}")]
     Unavailable {
         message: String,
-        retry_after: Option<Duration>,
+        retry_after: Option<RetryAfter>,
     },
     #[error("{message}")]
     Gateway { status: u16, message: String },
@@ -96,14 +96,17 @@ pub enum LlmError {
     },
     #[error("{0}")]
     NotConfigured(String),
-    /// A retryable failure outlived its class's deadline.
+    /// A retryable failure outlived its class's deadline, or asked for a
+    /// wait the deadline cannot cover.
     #[error(
-        "gave up after {attempts} failed attempt(s) over {} s ({} retry deadline); last error: {last}",
+        "gave up after {attempts} failed attempt(s) over {} s ({} retry deadline: {reason}); last error: {last}",
         .elapsed.as_secs(), .last.class()
     )]
     RetriesExhausted {
         attempts: u32,
         elapsed: Duration,
+        /// Why waiting stopped, in words for the error entry.
+        reason: String,
         last: Box<LlmError>,
     },
 }
@@ -126,10 +129,10 @@ impl LlmError {
     }
 
     /// The wait the service asked for (`Retry-After`), if any.
-    pub fn retry_after(&self) -> Option<Duration> {
+    pub fn retry_after(&self) -> Option<&RetryAfter> {
         match self {
             LlmError::RateLimited { retry_after, .. }
-            | LlmError::Unavailable { retry_after, .. } => *retry_after,
+            | LlmError::Unavailable { retry_after, .. } => retry_after.as_ref(),
             _ => None,
         }
     }
@@ -180,7 +183,7 @@ pub struct ErrorStyle {
 pub struct HttpFailure<'a> {
     pub status: u16,
     pub body: &'a str,
-    pub retry_after: Option<Duration>,
+    pub retry_after: Option<RetryAfter>,
 }
 
 impl ErrorStyle {
@@ -264,26 +267,52 @@ pub fn looks_like_context_exceeded(text: &str) -> bool {
         || after("prompt", &["length"])
 }
 
+/// What a service said about when to call again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetryAfter {
+    /// Wait this long (zero for a date already past).
+    Wait(Duration),
+    /// A number no wait can honour (negative, NaN, infinite, or beyond what
+    /// a `Duration` holds); the raw header text is kept for the error.
+    /// The retry loop treats it as a wait past every deadline: it stops.
+    Unusable(String),
+}
+
 /// `Retry-After` (seconds or an HTTP date) or `retry-after-ms`, as a wait.
-pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+/// Text that is neither a number nor a date is ignored, as if absent.
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<RetryAfter> {
     let text = |name: &str| {
         headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
     };
-    if let Some(ms) = text("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
-        if ms.is_finite() && ms >= 0.0 {
-            return Some(Duration::from_secs_f64(ms / 1000.0));
+    if let Some(raw) = text("retry-after-ms") {
+        if let Ok(ms) = raw.parse::<f64>() {
+            return Some(seconds_wait(ms / 1000.0, raw));
         }
     }
     let value = text("retry-after")?;
     if let Ok(seconds) = value.parse::<f64>() {
-        return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds));
+        return Some(seconds_wait(seconds, value));
     }
     let at = http_date(value)?;
     let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs();
-    Some(Duration::from_secs(at.saturating_sub(now)))
+    Some(RetryAfter::Wait(Duration::from_secs(
+        at.saturating_sub(now),
+    )))
+}
+
+/// A wait in seconds, checked: `Duration::from_secs_f64` panics on exactly
+/// the values a misbehaving service may send.
+fn seconds_wait(seconds: f64, raw: &str) -> RetryAfter {
+    if seconds < 0.0 {
+        return RetryAfter::Unusable(raw.to_string());
+    }
+    match Duration::try_from_secs_f64(seconds) {
+        Ok(wait) => RetryAfter::Wait(wait),
+        Err(_) => RetryAfter::Unusable(raw.to_string()),
+    }
 }
 
 /// Seconds since the epoch of an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`),
@@ -298,7 +327,9 @@ pub fn http_date(text: &str) -> Option<u64> {
     ];
     let month = MONTHS.iter().position(|m| m == month)? as i64 + 1;
     let day: i64 = day.parse().ok().filter(|d| (1..=31).contains(d))?;
-    let year: i64 = year.parse().ok()?;
+    // The grammar's year is four digits; bounding it keeps the day
+    // arithmetic below far from overflow whatever a sender writes.
+    let year: i64 = year.parse().ok().filter(|y| (0..=9999).contains(y))?;
     let hms: Vec<u64> = time
         .split(':')
         .map(|p| p.parse().ok())
@@ -437,22 +468,71 @@ mod tests {
             .is_none());
     }
 
+    fn wait(d: Duration) -> Option<RetryAfter> {
+        Some(RetryAfter::Wait(d))
+    }
+
     #[test]
     fn retry_after_forms() {
         let mut h = reqwest::header::HeaderMap::new();
         assert_eq!(retry_after(&h), None);
         h.insert("retry-after", "3".parse().unwrap());
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
+        assert_eq!(retry_after(&h), wait(Duration::from_secs(3)));
+        h.insert("retry-after", " 1.5 ".parse().unwrap());
+        assert_eq!(retry_after(&h), wait(Duration::from_millis(1500)));
         h.insert(
             "retry-after",
             "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
         );
-        assert_eq!(retry_after(&h), Some(Duration::ZERO));
+        assert_eq!(retry_after(&h), wait(Duration::ZERO));
         h.insert("retry-after-ms", "250".parse().unwrap());
-        assert_eq!(retry_after(&h), Some(Duration::from_millis(250)));
+        assert_eq!(retry_after(&h), wait(Duration::from_millis(250)));
         h.remove("retry-after-ms");
         h.insert("retry-after", "soon".parse().unwrap());
         assert_eq!(retry_after(&h), None);
+    }
+
+    /// Every numeric form `Duration::from_secs_f64` would panic on.
+    #[test]
+    fn unrepresentable_retry_afters_are_unusable_not_a_panic() {
+        let unusable = [
+            "1e300", "-1", "-0.5", "NaN", "nan", "inf", "-inf", "infinity", "1e25", "1e400",
+        ];
+        for header in ["retry-after", "retry-after-ms"] {
+            for raw in unusable {
+                let mut h = reqwest::header::HeaderMap::new();
+                h.insert(header, raw.parse().unwrap());
+                assert_eq!(
+                    retry_after(&h),
+                    Some(RetryAfter::Unusable(raw.to_string())),
+                    "{header}: {raw}"
+                );
+            }
+        }
+        // Large but representable: a real wait, which the deadline then refuses.
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert("retry-after", "1e12".parse().unwrap());
+        assert_eq!(
+            retry_after(&h),
+            wait(Duration::from_secs(1_000_000_000_000))
+        );
+        // A negative zero is no wait at all.
+        h.insert("retry-after", "-0".parse().unwrap());
+        assert_eq!(retry_after(&h), wait(Duration::ZERO));
+        // An unusable retry-after-ms wins over a usable Retry-After, as any
+        // retry-after-ms does.
+        h.insert("retry-after", "1".parse().unwrap());
+        h.insert("retry-after-ms", "NaN".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(RetryAfter::Unusable("NaN".into())));
+        // A far-future date is a long wait, not an overflow.
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert(
+            "retry-after",
+            "Fri, 31 Dec 9999 23:59:59 GMT".parse().unwrap(),
+        );
+        assert!(
+            matches!(retry_after(&h), Some(RetryAfter::Wait(d)) if d > Duration::from_secs(1 << 37))
+        );
     }
 
     #[test]
@@ -468,5 +548,14 @@ mod tests {
         );
         assert_eq!(http_date("Sunday, 06-Nov-94 08:49:37 GMT"), None);
         assert_eq!(http_date("Sun, 06 Nov 1994 25:49:37 GMT"), None);
+        // Years that would overflow the day count are not dates.
+        assert_eq!(
+            http_date("Sun, 06 Nov 99999999999999999 08:49:37 GMT"),
+            None
+        );
+        assert_eq!(
+            http_date("Sun, 06 Nov -9223372036854775808 08:49:37 GMT"),
+            None
+        );
     }
 }

@@ -6,7 +6,7 @@
 //! The waits are plain timers inside the caller's future: dropping the
 //! future (a run abort) ends the wait at once.
 
-use super::errors::{ErrorClass, LlmError};
+use super::errors::{ErrorClass, LlmError, RetryAfter};
 use crate::config::RetrySettings;
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use std::collections::HashMap;
@@ -92,16 +92,28 @@ where
         // A Retry-After longer than what is left would only have us call
         // before the service is ready, or past the deadline: stop now.
         let delay = match error.retry_after() {
-            Some(asked) if asked > remaining => None,
-            Some(asked) => Some(asked.max(backoff).min(remaining)),
-            None => (!remaining.is_zero()).then(|| backoff.min(remaining)),
+            Some(RetryAfter::Unusable(raw)) => Err(format!(
+                "the service's Retry-After {raw:?} is not a wait that can be honoured"
+            )),
+            Some(RetryAfter::Wait(asked)) if *asked > remaining => Err(format!(
+                "the service asked to wait {} s, past the {} s left",
+                asked.as_secs(),
+                remaining.as_secs()
+            )),
+            Some(RetryAfter::Wait(asked)) => Ok((*asked).max(backoff).min(remaining)),
+            None if remaining.is_zero() => Err("deadline reached".to_string()),
+            None => Ok(backoff.min(remaining)),
         };
-        let Some(delay) = delay else {
-            return Err(LlmError::RetriesExhausted {
-                attempts: failures,
-                elapsed: started.elapsed(),
-                last: Box::new(error),
-            });
+        let delay = match delay {
+            Ok(delay) => delay,
+            Err(reason) => {
+                return Err(LlmError::RetriesExhausted {
+                    attempts: failures,
+                    elapsed: started.elapsed(),
+                    reason,
+                    last: Box::new(error),
+                })
+            }
         };
         let notice = RetryNotice {
             attempt: failures,
@@ -141,7 +153,7 @@ mod tests {
     fn rate_limited(after: Option<Duration>) -> LlmError {
         LlmError::RateLimited {
             message: "429".into(),
-            retry_after: after,
+            retry_after: after.map(RetryAfter::Wait),
         }
     }
 
@@ -234,6 +246,62 @@ mod tests {
         let result: Result<(), _> = with_retry(&fast(), &|_| {}, || {
             calls += 1;
             async { Err(rate_limited(Some(Duration::from_secs(3600)))) }
+        })
+        .await;
+        assert!(matches!(
+            result,
+            Err(LlmError::RetriesExhausted { attempts: 1, .. })
+        ));
+        assert_eq!(calls, 1);
+    }
+
+    #[tokio::test]
+    async fn an_unusable_retry_after_gives_up_at_once_for_either_class() {
+        for raw in ["1e300", "-5", "NaN", "inf"] {
+            for unavailable in [false, true] {
+                let asked = Some(RetryAfter::Unusable(raw.to_string()));
+                let mut calls = 0;
+                let result: Result<(), _> = with_retry(&fast(), &|_| {}, || {
+                    calls += 1;
+                    let retry_after = asked.clone();
+                    async move {
+                        Err(if unavailable {
+                            LlmError::Unavailable {
+                                message: "503".into(),
+                                retry_after,
+                            }
+                        } else {
+                            LlmError::RateLimited {
+                                message: "429".into(),
+                                retry_after,
+                            }
+                        })
+                    }
+                })
+                .await;
+                let e = result.unwrap_err();
+                assert!(
+                    matches!(e, LlmError::RetriesExhausted { attempts: 1, .. }),
+                    "{raw}: {e}"
+                );
+                let class = if unavailable {
+                    ErrorClass::Unavailable
+                } else {
+                    ErrorClass::RateLimited
+                };
+                assert_eq!(e.class(), class);
+                assert!(e.to_string().contains(raw), "{e}");
+                assert_eq!(calls, 1, "{raw}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_longest_representable_wait_gives_up_without_overflow() {
+        let mut calls = 0;
+        let result: Result<(), _> = with_retry(&fast(), &|_| {}, || {
+            calls += 1;
+            async { Err(rate_limited(Some(Duration::MAX))) }
         })
         .await;
         assert!(matches!(

@@ -10,9 +10,9 @@ pub mod turn;
 pub mod verdict;
 
 use crate::config::Config;
+use crate::hub::{Hub, Publish};
 use crate::llm::ProviderRegistry;
 use crate::protocol::notifications::Notification;
-use crate::hub::{Hub, Publish};
 use crate::store::Store;
 use crate::tools::ToolRegistry;
 use actix::Addr;

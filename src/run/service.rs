@@ -21,7 +21,9 @@ pub enum RunServiceError {
         field: &'static str,
         problem: &'static str,
     },
-    #[error("Unknown model alias '{0}'. Define RUMMY_MODEL_{0} in your environment or call addModel.")]
+    #[error(
+        "Unknown model alias '{0}'. Define RUMMY_MODEL_{0} in your environment or call addModel."
+    )]
     UnknownModel(String),
     /// The model's provider is not configured.
     #[error("{0}")]

@@ -1,13 +1,25 @@
 //! `ClientConnection`: one WebSocket client. Frames are parsed here and
 //! each request runs concurrently; replies may come out of order.
+//!
+//! The one ordering rule: while a `rummy/hello` is in flight, later frames
+//! wait for it, so a client may pipeline requests behind its hello and
+//! have them see the binding hello makes (or fail to make).
 
-use super::hub::{Push, Subscribe, Unsubscribe};
-use super::router::{dispatch, Binding, CallCtx};
+use super::router::{dispatch, find, Binding, CallCtx};
 use super::AppState;
+use crate::hub::{Push, Subscribe, Unsubscribe};
 use crate::protocol::jsonrpc::{error_frame, parse_frame, result_frame, Inbound};
 use actix::prelude::*;
 use actix_web_actors::ws;
 use serde_json::Value;
+use std::collections::VecDeque;
+
+/// A parsed call: its id (none for a notification), method and params.
+struct Call {
+    id: Option<Value>,
+    method: String,
+    params: Value,
+}
 
 pub struct ClientConnection {
     id: u64,
@@ -15,6 +27,10 @@ pub struct ClientConnection {
     binding: Option<Binding>,
     /// A text message arriving in fragments, until its last one.
     partial: Option<Vec<u8>>,
+    /// A hello is being handled; calls arriving meanwhile go to `held`.
+    hello_in_flight: bool,
+    /// Calls that arrived behind an unfinished hello, oldest first.
+    held: VecDeque<Call>,
 }
 
 impl ClientConnection {
@@ -24,18 +40,40 @@ impl ClientConnection {
             app,
             binding: None,
             partial: None,
+            hello_in_flight: false,
+            held: VecDeque::new(),
         }
     }
 
     fn handle_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
-        let (id, method, params) = match parse_frame(text) {
+        let call = match parse_frame(text) {
             Inbound::Invalid { id, error } => {
                 ctx.text(error_frame(&id, &error));
                 return;
             }
-            Inbound::Request { id, method, params } => (Some(id), method, params),
-            Inbound::Notification { method, params } => (None, method, params),
+            Inbound::Request { id, method, params } => Call {
+                id: Some(id),
+                method,
+                params,
+            },
+            Inbound::Notification { method, params } => Call {
+                id: None,
+                method,
+                params,
+            },
         };
+        if self.hello_in_flight {
+            self.held.push_back(call);
+        } else {
+            self.start(call, ctx);
+        }
+    }
+
+    /// Dispatches one call; a hello holds back what follows until it ends.
+    fn start(&mut self, call: Call, ctx: &mut ws::WebsocketContext<Self>) {
+        let Call { id, method, params } = call;
+        let is_hello = find(&method).is_some_and(|spec| spec.name == "rummy/hello");
+        self.hello_in_flight |= is_hello;
         let call = CallCtx {
             app: self.app.clone(),
             client_id: self.id,
@@ -54,7 +92,22 @@ impl ClientConnection {
                 };
                 ctx.text(frame);
             }
+            if is_hello {
+                act.hello_in_flight = false;
+                act.release_held(ctx);
+            }
         }));
+    }
+
+    /// Dispatches held calls until none are left or another hello holds
+    /// the rest.
+    fn release_held(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        while !self.hello_in_flight {
+            let Some(call) = self.held.pop_front() else {
+                return;
+            };
+            self.start(call, ctx);
+        }
     }
 
     /// Reassembles a fragmented message (bounded like a single frame).

@@ -1,12 +1,14 @@
-//! The server: boot (store, schemes, models, recovery), the actix-web
-//! listener and the WebSocket upgrade, and the handle embedders hold.
+//! The server: boot (database lock, store, schemes, models, recovery), the
+//! optional actix-web listener and the checked WebSocket upgrade, and the
+//! handle embedders hold.
 
+pub mod admission;
 pub mod connection;
-pub mod hub;
 pub mod methods;
 pub mod router;
 
 use crate::config::Config;
+use crate::hub::Hub;
 use crate::llm::ProviderRegistry;
 use crate::run::{Engine, RunService};
 use crate::store::schemes::bootstrap_schemes;
@@ -14,10 +16,11 @@ use crate::store::schemes::RegisterSchemes;
 use crate::store::{RecoverInterrupted, Store, StoreError, UpsertModel};
 use crate::tools::ToolRegistry;
 use actix::prelude::*;
+use actix_web::http::header;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use actix_web_actors::ws;
+use admission::{Admission, Upgrade};
 use connection::ClientConnection;
-use hub::Hub;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -33,7 +36,27 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     pub runs: RunService,
     pub config: Arc<Config>,
+    admission: Arc<Admission>,
     next_client: Arc<AtomicU64>,
+}
+
+/// How `start` hosts the engine.
+#[derive(Clone)]
+pub struct StartOptions {
+    /// Listen for WebSocket clients on the config's bind address and port.
+    /// Off, the engine, store and hub run without any port (embedding).
+    pub listen: bool,
+    /// The tools runs may use; `None` = [`ToolRegistry::builtin`].
+    pub tools: Option<Arc<ToolRegistry>>,
+}
+
+impl Default for StartOptions {
+    fn default() -> Self {
+        StartOptions {
+            listen: true,
+            tools: None,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +65,10 @@ pub enum StartError {
     Database(#[from] crate::store::db::DbError),
     #[error("could not prepare the database: {0}")]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    Locked(#[from] crate::store::db::LockError),
+    #[error("RUMMY_PROJECT_ROOTS: {0}")]
+    ProjectRoots(String),
     #[error("Port {port} on {bind} is already in use.")]
     PortInUse { bind: String, port: u16 },
     #[error("could not listen on {bind}:{port}: {source}")]
@@ -54,24 +81,58 @@ pub enum StartError {
 
 /// A running server: its address and actors, for embedding programs.
 pub struct ServerHandle {
-    pub local_addr: SocketAddr,
+    /// Where clients connect; `None` when started without a listener.
+    pub local_addr: Option<SocketAddr>,
     pub store: Store,
     pub hub: Addr<Hub>,
     pub engine: Arc<Engine>,
     /// The run lifecycle API (start, continue, fork, cancel, resolve).
     pub runs: RunService,
-    http: actix_web::dev::ServerHandle,
+    next_client: Arc<AtomicU64>,
+    http: Option<actix_web::dev::ServerHandle>,
+    /// The database lock: released on `stop` or when the handle drops.
+    lock: std::sync::Mutex<Option<crate::store::db::DbLock>>,
 }
 
 impl ServerHandle {
+    /// Subscribes an embedding program to a project's notifications, as a
+    /// connection's `rummy/hello` does; answers the subscriber's id for
+    /// `hub::Unsubscribe`.
+    pub fn subscribe(&self, project_id: i64, recipient: Recipient<crate::hub::Push>) -> u64 {
+        let client_id = self.next_client.fetch_add(1, Ordering::Relaxed);
+        self.hub.do_send(crate::hub::Subscribe {
+            client_id,
+            project_id,
+            recipient,
+        });
+        client_id
+    }
+
     /// Clean shutdown: runs in flight end 499 (recorded, nothing
-    /// half-written), then the listener stops.
+    /// half-written), then the listener stops and the database lock is
+    /// released.
     pub async fn stop(&self) {
         self.runs.abort_all("server shutting down").await;
         // Not graceful: WebSocket clients would hold a graceful stop open
         // until the shutdown timeout, and no request is left half-done.
-        self.http.stop(false).await;
+        if let Some(http) = &self.http {
+            http.stop(false).await;
+        }
+        // A poisoned mutex still holds the lock; take it either way.
+        let lock = match self.lock.lock() {
+            Ok(mut guard) => guard.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        drop(lock);
     }
+}
+
+/// A header as text; one that is not text becomes a value no admission
+/// rule accepts, so it is refused rather than taken as absent.
+fn header_text(req: &HttpRequest, name: header::HeaderName) -> Option<&str> {
+    req.headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap_or("<not text>"))
 }
 
 async fn websocket(
@@ -79,6 +140,26 @@ async fn websocket(
     stream: web::Payload,
     app: web::Data<AppState>,
 ) -> actix_web::Result<HttpResponse> {
+    let upgrade = Upgrade {
+        host: header_text(&req, header::HOST),
+        origin: header_text(&req, header::ORIGIN),
+        authorization: header_text(&req, header::AUTHORIZATION),
+        query: req.query_string(),
+    };
+    if let Err(refusal) = app.admission.check(&upgrade) {
+        let status = actix_web::http::StatusCode::from_u16(refusal.status())
+            .unwrap_or(actix_web::http::StatusCode::FORBIDDEN);
+        let peer = req
+            .peer_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "unknown".into());
+        tracing::warn!(%peer, status = status.as_u16(), "refused WebSocket upgrade: {refusal}");
+        let mut response = HttpResponse::build(status);
+        if status == actix_web::http::StatusCode::UNAUTHORIZED {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        return Ok(response.body(refusal.to_string()));
+    }
     let id = app.next_client.fetch_add(1, Ordering::Relaxed);
     ws::WsResponseBuilder::new(
         ClientConnection::new(id, app.get_ref().clone()),
@@ -90,7 +171,23 @@ async fn websocket(
 }
 
 /// Starts rummy inside the current actix system.
-pub async fn start(config: Config) -> Result<ServerHandle, StartError> {
+pub async fn start(mut config: Config, options: StartOptions) -> Result<ServerHandle, StartError> {
+    // Before anything touches the database: a second process must neither
+    // migrate under a live one nor mark its runs interrupted.
+    let lock = {
+        let path = config.db_path.clone();
+        tokio::task::spawn_blocking(move || crate::store::db::lock(&path))
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))??
+    };
+    if !config.project_roots.is_empty() {
+        let roots = config.project_roots.clone();
+        config.project_roots =
+            tokio::task::spawn_blocking(move || admission::canonical_project_roots(&roots))
+                .await
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?
+                .map_err(StartError::ProjectRoots)?;
+    }
     let config = Arc::new(config);
     let store = {
         let path = config.db_path.clone();
@@ -101,7 +198,9 @@ pub async fn start(config: Config) -> Result<ServerHandle, StartError> {
             .map_err(|e| StoreError::Unavailable(e.to_string()))??;
         Store::start(conn, config.db_path.clone(), config.mmap_mb)
     };
-    let tools = Arc::new(ToolRegistry::builtin());
+    let tools = options
+        .tools
+        .unwrap_or_else(|| Arc::new(ToolRegistry::builtin()));
     let mut schemes = bootstrap_schemes();
     schemes.extend(tools.schemes());
     store.run(RegisterSchemes(schemes)).await?;
@@ -127,24 +226,48 @@ pub async fn start(config: Config) -> Result<ServerHandle, StartError> {
         config: config.clone(),
     });
     let runs = RunService::start(engine.clone());
-    let state = AppState {
-        store: store.clone(),
-        hub: hub.clone(),
-        engine: engine.clone(),
-        runs: runs.clone(),
-        config: config.clone(),
-        next_client: Arc::new(AtomicU64::new(1)),
+    let next_client = Arc::new(AtomicU64::new(1));
+    let (local_addr, http) = if options.listen {
+        let (addr, http) = listen(Listener {
+            config: config.clone(),
+            store: store.clone(),
+            hub: hub.clone(),
+            engine: engine.clone(),
+            runs: runs.clone(),
+            next_client: next_client.clone(),
+        })?;
+        (Some(addr), Some(http))
+    } else {
+        tracing::info!("rummy started without a listener");
+        (None, None)
     };
-    let bind = (config.bind, config.port);
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(web::Data::new(state.clone()))
-            .default_service(web::to(websocket))
+    Ok(ServerHandle {
+        local_addr,
+        store,
+        hub,
+        engine,
+        runs,
+        next_client,
+        http,
+        lock: std::sync::Mutex::new(Some(lock)),
     })
-    .workers(2)
-    .disable_signals()
-    .bind(bind)
-    .map_err(|source| {
+}
+
+/// Binds first, so the admission rules know the port actually bound (the
+/// configured one may be 0), then serves the upgrade on it.
+/// What the listener's connections share, before the port is known.
+struct Listener {
+    config: Arc<Config>,
+    store: Store,
+    hub: Addr<Hub>,
+    engine: Arc<Engine>,
+    runs: RunService,
+    next_client: Arc<AtomicU64>,
+}
+
+fn listen(parts: Listener) -> Result<(SocketAddr, actix_web::dev::ServerHandle), StartError> {
+    let config = parts.config.clone();
+    let listen_error = |source: std::io::Error| {
         if source.kind() == std::io::ErrorKind::AddrInUse {
             StartError::PortInUse {
                 bind: config.bind.to_string(),
@@ -157,22 +280,39 @@ pub async fn start(config: Config) -> Result<ServerHandle, StartError> {
                 source,
             }
         }
-    })?;
-    let local_addr = server
-        .addrs()
-        .first()
-        .copied()
-        .unwrap_or_else(|| SocketAddr::from(bind));
+    };
+    let listener = std::net::TcpListener::bind((config.bind, config.port)).map_err(listen_error)?;
+    listener.set_nonblocking(true).map_err(listen_error)?;
+    let local_addr = listener.local_addr().map_err(listen_error)?;
+    let state = AppState {
+        admission: Arc::new(Admission::new(
+            &config.admission,
+            config.bind,
+            local_addr.port(),
+        )),
+        store: parts.store,
+        hub: parts.hub,
+        engine: parts.engine,
+        runs: parts.runs,
+        config: parts.config,
+        next_client: parts.next_client,
+    };
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(state.clone()))
+            .default_service(web::to(websocket))
+    })
+    .workers(2)
+    .disable_signals()
+    // Without this, actix lingers up to 1 s after a WebSocket's close
+    // handshake waiting for the client to drop TCP, while the client
+    // (rightly, RFC 6455 §7.1.1) waits for the server to drop it first.
+    .client_disconnect_timeout(std::time::Duration::ZERO)
+    .listen(listener)
+    .map_err(listen_error)?;
     let running = server.run();
     let http = running.handle();
     actix_web::rt::spawn(running);
     tracing::info!("rummy listening on ws://{local_addr}");
-    Ok(ServerHandle {
-        local_addr,
-        store,
-        hub,
-        engine,
-        runs,
-        http,
-    })
+    Ok((local_addr, http))
 }

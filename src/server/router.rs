@@ -114,7 +114,9 @@ pub async fn dispatch(
     let store = call.app.store.clone();
     let timeout = call.app.config.rpc_timeout;
     let project_id = call.binding.as_ref().map(|b| b.project_id);
-    let logged_params = params.to_string();
+    // Bounded now: the handler takes `params`, and a 1 MiB write must not
+    // be copied whole just to be cut later.
+    let logged_params = crate::store::bounded_json(&params);
     let outcome = match find(method) {
         None => Err(RpcError::new(
             METHOD_NOT_FOUND,
@@ -142,17 +144,14 @@ pub async fn dispatch(
         Ok(r) => (Ok(r.result), r.bind),
         Err(e) => (Err(e), None),
     };
-    let log = LogRpc {
-        project_id: bind.as_ref().map(|b| b.project_id).or(project_id),
-        method: method.to_string(),
-        rpc_id: rpc_id.and_then(Value::as_i64),
-        params: logged_params,
-        result: reply
-            .as_ref()
-            .ok()
-            .map(|r| r.to_string().chars().take(4096).collect()),
-        error: reply.as_ref().err().map(|e| e.message.clone()),
-    };
+    let log = LogRpc::record(
+        bind.as_ref().map(|b| b.project_id).or(project_id),
+        method,
+        rpc_id,
+        logged_params,
+        reply.as_ref().ok(),
+        reply.as_ref().err().map(|e| e.message.as_str()),
+    );
     if let Err(e) = store.run(log).await {
         tracing::warn!("could not record {method} in rpc_log: {e}");
     }

@@ -85,6 +85,142 @@ pub fn open(path: &Path, mmap_mb: u64) -> Result<SqliteConnection, DbError> {
     Ok(conn)
 }
 
+/// An exclusive lock on `<db>.lock`, held for as long as this value lives.
+/// Only its holder may run boot recovery, which marks every run left
+/// running as interrupted: a second process must never do that to a live
+/// one. The lock is per open file (flock), so two servers inside one
+/// process exclude each other too.
+#[derive(Debug)]
+pub struct DbLock {
+    _file: std::fs::File,
+    path: PathBuf,
+}
+
+impl DbLock {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Why the database lock could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("database {db} is in use by another rummy process ({holder}); stop it or set RUMMY_DB_PATH to another file (lock file {lock})")]
+    Held {
+        db: String,
+        lock: String,
+        holder: String,
+    },
+    #[error("cannot lock database {db} through {lock}: {source}")]
+    Io {
+        db: String,
+        lock: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The lock file beside a database: `rummy.db` -> `rummy.db.lock`.
+pub fn lock_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+/// Takes the database's lock without waiting, and records this process
+/// (pid and start time) in the lock file for whoever is refused next.
+pub fn lock(db: &Path) -> Result<DbLock, LockError> {
+    use std::io::{Read, Seek, Write};
+    let path = lock_path(db);
+    let io = |source: std::io::Error| LockError::Io {
+        db: db.display().to_string(),
+        lock: path.display().to_string(),
+        source,
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(io)?;
+    }
+    // No truncate on open: the holder's record must survive until we own the lock.
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut text = String::new();
+            // The holder may be mid-write; an unreadable record still refuses.
+            let _ = file.read_to_string(&mut text);
+            return Err(LockError::Held {
+                db: db.display().to_string(),
+                lock: path.display().to_string(),
+                holder: describe_holder(&text),
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+    }
+    let record = format!(
+        "pid={}\nstarted={}\n",
+        std::process::id(),
+        utc_now_iso8601()
+    );
+    file.set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| file.write_all(record.as_bytes()))
+        .and_then(|()| file.flush())
+        .map_err(io)?;
+    Ok(DbLock { _file: file, path })
+}
+
+/// "pid 123, started 2026-01-01T00:00:00Z" from a lock file's record.
+fn describe_holder(record: &str) -> String {
+    let field = |key: &str| {
+        record.lines().find_map(|l| {
+            l.strip_prefix(key)
+                .and_then(|v| v.strip_prefix('='))
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+        })
+    };
+    match (field("pid"), field("started")) {
+        (Some(pid), Some(started)) => format!("pid {pid}, started {started}"),
+        (Some(pid), None) => format!("pid {pid}"),
+        _ => "a process that has not recorded itself yet".to_string(),
+    }
+}
+
+fn utc_now_iso8601() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    iso8601(secs)
+}
+
+/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ` (civil-from-days, proleptic Gregorian).
+fn iso8601(secs: u64) -> String {
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3_600,
+        rem % 3_600 / 60,
+        rem % 60
+    )
+}
+
 /// The string handed to SQLite. Diesel opens with URI filenames enabled, so a relative path
 /// that happens to start with `file:` is prefixed with `./` to keep it a plain filename.
 fn connection_url(path: &Path) -> Option<String> {
@@ -100,6 +236,41 @@ fn connection_url(path: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_second_lock_on_one_database_is_refused_naming_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("sub").join("rummy.db");
+        let first = lock(&db).unwrap();
+        assert_eq!(first.path(), dir.path().join("sub").join("rummy.db.lock"));
+        let err = lock(&db).unwrap_err();
+        let message = err.to_string();
+        let pid = format!("pid {}, started 20", std::process::id());
+        assert!(
+            matches!(err, LockError::Held { .. }) && message.contains(&pid),
+            "{message}"
+        );
+        drop(first);
+        let again = lock(&db).unwrap();
+        let record = std::fs::read_to_string(again.path()).unwrap();
+        assert!(record.starts_with(&format!("pid={}\n", std::process::id())));
+    }
+
+    #[test]
+    fn holder_records_are_described() {
+        assert_eq!(
+            describe_holder("pid=7\nstarted=2026-01-02T03:04:05Z\n"),
+            "pid 7, started 2026-01-02T03:04:05Z"
+        );
+        assert_eq!(describe_holder("pid=7\n"), "pid 7");
+        assert!(describe_holder("").contains("not recorded"));
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso8601(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(iso8601(951_782_400), "2000-02-29T00:00:00Z");
+        let now = utc_now_iso8601();
+        assert_eq!(now.len(), 20, "{now}");
+        assert!(now.starts_with("20") && now.ends_with('Z'), "{now}");
+    }
     use diesel::prelude::*;
     use diesel::result::Error as DieselError;
     use diesel::sql_types::{BigInt, Nullable, Text};

@@ -172,7 +172,8 @@ diesel::table! {
         id -> BigInt,
         project_id -> Nullable<BigInt>,
         method -> Text,
-        rpc_id -> Nullable<BigInt>,
+        /// JSON of the request id: `7` or `"seven"`.
+        rpc_id -> Nullable<Text>,
         /// JSON.
         params -> Nullable<Text>,
         /// JSON.

@@ -538,7 +538,9 @@ pub async fn start_server(replies: Vec<Reply>) -> TestServer {
     let provider = FakeProvider::start(replies).await;
     let config = rummy::Config::from_vars(test_vars(home.path(), &provider.base_url()))
         .expect("test config is valid");
-    let server = rummy::Server::start(config).await.expect("server starts");
+    let server = rummy::Server::start(config, rummy::StartOptions::default())
+        .await
+        .expect("server starts");
     TestServer {
         home,
         provider,
@@ -556,4 +558,14 @@ pub async fn hello_client(addr: SocketAddr, project: &str, root: &str) -> WsClie
     .await
     .expect("hello succeeds");
     c
+}
+
+/// An existing, empty directory to name as `projectRoot` (hello refuses
+/// roots that do not exist), under cargo's per-target scratch directory.
+pub fn project_dir(name: &str) -> String {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("projects")
+        .join(name);
+    std::fs::create_dir_all(&dir).expect("project dir");
+    dir.to_string_lossy().into_owned()
 }

@@ -5,7 +5,7 @@ use crate::common::WsClient;
 use crate::fake::*;
 use crate::{provider_vars, OLLAMA_CHAT, OPENAI_CHAT, OPENROUTER_CHAT, XAI_RESPONSES};
 use rummy::store::{GetEntry, GetRun};
-use rummy::{Config, Server, ServerHandle};
+use rummy::{Config, Server, ServerHandle, StartOptions};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -60,9 +60,12 @@ async fn start(overrides: &[(&str, &str)]) -> Fixture {
         .chain(overrides)
         .map(|(k, v)| (k.to_string(), v.to_string())),
     );
-    let server = Server::start(Config::from_vars(vars).expect("config"))
-        .await
-        .expect("server starts");
+    let server = Server::start(
+        Config::from_vars(vars).expect("config"),
+        StartOptions::default(),
+    )
+    .await
+    .expect("server starts");
     Fixture {
         _home: home,
         fake,
@@ -71,10 +74,10 @@ async fn start(overrides: &[(&str, &str)]) -> Fixture {
 }
 
 async fn hello(f: &Fixture, project: &str) -> WsClient {
-    let mut c = WsClient::connect(f.server.local_addr).await;
+    let mut c = WsClient::connect(f.server.local_addr.expect("listening")).await;
     c.call(
         "rummy/hello",
-        json!({"name": project, "projectRoot": format!("/tmp/{project}"), "clientVersion": "2.0.0"}),
+        json!({"name": project, "projectRoot": crate::common::project_dir(project), "clientVersion": "2.0.0"}),
     )
     .await
     .expect("hello");
@@ -353,4 +356,37 @@ async fn unconfigured_providers_and_bad_aliases_are_refused_clearly() {
     .expect("addModel");
     let e = start_run(&mut c, "later").await.expect_err("ollama is off");
     assert!(e.to_string().contains("OLLAMA_BASE_URL"), "{e}");
+}
+
+/// A `Retry-After` no wait can honour used to panic inside the run's drain,
+/// leaving the run at 102 forever.
+#[actix_web::test]
+async fn an_unrepresentable_retry_after_ends_the_run_and_the_server_goes_on() {
+    let f = start(&[]).await;
+    let mut c = hello(&f, "retry-after").await;
+    for (header, raw) in [("retry-after", "1e300"), ("retry-after-ms", "-5")] {
+        let before = f.fake.seen(OPENAI_CHAT).len();
+        f.fake
+            .queue(OPENAI_CHAT, [openai_rate_limited().header(header, raw)]);
+        let alias = start_run(&mut c, "oa").await.expect("run starts");
+        let state = final_state(&mut c, &alias).await;
+        assert_eq!(state["status"], 500, "{header}: {state}");
+        assert!(
+            history_has(&state, |h| {
+                h["body"]
+                    .as_str()
+                    .is_some_and(|b| b.contains("Rate limit reached") && b.contains(raw))
+            }),
+            "{header}: {state}"
+        );
+        // Given up at once: no second call.
+        assert_eq!(f.fake.seen(OPENAI_CHAT).len(), before + 1, "{header}");
+    }
+    // The server still serves: this connection, a new one, and a new run.
+    f.fake
+        .queue(OPENAI_CHAT, [Canned::json(200, openai_reply(DONE))]);
+    let mut other = hello(&f, "retry-after").await;
+    let alias = start_run(&mut other, "oa").await.expect("run starts");
+    assert_eq!(final_state(&mut other, &alias).await["status"], 200);
+    c.call("getRuns", json!({})).await.expect("getRuns");
 }

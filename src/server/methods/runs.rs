@@ -153,10 +153,7 @@ async fn run_lifecycle(ctx: CallCtx, req: RunRequest) -> Result<Reply, RpcError>
         context_limit: req.context_limit,
     };
     let existing = match &req.alias {
-        Some(alias) => runs
-            .find(project_id, alias)
-            .await
-            .map_err(service_error)?,
+        Some(alias) => runs.find(project_id, alias).await.map_err(service_error)?,
         None => None,
     };
     let Some(run) = existing else {

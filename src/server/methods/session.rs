@@ -3,6 +3,7 @@
 use crate::protocol::jsonrpc::RpcError;
 use crate::protocol::params::HelloParams;
 use crate::protocol::PROTOCOL_VERSION;
+use crate::server::admission::resolve_project_root;
 use crate::server::router::{describe, params, store_error, Binding, CallCtx, Reply};
 use crate::store::UpsertProject;
 use serde_json::{json, Value};
@@ -26,12 +27,23 @@ pub async fn hello(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
         .project_root
         .filter(|r| !r.trim().is_empty())
         .ok_or_else(|| RpcError::invalid_params("rummy/hello: projectRoot is required"))?;
+    // Identity stays the name and the reply echoes the root as sent (spec
+    // 03 §1); what file operations use, here and in runs' scans of the
+    // stored root, is the canonical directory.
+    let canonical = {
+        let given = root.clone();
+        let allowed = ctx.app.config.project_roots.clone();
+        tokio::task::spawn_blocking(move || resolve_project_root(&given, &allowed))
+            .await
+            .map_err(|e| RpcError::internal(format!("rummy/hello: {e}")))?
+            .map_err(RpcError::invalid_params)?
+    };
     let project_id = ctx
         .app
         .store
         .run(UpsertProject {
             name,
-            project_root: root.clone(),
+            project_root: canonical.clone(),
             config_path: p.config_path,
         })
         .await
@@ -44,7 +56,7 @@ pub async fn hello(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
         }),
         bind: Some(Binding {
             project_id,
-            project_root: root,
+            project_root: canonical,
         }),
     })
 }
