@@ -9,8 +9,8 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use rummy::context::project_rows;
 use rummy::store::schemes::{bootstrap_schemes, RegisterSchemes};
 use rummy::store::{
-    AppendEntry, CreateRun, EntryWrite, GetEntry, ModelContext, QueryEntries, SetEntry, Store,
-    UpsertProject, Writer,
+    AppendEntry, CreateRun, EntryState, EntryWrite, GetEntry, ModelContext, QueryEntries, SetEntry,
+    Store, UpsertProject, Writer,
 };
 use rummy::tools::ToolRegistry;
 use std::time::Duration;
@@ -169,7 +169,7 @@ fn append(c: &mut Criterion) {
                         b.system
                             .block_on(b.store.run(SetEntry(EntryWrite {
                                 body: Some(String::new()),
-                                state: Some("streaming".into()),
+                                state: Some(EntryState::Streaming),
                                 ..EntryWrite::new(b.run_id, "sh://turn_1/out_1", Writer::Plugin)
                             })))
                             .expect("stream entry");

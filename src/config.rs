@@ -3,7 +3,7 @@
 //! Order (later wins): the shipped `config/default.env` (compiled in, so the
 //! binary needs no files) < `$RUMMY_HOME/.env` < `./.env` < process env.
 
-use crate::llm::ModelSpecError;
+use crate::model_spec::{check_model, ModelSpecError};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -533,7 +533,7 @@ impl Reader<'_> {
                 continue;
             }
             // The same rule addModel applies at runtime.
-            match crate::llm::check_model(alias, actual, None) {
+            match check_model(alias, actual, None) {
                 Ok(()) => {}
                 Err(ModelSpecError::UnknownProvider { .. }) => {
                     return Err(self.invalid(

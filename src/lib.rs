@@ -13,12 +13,14 @@ pub mod files;
 pub mod hedberg;
 pub mod hub;
 pub mod llm;
+pub mod model_spec;
 pub mod parse;
 pub mod protocol;
 pub mod run;
 pub mod server;
 pub mod store;
 pub mod stream;
+pub mod tokens;
 pub mod tools;
 
 pub use config::Config;

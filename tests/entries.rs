@@ -148,6 +148,18 @@ async fn clients_of_a_project_share_writes_and_bad_writes_change_nothing() {
         .await
         .expect("getEntries");
     assert_eq!(after.as_array().map_or(0, Vec::len), before);
+    // An unknown state filter is refused too, rather than silently matching nothing.
+    let bad_filter = a
+        .call_unchecked("getEntries", json!({"run": run, "state": "done"}))
+        .await
+        .expect_err("bad state filter");
+    assert_eq!(bad_filter["code"], -32602);
+    assert!(
+        bad_filter["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("state must be one of")),
+        "{bad_filter}"
+    );
 
     // Another project cannot address this run at all.
     let mut stranger = hello(&f, "other", &root).await;

@@ -6,7 +6,7 @@ mod common;
 
 use common::{hello_client, start_server, Reply, WsClient};
 use rummy::store::{
-    AbortRun, ClaimNextLoop, CreateRun, EnqueueLoop, FinishLoop, GetRun, UpsertProject,
+    AbortRun, ClaimNextLoop, CreateRun, EnqueueLoop, FinishLoop, GetRun, RunStatus, UpsertProject,
 };
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -239,7 +239,7 @@ async fn a_loops_end_and_a_cancel_never_interleave() {
         store
             .run(rummy::store::SetRunStatus {
                 run_id: run.id,
-                status: 102,
+                status: RunStatus::Running,
             })
             .await
             .expect("running");
@@ -262,7 +262,7 @@ async fn a_loops_end_and_a_cancel_never_interleave() {
         .run(FinishLoop {
             run_id: run.id,
             loop_id: lp.id,
-            status: 200,
+            status: RunStatus::Completed,
             result: json!({"status": 200}),
         })
         .await
@@ -291,7 +291,7 @@ async fn a_loops_end_and_a_cancel_never_interleave() {
         .run(FinishLoop {
             run_id: run.id,
             loop_id: lp.id,
-            status: 200,
+            status: RunStatus::Completed,
             result: json!({"status": 200}),
         })
         .await

@@ -431,6 +431,8 @@ async fn any_client_of_the_project_can_cancel_a_run_mid_call() {
         .await
         .expect("getRun");
     assert_eq!(run["status"], 499);
+    // The call was really abandoned: the provider saw the connection close before its reply.
+    f.provider.wait_for_drop(1, Duration::from_secs(10)).await;
     // Nothing of the dropped call was recorded.
     assert!(run["context"]["history"]
         .as_array()

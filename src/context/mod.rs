@@ -2,10 +2,12 @@
 //! their owners' views, rendered into the system and user messages.
 
 pub mod sections;
-pub mod tokens;
+// Token counting lives in `crate::tokens`, which the store uses too; re-exported here so
+// `context::tokens` keeps naming it.
+pub use crate::tokens;
 
 use crate::store::paths::{log_action, scheme_of};
-use crate::store::{ContextRow, TurnContextRow};
+use crate::store::{ContextRow, EntryState, TurnContextRow};
 use crate::tools::{truncated_summary, Mode, ProjectionRow, ToolRegistry};
 use serde_json::{Map, Value};
 use tokens::count_tokens;
@@ -38,7 +40,7 @@ pub struct ProjectedRow {
     pub scheme: Option<String>,
     pub category: String,
     pub visibility: String,
-    pub state: String,
+    pub state: EntryState,
     pub outcome: Option<String>,
     pub attributes: Map<String, Value>,
     pub turn: i64,
@@ -102,7 +104,7 @@ pub fn project_rows(rows: &[ContextRow], tools: &ToolRegistry, divisor: f64) -> 
                 scheme: r.scheme.clone(),
                 category: r.category.clone(),
                 visibility: r.visibility.clone(),
-                state: r.state.clone(),
+                state: r.state,
                 outcome: r.outcome.clone(),
                 turn: r.turn,
                 ordinal: r.ordinal,
@@ -162,7 +164,7 @@ pub fn assemble(input: &PacketInput) -> Packet {
 
 /// HTTP-like status of an entry: the first three-digit run in its outcome,
 /// else from its state (spec 01 §8.9).
-pub fn status_of(state: &str, outcome: Option<&str>) -> i64 {
+pub fn status_of(state: EntryState, outcome: Option<&str>) -> i64 {
     if let Some(o) = outcome {
         let bytes = o.as_bytes();
         for i in 0..bytes.len().saturating_sub(2) {
@@ -173,13 +175,7 @@ pub fn status_of(state: &str, outcome: Option<&str>) -> i64 {
             }
         }
     }
-    match state {
-        "resolved" => 200,
-        "proposed" => 202,
-        "streaming" => 102,
-        "cancelled" => 499,
-        _ => 500,
-    }
+    state.default_status()
 }
 
 #[cfg(test)]
@@ -188,13 +184,13 @@ mod tests {
 
     #[test]
     fn statuses_follow_the_outcome_first() {
-        assert_eq!(status_of("failed", Some("status:413")), 413);
-        assert_eq!(status_of("failed", Some("overflow:1234")), 123);
-        assert_eq!(status_of("failed", Some("exit:1")), 500);
-        assert_eq!(status_of("resolved", None), 200);
-        assert_eq!(status_of("proposed", None), 202);
-        assert_eq!(status_of("streaming", None), 102);
-        assert_eq!(status_of("cancelled", None), 499);
+        assert_eq!(status_of(EntryState::Failed, Some("status:413")), 413);
+        assert_eq!(status_of(EntryState::Failed, Some("overflow:1234")), 123);
+        assert_eq!(status_of(EntryState::Failed, Some("exit:1")), 500);
+        assert_eq!(status_of(EntryState::Resolved, None), 200);
+        assert_eq!(status_of(EntryState::Proposed, None), 202);
+        assert_eq!(status_of(EntryState::Streaming, None), 102);
+        assert_eq!(status_of(EntryState::Cancelled, None), 499);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use super::{status_of, ProjectedRow};
 use crate::store::paths::scheme_of;
+use crate::store::EntryState;
 use crate::tools::{Mode, ToolRegistry};
 use std::fmt::Write;
 
@@ -83,7 +84,7 @@ fn attr_status(row: &ProjectedRow) -> i64 {
     row.attributes
         .get("status")
         .and_then(|v| v.as_i64())
-        .unwrap_or_else(|| status_of(&row.state, row.outcome.as_deref()))
+        .unwrap_or_else(|| status_of(row.state, row.outcome.as_deref()))
 }
 
 /// `<context>` of data rows, appended to the system message.
@@ -100,7 +101,7 @@ pub fn context_block(rows: &[ProjectedRow]) -> String {
             if status != 200 {
                 let _ = write!(a, " status=\"{status}\"");
             }
-            if r.state != "resolved" {
+            if r.state != EntryState::Resolved {
                 let _ = write!(a, " state=\"{}\"", r.state);
             }
             if let Some(o) = &r.outcome {
@@ -333,7 +334,7 @@ mod tests {
             scheme: scheme_of(path).map(str::to_string),
             category: category.into(),
             visibility: visibility.into(),
-            state: "resolved".into(),
+            state: EntryState::Resolved,
             outcome: None,
             attributes,
             turn: 1,

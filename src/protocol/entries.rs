@@ -168,8 +168,7 @@ pub struct EntryInfo {
     pub path: String,
     /// Null for a bare file path.
     pub scheme: Option<String>,
-    #[schemars(with = "EntryState")]
-    pub state: String,
+    pub state: EntryState,
     pub outcome: Option<String>,
     #[schemars(with = "Visibility")]
     pub visibility: String,

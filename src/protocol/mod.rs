@@ -56,16 +56,8 @@ pub enum StatusOk {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct NoParams {}
 
-/// An entry's lifecycle state on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum EntryState {
-    Proposed,
-    Streaming,
-    Resolved,
-    Failed,
-    Cancelled,
-}
+/// An entry's lifecycle state: the store's enum is the wire type too.
+pub use crate::store::EntryState;
 
 /// How an entry is shown to the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

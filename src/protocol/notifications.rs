@@ -47,7 +47,7 @@ impl ServerNotification for RunStateNotification {
 pub struct RunLogItem {
     /// The entry's scheme.
     pub tool: Option<String>,
-    pub state: String,
+    pub state: super::EntryState,
     pub outcome: Option<String>,
     pub path: String,
     pub body: String,

@@ -20,7 +20,7 @@ pub struct RunSetParams {
     pub path: Option<String>,
     /// The prompt: starts a new run or continues (injects into) an existing one.
     pub body: Option<String>,
-    /// On an existing run, written to its `run://` entry; `"cancelled"` also cancels the run.
+    /// On an existing run only `"cancelled"` is accepted: it cancels the run.
     pub state: Option<String>,
     /// Reason recorded with `state`.
     pub outcome: Option<String>,

@@ -9,7 +9,7 @@
 use super::registry::{Idle, RunRegistry};
 use super::turn::{execute_loop, publish_state};
 use super::{Engine, LoopFlags};
-use crate::store::{AbortRun, ClaimNextLoop, EnqueueLoop, LoopRow, StoreError};
+use crate::store::{AbortRun, ClaimNextLoop, EnqueueLoop, LoopRow, RunStatus, StoreError};
 use crate::tools::Mode;
 use actix::prelude::*;
 use std::collections::VecDeque;
@@ -165,7 +165,14 @@ impl RunActor {
                             })
                             .await;
                         if let Ok(Some(run)) = aborted {
-                            publish_state(&engine, run_id, run.next_turn - 1, 499, None).await;
+                            publish_state(
+                                &engine,
+                                run_id,
+                                run.next_turn - 1,
+                                RunStatus::Aborted,
+                                None,
+                            )
+                            .await;
                         }
                         break;
                     }
@@ -280,7 +287,8 @@ impl Handler<Abort> for RunActor {
                     .await?;
                 let was_running = aborted.is_some();
                 if let Some(run) = aborted {
-                    publish_state(&engine, run_id, run.next_turn - 1, 499, None).await;
+                    publish_state(&engine, run_id, run.next_turn - 1, RunStatus::Aborted, None)
+                        .await;
                 }
                 Ok(was_running)
             }

@@ -10,7 +10,8 @@ use crate::protocol::runs::{
     GetRunResult, RunContext, RunHistoryItem, RunSummary, RunUsage, TurnText,
 };
 use crate::store::{
-    Bucket, GetModel, HistoryRow, PathBody, ReportRun, RunListItem, RunReport, RunRow, StoreError,
+    Bucket, GetModel, HistoryRow, PathBody, ReportRun, RunListItem, RunReport, RunRow, RunStatus,
+    StoreError,
 };
 use serde_json::Value;
 
@@ -84,7 +85,7 @@ impl From<RunListItem> for RunSummary {
     fn from(r: RunListItem) -> Self {
         RunSummary {
             run: r.run,
-            status: r.status,
+            status: r.status.into(),
             turn: r.turn,
             summary: r.summary,
             created: r.created,
@@ -97,7 +98,7 @@ pub async fn run_state(
     engine: &Engine,
     run: &RunRow,
     turn: i64,
-    status: i64,
+    status: RunStatus,
     fresh: Option<&FreshTurn>,
 ) -> Result<RunStateNotification, StoreError> {
     let report: RunReport = engine
@@ -144,7 +145,7 @@ pub async fn run_state(
     Ok(RunStateNotification {
         run: run.alias.clone(),
         turn,
-        status,
+        status: status.into(),
         summary: report.summary,
         history: report.history.into_iter().map(Into::into).collect(),
         unknowns: report.unknowns.into_iter().map(Into::into).collect(),
@@ -166,7 +167,7 @@ pub async fn run_detail(engine: &Engine, run: &RunRow) -> Result<GetRunResult, S
     Ok(GetRunResult {
         run: run.alias.clone(),
         turn: run.next_turn - 1,
-        status: run.status,
+        status: run.status.into(),
         model: run.model.clone(),
         temperature: run.temperature,
         persona: run.persona.clone(),

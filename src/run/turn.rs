@@ -15,7 +15,8 @@ use crate::store::{
     ModelContext, RecordTurnUsage, RunRow, SaveTurnContext, SetEntry, SetModelContextLength,
     SetRunStatus, StoreError, TurnUsage, Writer,
 };
-use crate::tools::update::TERMINAL;
+use crate::store::{EntryState, RunStatus};
+use crate::tools::update::terminal_status;
 use crate::tools::{Mode, ToolError, TurnCtx};
 use futures_util::FutureExt;
 use serde_json::json;
@@ -26,7 +27,7 @@ use std::sync::Arc;
 /// `run/state` reports.
 #[derive(Debug, Clone)]
 pub struct LoopEnd {
-    pub status: i64,
+    pub status: RunStatus,
     pub reason: Option<String>,
     pub turn: i64,
     pub fresh: Option<FreshTurn>,
@@ -97,7 +98,7 @@ async fn failed_end(engine: &Engine, run_id: i64, lp: &LoopRow, message: String)
         tracing::error!(run_id, "could not record the loop's failure: {e}");
     }
     LoopEnd {
-        status: 500,
+        status: RunStatus::Failed,
         reason: Some(message),
         turn,
         fresh: None,
@@ -143,7 +144,7 @@ pub async fn publish_state(
     engine: &Engine,
     run_id: i64,
     turn: i64,
-    status: i64,
+    status: RunStatus,
     fresh: Option<&FreshTurn>,
 ) {
     let result = async {
@@ -228,12 +229,12 @@ async fn bind_model(
 async fn drive_loop(engine: &Arc<Engine>, run_id: i64, lp: &LoopRow) -> Result<LoopEnd, String> {
     let err = |e: StoreError| e.to_string();
     let run = engine.store.run(GetRunById(run_id)).await.map_err(err)?;
-    if run.status != 102 {
+    if run.status != RunStatus::Running {
         engine
             .store
             .run(SetRunStatus {
                 run_id,
-                status: 102,
+                status: RunStatus::Running,
             })
             .await
             .map_err(err)?;
@@ -259,7 +260,14 @@ async fn drive_loop(engine: &Arc<Engine>, run_id: i64, lp: &LoopRow) -> Result<L
         );
         match verdict {
             Verdict::Continue => {
-                publish_state(engine, run_id, outcome.turn, 102, Some(&outcome.fresh)).await;
+                publish_state(
+                    engine,
+                    run_id,
+                    outcome.turn,
+                    RunStatus::Running,
+                    Some(&outcome.fresh),
+                )
+                .await;
             }
             Verdict::End { status, reason } => {
                 if let Some(r) = &reason {
@@ -294,7 +302,7 @@ async fn drive_loop(engine: &Arc<Engine>, run_id: i64, lp: &LoopRow) -> Result<L
         .next_turn
         - 1;
     Ok(LoopEnd {
-        status: 499,
+        status: RunStatus::Aborted,
         reason: Some(format!("Turn limit ({}) reached.", engine.config.max_turns)),
         turn,
         fresh: None,
@@ -355,7 +363,7 @@ async fn scan_project(engine: &Engine, run: &RunRow) -> Result<(), String> {
 struct TurnOutcome {
     turn: i64,
     strike: bool,
-    terminal_status: Option<i64>,
+    terminal_status: Option<RunStatus>,
     fresh: FreshTurn,
 }
 
@@ -546,7 +554,7 @@ async fn run_turn(
         write(
             engine,
             EntryWrite {
-                state: Some("failed".into()),
+                state: Some(EntryState::Failed),
                 outcome: Some("unparsed".into()),
                 ..audit(
                     run.id,
@@ -667,7 +675,7 @@ async fn dispatch_all(
             ctx.write_log(
                 path,
                 message.clone(),
-                "failed",
+                EntryState::Failed,
                 Some("aborted".into()),
                 None,
                 json!({ "error": message }),
@@ -680,7 +688,7 @@ async fn dispatch_all(
             ctx.write_log(
                 path,
                 "Invalid path: too long or contains non-printing characters",
-                "failed",
+                EntryState::Failed,
                 Some("validation".into()),
                 None,
                 json!({}),
@@ -695,7 +703,7 @@ async fn dispatch_all(
                 ctx.write_log(
                     path,
                     message.clone(),
-                    "failed",
+                    EntryState::Failed,
                     Some("unavailable".into()),
                     None,
                     json!({ "error": message }),
@@ -714,7 +722,7 @@ async fn dispatch_all(
                         ctx.write_log(
                             path,
                             message.clone(),
-                            "failed",
+                            EntryState::Failed,
                             Some("permission".into()),
                             None,
                             attributes,
@@ -733,7 +741,7 @@ async fn dispatch_all(
                 }
             }
         }
-        publish_state(engine, run.id, ctx.turn, 102, None).await;
+        publish_state(engine, run.id, ctx.turn, RunStatus::Running, None).await;
     }
     Ok(())
 }
@@ -743,7 +751,7 @@ async fn resolve_update(
     ctx: &TurnCtx,
     commands: &[Command],
     content: &str,
-) -> Result<Option<i64>, StoreError> {
+) -> Result<Option<RunStatus>, StoreError> {
     let Some(update) = commands.iter().rev().find(|c| c.name == "update") else {
         let message = if content.trim().is_empty() {
             "Response empty - Update with status 500 if unable to fulfill request."
@@ -755,12 +763,12 @@ async fn resolve_update(
     };
     let text = update.text();
     match update.status() {
-        Some(s) if TERMINAL.contains(&s) => {
+        Some(s) if terminal_status(s).is_some() => {
             if text.is_empty() {
                 ctx.log_error("Missing update", 422).await?;
                 Ok(None)
             } else {
-                Ok(Some(s))
+                Ok(terminal_status(s))
             }
         }
         Some(s) if (100..=199).contains(&s) => {

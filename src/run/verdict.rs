@@ -1,17 +1,22 @@
 //! Whether a loop goes on after a turn (spec 02 §6.4).
 
+use crate::store::RunStatus;
+
 /// What happens after a turn.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
     Continue,
-    End { status: i64, reason: Option<String> },
+    End {
+        status: RunStatus,
+        reason: Option<String>,
+    },
 }
 
 /// Decides from this turn's strike and terminal update, keeping the
 /// consecutive-strike streak.
 pub fn decide(
     strike: bool,
-    terminal_status: Option<i64>,
+    terminal_status: Option<RunStatus>,
     streak: &mut u32,
     max_strikes: u32,
 ) -> Verdict {
@@ -33,7 +38,7 @@ pub fn decide(
                 reason: None,
             },
             None => Verdict::End {
-                status: 499,
+                status: RunStatus::Aborted,
                 reason: Some(format!("Abandoned after {} consecutive strikes.", *streak)),
             },
         };
@@ -49,9 +54,9 @@ mod tests {
     fn clean_terminal_turn_ends() {
         let mut streak = 2;
         assert_eq!(
-            decide(false, Some(200), &mut streak, 3),
+            decide(false, Some(RunStatus::Completed), &mut streak, 3),
             Verdict::End {
-                status: 200,
+                status: RunStatus::Completed,
                 reason: None
             }
         );
@@ -61,7 +66,10 @@ mod tests {
     #[test]
     fn a_strike_turns_a_terminal_update_into_a_continuation() {
         let mut streak = 0;
-        assert_eq!(decide(true, Some(200), &mut streak, 3), Verdict::Continue);
+        assert_eq!(
+            decide(true, Some(RunStatus::Completed), &mut streak, 3),
+            Verdict::Continue
+        );
         assert_eq!(streak, 1);
     }
 
@@ -73,7 +81,7 @@ mod tests {
         assert_eq!(
             decide(true, None, &mut streak, 3),
             Verdict::End {
-                status: 499,
+                status: RunStatus::Aborted,
                 reason: Some("Abandoned after 3 consecutive strikes.".into())
             }
         );

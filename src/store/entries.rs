@@ -4,7 +4,7 @@
 use super::paths::{log_path, normalize_path, scheme_of};
 use super::schema::{entries, run_views, runs};
 use super::schemes::scheme_info;
-use super::{store_ops, StoreError, StoreOp, StoreResult, Writer};
+use super::{store_ops, EntryState, StoreError, StoreOp, StoreResult, Writer};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
 use diesel::SqliteConnection;
@@ -23,7 +23,7 @@ pub struct EntryWrite {
     pub path: String,
     pub writer: Writer,
     pub body: Option<String>,
-    pub state: Option<String>,
+    pub state: Option<EntryState>,
     pub outcome: Option<String>,
     pub visibility: Option<String>,
     pub attributes: Option<Value>,
@@ -51,7 +51,6 @@ impl EntryWrite {
     }
 }
 
-const STATES: [&str; 5] = ["proposed", "streaming", "resolved", "failed", "cancelled"];
 /// The three visibilities an entry's view can have.
 pub const VISIBILITIES: [&str; 3] = ["visible", "summarized", "archived"];
 
@@ -69,14 +68,6 @@ pub(crate) fn check_visibility(v: &str) -> StoreResult<()> {
 
 /// Applies one write; returns whether an entry was written or changed.
 pub(crate) fn write_entry(conn: &mut SqliteConnection, w: &EntryWrite) -> StoreResult<bool> {
-    if let Some(s) = &w.state {
-        if !STATES.contains(&s.as_str()) {
-            return Err(StoreError::Invalid(format!(
-                "state must be one of {} (got {s:?})",
-                STATES.join(", ")
-            )));
-        }
-    }
     if let Some(v) = &w.visibility {
         check_visibility(v)?;
     }
@@ -208,7 +199,7 @@ fn full_write(
             ),
     )
     .execute(conn)?;
-    let state = w.state.as_deref().unwrap_or("resolved");
+    let state = w.state.unwrap_or(EntryState::Resolved);
     let visibility = w
         .visibility
         .as_deref()
@@ -246,7 +237,7 @@ fn partial_write(conn: &mut SqliteConnection, w: &EntryWrite, path: &str) -> Sto
     };
     check_writer(conn, path, w.writer)?;
     let now = diesel::dsl::sql::<Nullable<Text>>("CURRENT_TIMESTAMP");
-    if let Some(state) = &w.state {
+    if let Some(state) = w.state {
         diesel::update(run_views::table.find(view_id))
             .set((
                 run_views::state.eq(state),
@@ -333,7 +324,7 @@ pub struct EntryRow {
     pub scheme: Option<String>,
     pub body: String,
     pub attributes: String,
-    pub state: String,
+    pub state: EntryState,
     pub outcome: Option<String>,
     pub visibility: String,
     pub turn: i64,
@@ -455,7 +446,7 @@ impl StoreOp for LogError {
             conn,
             &EntryWrite {
                 body: Some(self.message),
-                state: Some("failed".into()),
+                state: Some(EntryState::Failed),
                 outcome: Some(format!("status:{}", self.status)),
                 visibility: Some("visible".into()),
                 attributes: Some(Value::Object(attributes)),

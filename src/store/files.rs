@@ -3,7 +3,7 @@
 
 use super::entries::{find_view, write_entry, EntryWrite};
 use super::schema::{entries, file_constraints, projects, run_views};
-use super::{store_ops, StoreError, StoreOp, StoreResult, Writer};
+use super::{store_ops, EntryState, StoreError, StoreOp, StoreResult, Writer};
 use diesel::prelude::*;
 use diesel::SqliteConnection;
 use serde::Serialize;
@@ -179,11 +179,11 @@ impl StoreOp for IngestFiles {
                 attributes["readonly"] = json!(true);
             }
             let (state, outcome) = match f.skipped {
-                None => ("resolved", None),
+                None => (EntryState::Resolved, None),
                 Some(skip) => {
                     attributes["skipped"] = json!(skip);
                     (
-                        "failed",
+                        EntryState::Failed,
                         Some(
                             serde_json::to_value(skip)
                                 .ok()
@@ -197,7 +197,7 @@ impl StoreOp for IngestFiles {
                 conn,
                 &EntryWrite {
                     body: Some(f.body),
-                    state: Some(state.into()),
+                    state: Some(state),
                     outcome,
                     visibility,
                     attributes: Some(attributes),

@@ -16,6 +16,7 @@ pub mod reads;
 pub mod runs;
 pub mod schema;
 pub mod schemes;
+pub mod status;
 pub mod verbs;
 pub mod watch;
 
@@ -30,6 +31,7 @@ pub use projects::*;
 pub use reads::*;
 pub use runs::*;
 pub use schemes::{SchemeDef, Writer};
+pub use status::{EntryState, RunStatus, UnknownState, UnknownStatus};
 pub use verbs::*;
 
 /// Errors of store operations. Messages are meant for clients as they are.

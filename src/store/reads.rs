@@ -2,8 +2,8 @@
 //! `turn_context` snapshot, history, usage and distributions.
 
 use super::schema::{entries, run_views, turn_context};
-use super::{store_ops, StoreOp, StoreResult};
-use crate::context::tokens::count_tokens;
+use super::{store_ops, EntryState, StoreOp, StoreResult};
+use crate::tokens::count_tokens;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
 use diesel::SqliteConnection;
@@ -19,7 +19,7 @@ pub struct ContextRow {
     #[diesel(sql_type = Text)]
     pub visibility: String,
     #[diesel(sql_type = Text)]
-    pub state: String,
+    pub state: EntryState,
     #[diesel(sql_type = Nullable<Text>)]
     pub outcome: Option<String>,
     #[diesel(sql_type = Text)]
@@ -54,7 +54,7 @@ impl StoreOp for ModelContext {
 pub struct TurnContextRow {
     pub ordinal: i64,
     pub path: String,
-    pub state: String,
+    pub state: EntryState,
     pub outcome: Option<String>,
     pub visibility: String,
     pub body: String,
@@ -108,7 +108,7 @@ pub struct HistoryRow {
     #[diesel(sql_type = Nullable<Text>)]
     pub tool: Option<String>,
     #[diesel(sql_type = Text)]
-    pub state: String,
+    pub state: EntryState,
     #[diesel(sql_type = Nullable<Text>)]
     pub outcome: Option<String>,
     #[diesel(sql_type = Text)]
@@ -279,7 +279,7 @@ store_ops!(
 pub struct EntryListItem {
     pub path: String,
     pub scheme: Option<String>,
-    pub state: String,
+    pub state: EntryState,
     pub outcome: Option<String>,
     pub visibility: String,
     pub tokens: i64,
@@ -293,7 +293,7 @@ struct EntryListRow {
     #[diesel(sql_type = Nullable<Text>)]
     scheme: Option<String>,
     #[diesel(sql_type = Text)]
-    state: String,
+    state: EntryState,
     #[diesel(sql_type = Nullable<Text>)]
     outcome: Option<String>,
     #[diesel(sql_type = Text)]
@@ -310,7 +310,7 @@ pub struct QueryEntries {
     pub pattern: String,
     pub body_filter: Option<String>,
     pub scheme: Option<String>,
-    pub state: Option<String>,
+    pub state: Option<EntryState>,
     pub visibility: Option<String>,
     pub token_divisor: f64,
 }

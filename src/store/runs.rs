@@ -2,7 +2,7 @@
 
 use super::entries::{write_entry, EntryWrite};
 use super::schema::{loops, runs, turns};
-use super::{store_ops, StoreError, StoreOp, StoreResult, Writer};
+use super::{store_ops, EntryState, RunStatus, StoreError, StoreOp, StoreResult, Writer};
 use diesel::prelude::*;
 use diesel::SqliteConnection;
 use serde::Serialize;
@@ -14,7 +14,7 @@ pub struct RunRow {
     pub project_id: i64,
     pub parent_run_id: Option<i64>,
     pub model: Option<String>,
-    pub status: i64,
+    pub status: RunStatus,
     pub alias: String,
     pub temperature: Option<f64>,
     pub persona: Option<String>,
@@ -104,7 +104,7 @@ impl StoreOp for CreateRun {
             conn,
             &EntryWrite {
                 body: Some(self.prompt),
-                state: Some("proposed".into()),
+                state: Some(EntryState::Proposed),
                 attributes: Some(attributes),
                 ..EntryWrite::new(row.id, format!("run://{}", row.alias), Writer::System)
             },
@@ -160,7 +160,7 @@ pub struct RunListItem {
     #[diesel(sql_type = diesel::sql_types::Text)]
     pub run: String,
     #[diesel(sql_type = diesel::sql_types::BigInt)]
-    pub status: i64,
+    pub status: RunStatus,
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     pub turn: i64,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
@@ -195,23 +195,11 @@ impl StoreOp for ListRuns {
     }
 }
 
-/// The `run://` entry state that mirrors a run status.
-fn mirrored_state(status: i64) -> Option<&'static str> {
-    match status {
-        100 => Some("proposed"),
-        102 | 202 => Some("streaming"),
-        200 | 204 => Some("resolved"),
-        499 => Some("cancelled"),
-        422 | 500 => Some("failed"),
-        _ => None,
-    }
-}
-
 /// Moves a run to a new status (the database trigger refuses illegal
 /// transitions) and mirrors it onto the `run://` entry.
 pub struct SetRunStatus {
     pub run_id: i64,
-    pub status: i64,
+    pub status: RunStatus,
 }
 
 impl StoreOp for SetRunStatus {
@@ -224,23 +212,21 @@ impl StoreOp for SetRunStatus {
 pub(crate) fn set_run_status(
     conn: &mut SqliteConnection,
     run_id: i64,
-    status: i64,
+    status: RunStatus,
 ) -> StoreResult<()> {
     let alias: String = diesel::update(runs::table.find(run_id))
         .set(runs::status.eq(status))
         .returning(runs::alias)
         .get_result(conn)?;
-    if let Some(state) = mirrored_state(status) {
-        let outcome = (status >= 400).then(|| format!("status:{status}"));
-        write_entry(
-            conn,
-            &EntryWrite {
-                state: Some(state.into()),
-                outcome,
-                ..EntryWrite::new(run_id, format!("run://{alias}"), Writer::System)
-            },
-        )?;
-    }
+    let outcome = (status.code() >= 400).then(|| format!("status:{status}"));
+    write_entry(
+        conn,
+        &EntryWrite {
+            state: Some(status.mirrored_state()),
+            outcome,
+            ..EntryWrite::new(run_id, format!("run://{alias}"), Writer::System)
+        },
+    )?;
     Ok(())
 }
 
@@ -252,7 +238,7 @@ pub struct LoopRow {
     pub mode: String,
     pub model: Option<String>,
     pub prompt: String,
-    pub status: i64,
+    pub status: RunStatus,
     pub config: Option<String>,
 }
 
@@ -317,7 +303,7 @@ impl StoreOp for ClaimNextLoop {
         // One active loop per run: while one runs, nothing else is claimed.
         let active: i64 = loops::table
             .filter(loops::run_id.eq(self.0))
-            .filter(loops::status.eq(102))
+            .filter(loops::status.eq(RunStatus::Running))
             .count()
             .get_result(conn)?;
         if active > 0 {
@@ -325,7 +311,7 @@ impl StoreOp for ClaimNextLoop {
         }
         let next: Option<i64> = loops::table
             .filter(loops::run_id.eq(self.0))
-            .filter(loops::status.eq(100))
+            .filter(loops::status.eq(RunStatus::Queued))
             .order(loops::id.asc())
             .select(loops::id)
             .first(conn)
@@ -333,7 +319,7 @@ impl StoreOp for ClaimNextLoop {
         let Some(id) = next else { return Ok(None) };
         Ok(Some(
             diesel::update(loops::table.find(id))
-                .set(loops::status.eq(102))
+                .set(loops::status.eq(RunStatus::Running))
                 .returning(LOOP_COLUMNS)
                 .get_result(conn)?,
         ))
@@ -342,7 +328,7 @@ impl StoreOp for ClaimNextLoop {
 
 pub struct CompleteLoop {
     pub loop_id: i64,
-    pub status: i64,
+    pub status: RunStatus,
     pub result: Value,
 }
 
@@ -364,7 +350,7 @@ impl StoreOp for CompleteLoop {
 pub struct FinishLoop {
     pub run_id: i64,
     pub loop_id: i64,
-    pub status: i64,
+    pub status: RunStatus,
     pub result: Value,
 }
 
@@ -376,7 +362,7 @@ impl StoreOp for FinishLoop {
         let finished = diesel::update(
             loops::table
                 .find(self.loop_id)
-                .filter(loops::status.eq_any([100, 102])),
+                .filter(loops::status.eq_any([RunStatus::Queued, RunStatus::Running])),
         )
         .set((
             loops::status.eq(self.status),
@@ -386,7 +372,7 @@ impl StoreOp for FinishLoop {
         if finished == 0 {
             return Ok(false);
         }
-        let current: i64 = runs::table
+        let current: RunStatus = runs::table
             .find(self.run_id)
             .select(runs::status)
             .first(conn)?;
@@ -409,32 +395,37 @@ impl StoreOp for AbortRun {
     /// is never turned into 499).
     type Output = Option<RunRow>;
     fn run(self, conn: &mut SqliteConnection) -> StoreResult<Option<RunRow>> {
-        let status: i64 = runs::table
+        let status: RunStatus = runs::table
             .find(self.run_id)
             .select(runs::status)
             .first(conn)?;
         let pending: i64 = loops::table
             .filter(loops::run_id.eq(self.run_id))
-            .filter(loops::status.eq_any([100, 102]))
+            .filter(loops::status.eq_any([RunStatus::Queued, RunStatus::Running]))
             .count()
             .get_result(conn)?;
-        if pending == 0 && !matches!(status, 100 | 102 | 202) {
+        if pending == 0
+            && !matches!(
+                status,
+                RunStatus::Queued | RunStatus::Running | RunStatus::Proposed
+            )
+        {
             return Ok(None);
         }
         diesel::update(
             loops::table
                 .filter(loops::run_id.eq(self.run_id))
-                .filter(loops::status.eq_any([100, 102])),
+                .filter(loops::status.eq_any([RunStatus::Queued, RunStatus::Running])),
         )
         .set((
-            loops::status.eq(499),
+            loops::status.eq(RunStatus::Aborted),
             loops::result.eq(Some(
                 serde_json::json!({ "reason": self.reason }).to_string(),
             )),
         ))
         .execute(conn)?;
-        if status != 499 {
-            set_run_status(conn, self.run_id, 499)?;
+        if status != RunStatus::Aborted {
+            set_run_status(conn, self.run_id, RunStatus::Aborted)?;
         }
         GetRunById(self.run_id).run(conn).map(Some)
     }
@@ -517,15 +508,15 @@ pub struct RecoverInterrupted;
 impl StoreOp for RecoverInterrupted {
     type Output = usize;
     fn run(self, conn: &mut SqliteConnection) -> StoreResult<usize> {
-        diesel::update(loops::table.filter(loops::status.eq(102)))
-            .set(loops::status.eq(100))
+        diesel::update(loops::table.filter(loops::status.eq(RunStatus::Running)))
+            .set(loops::status.eq(RunStatus::Queued))
             .execute(conn)?;
         let stuck: Vec<i64> = runs::table
-            .filter(runs::status.eq_any([100, 102]))
+            .filter(runs::status.eq_any([RunStatus::Queued, RunStatus::Running]))
             .select(runs::id)
             .load(conn)?;
         for id in &stuck {
-            set_run_status(conn, *id, 499)?;
+            set_run_status(conn, *id, RunStatus::Aborted)?;
         }
         Ok(stuck.len())
     }
@@ -538,7 +529,11 @@ impl StoreOp for ActiveRunIds {
     type Output = Vec<i64>;
     fn run(self, conn: &mut SqliteConnection) -> StoreResult<Vec<i64>> {
         Ok(runs::table
-            .filter(runs::status.eq_any([100, 102, 202]))
+            .filter(runs::status.eq_any([
+                RunStatus::Queued,
+                RunStatus::Running,
+                RunStatus::Proposed,
+            ]))
             .select(runs::id)
             .load(conn)?)
     }

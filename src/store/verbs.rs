@@ -8,7 +8,7 @@ use super::entries::{
 use super::paths::{log_path, normalize_path};
 use super::patterns::is_pattern;
 use super::schema::{entries, run_views};
-use super::{store_ops, StoreError, StoreOp, StoreResult, Writer};
+use super::{store_ops, EntryState, RunStatus, StoreError, StoreOp, StoreResult, Writer};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
 use diesel::SqliteConnection;
@@ -95,7 +95,7 @@ impl StoreOp for ChangeVisibility {
                 Some(turn) => diesel::update(targets)
                     .set((
                         run_views::visibility.eq(&self.visibility),
-                        run_views::state.eq("resolved"),
+                        run_views::state.eq(EntryState::Resolved),
                         run_views::outcome.eq(None::<String>),
                         run_views::turn.eq(turn),
                         run_views::updated_at.eq(now()),
@@ -218,7 +218,7 @@ impl StoreOp for CopyEntry {
             conn,
             &EntryWrite {
                 body: Some(body),
-                state: Some("resolved".into()),
+                state: Some(EntryState::Resolved),
                 visibility: self.visibility,
                 attributes: serde_json::from_str(&attributes).ok(),
                 turn: self.turn,
@@ -233,9 +233,6 @@ impl StoreOp for CopyEntry {
         Ok(Some(to))
     }
 }
-
-/// Statuses an update may carry: 1xx continues, these end the loop.
-pub const TERMINAL_STATUSES: [i64; 4] = [200, 204, 422, 500];
 
 /// Writes an update record `log://turn_N/update/{body}` (resolved, with
 /// its status); returns the path.
@@ -252,7 +249,7 @@ pub struct WriteUpdate {
 impl StoreOp for WriteUpdate {
     type Output = String;
     fn run(self, conn: &mut SqliteConnection) -> StoreResult<String> {
-        if !((100..=199).contains(&self.status) || TERMINAL_STATUSES.contains(&self.status)) {
+        if !((100..=199).contains(&self.status) || RunStatus::terminal(self.status).is_some()) {
             return Err(StoreError::Invalid(format!(
                 "Invalid status {} on update — use 1xx to continue or 200 to conclude.",
                 self.status
@@ -266,7 +263,7 @@ impl StoreOp for WriteUpdate {
             conn,
             &EntryWrite {
                 body: Some(self.body),
-                state: Some("resolved".into()),
+                state: Some(EntryState::Resolved),
                 attributes: Some(Value::Object(attributes)),
                 turn: self.turn,
                 loop_id: self.loop_id,

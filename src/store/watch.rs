@@ -9,7 +9,7 @@ use diesel::SqliteConnection;
 use tokio::sync::oneshot;
 
 fn settled(row: &EntryRow) -> bool {
-    row.state != "proposed" && row.state != "streaming"
+    !row.state.is_unresolved()
 }
 
 struct Waiter {
@@ -104,7 +104,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use crate::store::schemes::{bootstrap_schemes, RegisterSchemes};
-    use crate::store::{CreateRun, EntryWrite, SetEntry, Store, UpsertProject, Writer};
+    use crate::store::{CreateRun, EntryState, EntryWrite, SetEntry, Store, UpsertProject, Writer};
     use std::time::Duration;
 
     async fn store_with_run() -> (tempfile::TempDir, Store, i64) {
@@ -140,10 +140,10 @@ mod tests {
         (dir, store, run.id)
     }
 
-    fn write(run_id: i64, state: &str) -> SetEntry {
+    fn write(run_id: i64, state: EntryState) -> SetEntry {
         SetEntry(EntryWrite {
             body: Some("ls".into()),
-            state: Some(state.into()),
+            state: Some(state),
             ..EntryWrite::new(run_id, "log://turn_1/sh/ls", Writer::Plugin)
         })
     }
@@ -151,7 +151,10 @@ mod tests {
     #[actix::test]
     async fn a_waiter_parks_until_the_entry_resolves() {
         let (_dir, store, run_id) = store_with_run().await;
-        store.run(write(run_id, "proposed")).await.unwrap();
+        store
+            .run(write(run_id, EntryState::Proposed))
+            .await
+            .unwrap();
         let waiting = store.clone();
         let waiter =
             actix::spawn(async move { waiting.wait_resolved(run_id, "log://turn_1/sh/ls").await });
@@ -160,20 +163,23 @@ mod tests {
             !waiter.is_finished(),
             "still proposed: the waiter must park"
         );
-        store.run(write(run_id, "resolved")).await.unwrap();
+        store
+            .run(write(run_id, EntryState::Resolved))
+            .await
+            .unwrap();
         let row = waiter.await.unwrap().unwrap();
-        assert_eq!(row.state, "resolved");
+        assert_eq!(row.state, EntryState::Resolved);
     }
 
     #[actix::test]
     async fn settled_entries_answer_at_once_and_missing_ones_are_errors() {
         let (_dir, store, run_id) = store_with_run().await;
-        store.run(write(run_id, "failed")).await.unwrap();
+        store.run(write(run_id, EntryState::Failed)).await.unwrap();
         let row = store
             .wait_resolved(run_id, "log://turn_1/sh/ls")
             .await
             .unwrap();
-        assert_eq!(row.state, "failed");
+        assert_eq!(row.state, EntryState::Failed);
         assert!(store
             .wait_resolved(run_id, "known://nothing")
             .await

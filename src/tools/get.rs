@@ -3,7 +3,7 @@
 use super::{ProjectionRow, Tool, ToolError, TurnCtx};
 use crate::parse::Command;
 use crate::store::patterns::is_pattern;
-use crate::store::ChangeVisibility;
+use crate::store::{ChangeVisibility, EntryState};
 use serde_json::json;
 
 pub struct Get;
@@ -45,7 +45,7 @@ impl Tool for Get {
             ctx.write_log(
                 log_path,
                 message,
-                "failed",
+                EntryState::Failed,
                 Some("validation".into()),
                 None,
                 json!({}),
@@ -73,7 +73,7 @@ impl Tool for Get {
         ctx.write_log(
             log_path,
             body,
-            "resolved",
+            EntryState::Resolved,
             None,
             None,
             json!({ "path": path }),

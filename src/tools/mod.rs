@@ -8,7 +8,9 @@ pub mod update;
 
 use crate::config::Config;
 use crate::parse::Command;
-use crate::store::{EntryWrite, LogError, SchemeDef, SetEntry, Store, StoreError, Writer};
+use crate::store::{
+    EntryState, EntryWrite, LogError, SchemeDef, SetEntry, Store, StoreError, Writer,
+};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -99,7 +101,7 @@ impl TurnCtx {
         &self,
         path: &str,
         body: impl Into<String>,
-        state: &str,
+        state: EntryState,
         outcome: Option<String>,
         visibility: Option<&str>,
         attributes: Value,
@@ -107,7 +109,7 @@ impl TurnCtx {
         self.store
             .run(SetEntry(EntryWrite {
                 body: Some(body.into()),
-                state: Some(state.into()),
+                state: Some(state),
                 outcome,
                 visibility: visibility.map(str::to_string),
                 attributes: Some(attributes),

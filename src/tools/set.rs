@@ -5,7 +5,9 @@ use super::{ProjectionRow, Tool, ToolError, TurnCtx};
 use crate::parse::Command;
 use crate::store::paths::scheme_of;
 use crate::store::patterns::is_pattern;
-use crate::store::{ChangeVisibility, EntryWrite, SetByPattern, SetEntry, Writer, VISIBILITIES};
+use crate::store::{
+    ChangeVisibility, EntryState, EntryWrite, SetByPattern, SetEntry, Writer, VISIBILITIES,
+};
 use serde_json::{json, Map, Value};
 
 pub struct Set;
@@ -43,7 +45,7 @@ impl Tool for Set {
             ctx.write_log(
                 log_path,
                 "path is required",
-                "failed",
+                EntryState::Failed,
                 Some("validation".into()),
                 None,
                 json!({ "error": "path is required" }),
@@ -64,7 +66,7 @@ impl Tool for Set {
             ctx.write_log(
                 log_path,
                 text,
-                "failed",
+                EntryState::Failed,
                 Some("unsupported".into()),
                 None,
                 json!({ "path": path, "error": message }),
@@ -87,7 +89,7 @@ impl Tool for Set {
         ctx.store
             .run(SetEntry(EntryWrite {
                 body: Some(text.clone()),
-                state: Some("resolved".into()),
+                state: Some(EntryState::Resolved),
                 visibility: Some(visibility.unwrap_or("visible").into()),
                 attributes: Some(Value::Object(attributes.clone())),
                 turn: ctx.turn,
@@ -102,7 +104,7 @@ impl Tool for Set {
         ctx.write_log(
             log_path,
             text,
-            "resolved",
+            EntryState::Resolved,
             None,
             None,
             Value::Object(attributes),
@@ -152,11 +154,11 @@ async fn log_matches(
     let (body, state, outcome) = if matched.is_empty() {
         (
             format!("{path} not found"),
-            "failed",
+            EntryState::Failed,
             Some("not_found".into()),
         )
     } else {
-        (body, "resolved", None)
+        (body, EntryState::Resolved, None)
     };
     ctx.write_log(log_path, body, state, outcome, visibility, attributes)
         .await?;
@@ -176,7 +178,7 @@ async fn invalid_visibility(
     ctx.write_log(
         log_path,
         "",
-        "failed",
+        EntryState::Failed,
         Some("validation".into()),
         None,
         json!({ "path": path, "error": message }),

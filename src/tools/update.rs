@@ -2,12 +2,18 @@
 
 use super::{ProjectionRow, Tool, ToolError, TurnCtx};
 use crate::parse::Command;
+use crate::store::{EntryState, RunStatus};
 use serde_json::{json, Value};
 
 pub struct Update;
 
 /// Statuses that end the loop.
-pub const TERMINAL: [i64; 4] = [200, 204, 422, 500];
+pub const TERMINAL: [RunStatus; 4] = RunStatus::TERMINAL;
+
+/// The run status an update's status code ends the loop with, if it is terminal.
+pub fn terminal_status(code: i64) -> Option<RunStatus> {
+    RunStatus::terminal(code)
+}
 
 #[async_trait::async_trait]
 impl Tool for Update {
@@ -42,7 +48,7 @@ impl Tool for Update {
         ctx.write_log(
             log_path,
             cmd.text(),
-            "resolved",
+            EntryState::Resolved,
             None,
             None,
             Value::Object(attributes),

@@ -53,6 +53,8 @@ struct ProviderState {
     requests: Vec<Value>,
     calls: Vec<String>,
     completions_served: u64,
+    /// Completions abandoned by the client before their (delayed) reply was sent.
+    dropped: usize,
 }
 
 type Shared = Arc<Mutex<ProviderState>>;
@@ -90,6 +92,9 @@ impl FakeProvider {
                 .default_service(web::to(not_found))
         })
         .workers(1)
+        // A client that closes its connection mid-request ends the handler at once (its
+        // future is dropped), which is how abandoned calls are seen; see `Pending`.
+        .h1_allow_half_closed(false)
         .disable_signals()
         .shutdown_timeout(0)
         .bind(("127.0.0.1", 0))
@@ -135,9 +140,53 @@ impl FakeProvider {
         lock(&self.state).replies.extend(replies);
     }
 
+    /// How many chat completions the client abandoned (closed the connection) before their
+    /// reply was sent.
+    pub fn dropped_requests(&self) -> usize {
+        lock(&self.state).dropped
+    }
+
+    /// Waits (up to `limit`) until `n` completions have been abandoned by the client; fails
+    /// the test otherwise (the call was not dropped, it is still waiting for its reply).
+    pub async fn wait_for_drop(&self, n: usize, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.dropped_requests() < n {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} completion(s) dropped by the client, expected {n}",
+                self.dropped_requests()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Stops the fake's HTTP server (in-flight requests are dropped).
     pub async fn stop(self) {
         self.handle.stop(false).await;
+    }
+}
+
+/// Lives in a delayed completion's handler until its reply is built. actix-web drops the
+/// handler's future when the client closes the connection, so a guard dropped before
+/// [`Pending::answered`] means the client abandoned the request.
+struct Pending {
+    state: Shared,
+    answered: bool,
+}
+
+impl Pending {
+    fn answered(mut self) {
+        self.answered = true;
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if !self.answered {
+            if let Ok(mut st) = self.state.lock() {
+                st.dropped += 1;
+            }
+        }
     }
 }
 
@@ -177,7 +226,12 @@ async fn chat_completions(
     match reply {
         Reply::Content(text) => completion(&model, serial, &text),
         Reply::Delayed(delay, text) => {
+            let pending = Pending {
+                state: Shared::clone(&state),
+                answered: false,
+            };
             actix_web::rt::time::sleep(delay).await;
+            pending.answered();
             completion(&model, serial, &text)
         }
         Reply::Error(status, message) => openai_error(status, &message),

@@ -334,7 +334,10 @@ async fn an_abort_drops_a_slow_call_and_a_retry_wait_at_once() {
         () = fake.wait_for(OPENAI_CHAT, 1, Duration::from_secs(10)) => None,
     };
     assert!(outcome.is_none(), "the slow call finished: {outcome:?}");
-    // Dropping the call future ended it; the 60 s reply was never awaited.
+    // Dropping the call future closed its connection: the fake saw the client go away while
+    // its 60 s reply was still pending.
+    fake.wait_for_drop(OPENAI_CHAT, 1, Duration::from_secs(10))
+        .await;
     assert!(started.elapsed() < Duration::from_secs(30));
 
     // Aborting while waiting between retries ends the wait too.

@@ -2,7 +2,9 @@
 //! and builders for each service's real reply and error bodies.
 //!
 //! Every request is recorded; replies are queued per path, and a path with
-//! no queued reply answers its `always` reply, or 404.
+//! no queued reply answers its `always` reply, or 404. A request whose client
+//! went away before its (delayed) reply was sent is recorded as dropped, so
+//! cancellation tests can show the call was really abandoned.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -63,6 +65,8 @@ struct State {
     queued: HashMap<String, VecDeque<Canned>>,
     always: HashMap<String, Canned>,
     seen: Vec<Seen>,
+    /// Paths of requests abandoned by their client before the reply was sent.
+    dropped: Vec<String>,
 }
 
 type Shared = Arc<Mutex<State>>;
@@ -88,6 +92,9 @@ impl FakeService {
                 .default_service(web::to(serve))
         })
         .workers(1)
+        // A client that closes its connection mid-request ends the handler at once (its
+        // future is dropped), which is how abandoned calls are seen; see `Pending`.
+        .h1_allow_half_closed(false)
         .disable_signals()
         .shutdown_timeout(0)
         .bind(("127.0.0.1", 0))
@@ -145,8 +152,56 @@ impl FakeService {
         }
     }
 
+    /// How many requests on a path the client abandoned before their reply was sent.
+    pub fn dropped(&self, path: &str) -> usize {
+        lock(&self.state)
+            .dropped
+            .iter()
+            .filter(|p| *p == path)
+            .count()
+    }
+
+    /// Waits (up to `limit`) until `n` requests on a path have been abandoned by the client;
+    /// fails the test otherwise (the call was not dropped, it is still waiting for its reply).
+    pub async fn wait_for_drop(&self, path: &str, n: usize, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.dropped(path) < n {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{path}: {} request(s) dropped by the client, expected {n}",
+                self.dropped(path)
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     pub async fn stop(self) {
         self.handle.stop(false).await;
+    }
+}
+
+/// Lives in the handler while its reply is pending. actix-web drops the handler's future when
+/// the client closes the connection, so a guard dropped before [`Pending::answered`] means
+/// the client abandoned the request.
+struct Pending {
+    state: Shared,
+    path: String,
+    answered: bool,
+}
+
+impl Pending {
+    fn answered(mut self) {
+        self.answered = true;
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if !self.answered {
+            if let Ok(mut st) = self.state.lock() {
+                st.dropped.push(std::mem::take(&mut self.path));
+            }
+        }
     }
 }
 
@@ -177,7 +232,13 @@ async fn serve(req: HttpRequest, body: web::Bytes, state: web::Data<Shared>) -> 
         return HttpResponse::NotFound().json(json!({"error": format!("no route {path}")}));
     };
     if !reply.delay.is_zero() {
+        let pending = Pending {
+            state: Shared::clone(&state),
+            path: path.clone(),
+            answered: false,
+        };
         actix_web::rt::time::sleep(reply.delay).await;
+        pending.answered();
     }
     let mut response = HttpResponse::build(StatusCode::from_u16(reply.status).expect("status"));
     let is_json = serde_json::from_str::<Value>(&reply.body).is_ok();

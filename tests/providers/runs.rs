@@ -270,6 +270,10 @@ async fn cancelling_a_run_drops_the_slow_call_and_writes_nothing_of_it() {
     let state = final_state(&mut c, &alias).await;
     assert_eq!(state["status"], 499);
     assert_eq!(state["telemetry"]["prompt_tokens"], 0);
+    // The call was really abandoned: the service saw the connection close before its reply.
+    f.fake
+        .wait_for_drop(XAI_RESPONSES, 1, Duration::from_secs(10))
+        .await;
     let run = f
         .server
         .store

@@ -14,8 +14,8 @@ use crate::protocol::OkResult;
 use crate::server::router::{params, reply, store_error, CallCtx, Reply};
 use crate::store::{
     AppendEntry, ChangeVisibility, Constraint, CopyEntry, DropConstraint, EntryListItem,
-    EntryWrite, GetRun, ListConstraints, QueryEntries, RemoveEntries, RunRow, SetByPattern,
-    SetConstraint, SetEntry, WriteUpdate, Writer, CONSTRAINTS,
+    EntryState, EntryWrite, GetRun, ListConstraints, QueryEntries, RemoveEntries, RunRow,
+    SetByPattern, SetConstraint, SetEntry, WriteUpdate, Writer, CONSTRAINTS,
 };
 use serde_json::Value;
 use std::path::Path;
@@ -45,6 +45,13 @@ impl From<Constraint> for ConstraintInfo {
 
 fn bad(message: impl Into<String>) -> RpcError {
     RpcError::invalid_params(message)
+}
+
+/// A state named on the wire; an unknown name is refused before anything is written.
+fn entry_state(state: Option<String>) -> Result<Option<EntryState>, RpcError> {
+    state
+        .map(|s| s.parse::<EntryState>().map_err(|e| bad(e.to_string())))
+        .transpose()
 }
 
 /// The caller's run by alias: `run is required` / `Run 'x' not found.`
@@ -109,7 +116,7 @@ pub async fn set_entry(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
     store
         .run(SetEntry(EntryWrite {
             body: p.body,
-            state: p.state,
+            state: entry_state(p.state)?,
             outcome: p.outcome,
             visibility: p.visibility,
             attributes: p.attributes.map(Value::Object),
@@ -246,7 +253,7 @@ pub async fn get_entries(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
             pattern: p.pattern.unwrap_or_else(|| "*".into()),
             body_filter: p.body_filter,
             scheme: p.scheme,
-            state: p.state,
+            state: entry_state(p.state)?,
             visibility: p.visibility,
             token_divisor: ctx.app.config.token_divisor,
         })
