@@ -2,7 +2,7 @@
 //! and its doc text, all registered in one [`ToolRegistry`].
 
 mod get;
-mod known;
+pub mod known;
 mod set;
 pub mod update;
 
