@@ -409,6 +409,25 @@ async fn a_second_server_on_a_locked_database_is_refused_naming_the_holder() {
         "{message}"
     );
 
+    // And a real second process (`rummy serve`) exits at once with the same words.
+    let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_rummy"));
+    serve.arg("serve").env_clear();
+    for (k, v) in second_vars() {
+        serve.env(k, v);
+    }
+    let out = tokio::time::timeout(LONG, tokio::task::spawn_blocking(move || serve.output()))
+        .await
+        .expect("the second process exits by itself")
+        .expect("joined")
+        .expect("rummy runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "refused: {stderr}");
+    assert!(
+        stderr.contains(&format!("pid {}", std::process::id()))
+            && stderr.contains("in use by another rummy process"),
+        "{stderr}"
+    );
+
     let done = c
         .wait_notification("run/state", LONG, |n| {
             n["params"]["run"] == alias && n["params"]["status"] != 102
