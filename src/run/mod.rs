@@ -3,6 +3,7 @@
 //! turn executor (RECORD, DISPATCH), the verdict and the `run/state` report.
 
 pub mod actor;
+pub mod cycles;
 pub mod registry;
 pub mod report;
 pub mod service;

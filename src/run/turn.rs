@@ -2,8 +2,11 @@
 //! RECORD, DISPATCH, resolve the update, decide.
 
 use super::actor::DrainInbox;
+use super::cycles::{
+    command_fingerprint, turn_fingerprint, CycleDetector, LOOP_DETECTED, LOOP_STATUS,
+};
 use super::report::{run_state, FreshTurn};
-use super::verdict::{decide, Verdict};
+use super::verdict::{decide, TurnResult, Verdict};
 use super::{Engine, LoopFlags};
 use crate::context::{assemble, PacketInput};
 use crate::llm::{ChatMessage, CompletionRequest, LlmError, Provider, RetryNotice};
@@ -11,9 +14,9 @@ use crate::parse::{parse, Command};
 use crate::protocol::notifications::{Notification, ProgressStatus, RunProgressNotification};
 use crate::store::paths::{is_invalid_target, log_path};
 use crate::store::{
-    AllocateLogPaths, BeginTurn, EntryWrite, FinishLoop, GetModel, GetRunById, LogError, LoopRow,
-    ModelContext, RecordTurnUsage, RunRow, SaveTurnContext, SetEntry, SetModelContextLength,
-    SetRunStatus, StoreError, TurnUsage, Writer,
+    AllocateLogPaths, BeginTurn, EntryWrite, FinishLoop, GetEntry, GetModel, GetRunById, LogError,
+    LoopRow, ModelContext, RecordTurnUsage, RunRow, SaveTurnContext, SetEntry,
+    SetModelContextLength, SetRunStatus, StoreError, TurnUsage, Writer,
 };
 use crate::store::{EntryState, RunStatus};
 use crate::tools::update::terminal_status;
@@ -250,14 +253,11 @@ async fn drive_loop(engine: &Arc<Engine>, run_id: i64, lp: &LoopRow) -> Result<L
         scan_project(engine, &run).await?;
     }
     let mut streak = 0;
+    // Fingerprints are kept per loop, as upstream's error plugin does.
+    let mut cycles = CycleDetector::new(engine.config.min_cycles, engine.config.max_cycle_period);
     for iteration in 1..=engine.config.max_turns {
-        let outcome = run_turn(engine, &run, lp, iteration, mode, &binding).await?;
-        let verdict = decide(
-            outcome.strike,
-            outcome.terminal_status,
-            &mut streak,
-            engine.config.max_strikes,
-        );
+        let outcome = run_turn(engine, &run, lp, iteration, mode, &binding, &mut cycles).await?;
+        let verdict = decide(outcome.result, &mut streak, engine.config.max_strikes);
         match verdict {
             Verdict::Continue => {
                 publish_state(
@@ -362,8 +362,7 @@ async fn scan_project(engine: &Engine, run: &RunRow) -> Result<(), String> {
 
 struct TurnOutcome {
     turn: i64,
-    strike: bool,
-    terminal_status: Option<RunStatus>,
+    result: TurnResult,
     fresh: FreshTurn,
 }
 
@@ -394,6 +393,7 @@ async fn run_turn(
     iteration: u32,
     mode: Mode,
     binding: &ModelBinding,
+    cycles: &mut CycleDetector,
 ) -> Result<TurnOutcome, String> {
     let err = |e: StoreError| e.to_string();
     let start = engine
@@ -496,8 +496,10 @@ async fn run_turn(
                 .map_err(err)?;
             return Ok(TurnOutcome {
                 turn,
-                strike: true,
-                terminal_status: None,
+                result: TurnResult {
+                    strike: true,
+                    ..TurnResult::default()
+                },
                 fresh,
             });
         }
@@ -572,14 +574,27 @@ async fn run_turn(
                 .map_err(err)?;
         }
     }
-    dispatch_all(engine, &ctx, run, &parsed.commands).await?;
+    let prints = dispatch_all(engine, &ctx, run, &parsed.commands).await?;
     let terminal_status = resolve_update(&ctx, &parsed.commands, &completion.content)
         .await
         .map_err(err)?;
+    // Checked after the update resolves, as upstream's verdict does; a turn
+    // with no recorded command is left out of the history.
+    let loop_detected = turn_fingerprint(&prints)
+        .and_then(|fp| cycles.push(fp))
+        .is_some();
+    if loop_detected {
+        ctx.log_error(LOOP_DETECTED, LOOP_STATUS)
+            .await
+            .map_err(err)?;
+    }
     Ok(TurnOutcome {
         turn,
-        strike: ctx.error_count() > 0,
-        terminal_status,
+        result: TurnResult {
+            strike: ctx.error_count() > 0,
+            terminal_status,
+            loop_detected,
+        },
         fresh,
     })
 }
@@ -635,13 +650,16 @@ async fn record_audit(
     write(engine, a("model", model.to_string())).await
 }
 
-/// RECORD then DISPATCH, in order; a crash aborts the rest of the turn.
+/// RECORD then DISPATCH, in order. A crash, a refused write or a command
+/// whose log entry ends `failed` aborts the rest of the turn (spec 02 §6.1
+/// step 7, with 2.0.0's unreachable status check made real). Returns each
+/// recorded command's fingerprint for cycle detection.
 async fn dispatch_all(
     engine: &Engine,
     ctx: &TurnCtx,
     run: &RunRow,
     commands: &[Command],
-) -> Result<(), String> {
+) -> Result<Vec<String>, String> {
     let err = |e: StoreError| e.to_string();
     let targets: Vec<(bool, String)> = commands
         .iter()
@@ -665,12 +683,14 @@ async fn dispatch_all(
         })
         .await
         .map_err(err)?;
-    let mut crashed: Option<String> = None;
+    let mut prints = Vec::with_capacity(commands.len());
+    let mut abort_after: Option<String> = None;
     for ((cmd, (invalid, _)), path) in commands.iter().zip(&targets).zip(&paths) {
+        prints.push(command_fingerprint(cmd, *invalid));
         if cmd.name == "think" {
             continue;
         }
-        if let Some(tool) = &crashed {
+        if let Some(tool) = &abort_after {
             let message = format!("Aborted — preceding <{tool}> failed.");
             ctx.write_log(
                 path,
@@ -685,6 +705,7 @@ async fn dispatch_all(
             continue;
         }
         if *invalid {
+            // A refused recording: no error, no strike, no abort (02 §6.1 step 6).
             ctx.write_log(
                 path,
                 "Invalid path: too long or contains non-printing characters",
@@ -711,10 +732,23 @@ async fn dispatch_all(
                 .await
                 .map_err(err)?;
                 ctx.log_error(message, 400).await.map_err(err)?;
+                abort_after = Some(cmd.name.clone());
             }
             Some(tool) => {
+                let errors_before = ctx.error_count();
                 match tool.dispatch(ctx, cmd, path).await {
-                    Ok(()) => {}
+                    Ok(()) => {
+                        if let Some(failure) = entry_failure(ctx, path).await.map_err(err)? {
+                            // A handler that already reported its failure
+                            // keeps its one error entry.
+                            if ctx.error_count() == errors_before {
+                                ctx.log_error(failure.message, failure.status)
+                                    .await
+                                    .map_err(err)?;
+                            }
+                            abort_after = Some(cmd.name.clone());
+                        }
+                    }
                     Err(ToolError::Permission(message)) => {
                         // The action fails with outcome `permission` and the
                         // 403 is a strike, instead of upstream's crash.
@@ -730,20 +764,57 @@ async fn dispatch_all(
                         .await
                         .map_err(err)?;
                         ctx.log_error(message, 403).await.map_err(err)?;
-                        crashed = Some(cmd.name.clone());
+                        abort_after = Some(cmd.name.clone());
                     }
                     Err(ToolError::Failed(e)) => {
                         ctx.log_error(format!("Dispatch crash in {}: {e}", cmd.name), 500)
                             .await
                             .map_err(err)?;
-                        crashed = Some(cmd.name.clone());
+                        abort_after = Some(cmd.name.clone());
                     }
                 }
             }
         }
         publish_state(engine, run.id, ctx.turn, RunStatus::Running, None).await;
     }
-    Ok(())
+    Ok(prints)
+}
+
+/// A command's failure as its error entry reports it.
+struct EntryFailure {
+    message: String,
+    status: i64,
+}
+
+/// Reads a command's log entry back after its handler ran: `failed` means
+/// the command failed, whichever tool wrote it. The error text is the
+/// entry's `error` attribute, else its body; the status comes from its
+/// outcome's kind.
+async fn entry_failure(ctx: &TurnCtx, path: &str) -> Result<Option<EntryFailure>, StoreError> {
+    let Some(row) = ctx
+        .store
+        .run(GetEntry {
+            run_id: ctx.run_id,
+            path: path.to_string(),
+        })
+        .await?
+    else {
+        return Ok(None);
+    };
+    if row.state != EntryState::Failed {
+        return Ok(None);
+    }
+    let error = serde_json::from_str::<serde_json::Value>(&row.attributes)
+        .ok()
+        .and_then(|a| a.get("error").and_then(|e| e.as_str()).map(str::to_string))
+        .filter(|e| !e.trim().is_empty());
+    let message = error
+        .or_else(|| Some(row.body.clone()).filter(|b| !b.trim().is_empty()))
+        .unwrap_or_else(|| format!("{path} failed."));
+    Ok(Some(EntryFailure {
+        message,
+        status: row.state.outcome_status(row.outcome.as_deref()),
+    }))
 }
 
 /// The last `<update>` decides (spec 02 §6.5); returns a terminal status.

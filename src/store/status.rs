@@ -81,6 +81,33 @@ impl EntryState {
             EntryState::Failed => 500,
         }
     }
+
+    /// The status a failed (or otherwise finished) entry's error reports,
+    /// read from the outcome's kind: `status:N` is N, the named kinds map to
+    /// their codes, anything else takes [`EntryState::default_status`].
+    ///
+    /// Unlike §8.9's first-three-digits rule (spec 01), the digits of an
+    /// outcome such as `overflow:1234` (a token count) are never taken for
+    /// a status.
+    pub fn outcome_status(self, outcome: Option<&str>) -> i64 {
+        let Some(outcome) = outcome.map(str::trim).filter(|o| !o.is_empty()) else {
+            return self.default_status();
+        };
+        let (kind, detail) = outcome.split_once(':').unwrap_or((outcome, ""));
+        let named = match kind {
+            "status" => detail.trim().parse::<i64>().ok(),
+            "validation" | "unavailable" | "unsupported" => Some(400),
+            "permission" => Some(403),
+            "not_found" => Some(404),
+            "conflict" => Some(409),
+            "overflow" => Some(413),
+            "aborted" => Some(499),
+            _ => kind.parse::<i64>().ok(),
+        };
+        named
+            .filter(|n| (100..=599).contains(n))
+            .unwrap_or_else(|| self.default_status())
+    }
 }
 
 impl FromStr for EntryState {
@@ -257,6 +284,30 @@ impl FromSql<BigInt, Sqlite> for RunStatus {
 mod tests {
     use super::*;
     use diesel::prelude::*;
+
+    #[test]
+    fn outcome_status_reads_the_kind_not_stray_digits() {
+        let failed = |o: &str| EntryState::Failed.outcome_status(Some(o));
+        assert_eq!(failed("status:413"), 413);
+        assert_eq!(failed("status:429"), 429);
+        assert_eq!(failed("overflow:1234"), 413);
+        assert_eq!(failed("overflow:99"), 413);
+        assert_eq!(failed("permission"), 403);
+        assert_eq!(failed("not_found"), 404);
+        assert_eq!(failed("validation"), 400);
+        assert_eq!(failed("conflict"), 409);
+        assert_eq!(failed("aborted"), 499);
+        assert_eq!(failed("404"), 404);
+        // Unknown kinds and out-of-range numbers fall back to the state.
+        assert_eq!(failed("exit:1"), 500);
+        assert_eq!(failed("error"), 500);
+        assert_eq!(failed("status:9999"), 500);
+        assert_eq!(failed("status:abc"), 500);
+        assert_eq!(failed(""), 500);
+        assert_eq!(EntryState::Failed.outcome_status(None), 500);
+        assert_eq!(EntryState::Cancelled.outcome_status(Some("user")), 499);
+        assert_eq!(EntryState::Resolved.outcome_status(None), 200);
+    }
 
     #[test]
     fn states_round_trip_through_text_and_serde() {
