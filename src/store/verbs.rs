@@ -268,7 +268,11 @@ impl StoreOp for MatchEntries {
                 .filter(entries::id.eq_any(chunk))
                 .select((entries::id, entries::scheme, entries::body))
                 .load(conn)?;
-            rows.extend(loaded.into_iter().map(|(id, scheme, body)| (id, (scheme, body))));
+            rows.extend(
+                loaded
+                    .into_iter()
+                    .map(|(id, scheme, body)| (id, (scheme, body))),
+            );
         }
         Ok(matched
             .into_iter()

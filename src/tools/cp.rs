@@ -89,10 +89,16 @@ pub(super) async fn copy_or_move(
 ) -> Result<(), ToolError> {
     let tool = if is_move { "mv" } else { "cp" };
     let Some(dest) = destination(cmd) else {
-        let error = format!(
-            "destination is required: <{tool} path=\"{source}\">destination</{tool}>"
-        );
-        return fail(ctx, log_path, "validation", error, attrs(&[("path", json!(source))])).await;
+        let error =
+            format!("destination is required: <{tool} path=\"{source}\">destination</{tool}>");
+        return fail(
+            ctx,
+            log_path,
+            "validation",
+            error,
+            attrs(&[("path", json!(source))]),
+        )
+        .await;
     };
     let base = |warning: Value| {
         attrs(&[
@@ -111,7 +117,8 @@ pub(super) async fn copy_or_move(
     let kind = Pattern::compile(&source).kind();
     let is_glob = is_pattern(&source) && kind == "glob";
     if is_pattern(&source) && !matches!(kind, "glob" | "literal") {
-        let error = format!("{tool} takes an exact path or a glob as its source, not a {kind} pattern");
+        let error =
+            format!("{tool} takes an exact path or a glob as its source, not a {kind} pattern");
         return fail(ctx, log_path, "validation", error, base(Value::Null)).await;
     }
     let filter = cmd.attr("body").filter(|b| !b.is_empty());
@@ -155,7 +162,14 @@ pub(super) async fn copy_or_move(
     }
     for (m, to) in &targets {
         if let Some(over) = size_gate(&ctx.config, to, &m.body) {
-            return fail(ctx, log_path, &over.outcome(), over.message(), base(Value::Null)).await;
+            return fail(
+                ctx,
+                log_path,
+                &over.outcome(),
+                over.message(),
+                base(Value::Null),
+            )
+            .await;
         }
     }
     let overwritten = ctx
@@ -237,7 +251,14 @@ pub(super) async fn source_and_visibility<'a>(
         let error = format!(
             "Invalid visibility \"{v}\" on <{tool} path=\"{source}\"/>. Use visibility=\"visible|summarized|archived\"."
         );
-        fail(ctx, log_path, "validation", error, attrs(&[("path", json!(source))])).await?;
+        fail(
+            ctx,
+            log_path,
+            "validation",
+            error,
+            attrs(&[("path", json!(source))]),
+        )
+        .await?;
         return Ok(None);
     }
     Ok(Some((source.to_string(), visibility)))

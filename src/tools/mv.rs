@@ -22,7 +22,8 @@ async fn change_visibility(
     visibility: &str,
 ) -> Result<(), ToolError> {
     let filter = cmd.attr("body").filter(|b| !b.is_empty());
-    let attributes = super::rm::attrs(&[("path", json!(source)), ("visibility", json!(visibility))]);
+    let attributes =
+        super::rm::attrs(&[("path", json!(source)), ("visibility", json!(visibility))]);
     if cmd.preview() {
         let matches = find_matches(ctx, source, filter).await?;
         let total = matches.iter().map(|m| tokens_of(ctx, m)).sum();
@@ -53,7 +54,14 @@ async fn change_visibility(
         })
         .await?;
     if changed.is_empty() {
-        return fail(ctx, log_path, "not_found", format!("{source} not found"), attributes).await;
+        return fail(
+            ctx,
+            log_path,
+            "not_found",
+            format!("{source} not found"),
+            attributes,
+        )
+        .await;
     }
     ctx.write_log(
         log_path,
