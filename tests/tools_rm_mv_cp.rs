@@ -386,6 +386,28 @@ async fn cp_glob_appends_the_rest_after_the_literal_prefix() {
 }
 
 #[actix_web::test]
+async fn cp_glob_with_a_body_filter_copies_only_the_matching_bodies() {
+    let mut r = run(
+        &[
+            SEED,
+            r#"<cp path="known://*" body="auth">known://auth/</cp><update status="102">copied</update>"#,
+            DONE,
+        ],
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(
+        r.paths("known://auth/**", None).await,
+        vec!["known://auth/keep", "known://auth/plan_b"]
+    );
+    assert_eq!(
+        r.log("log://turn_2/cp/known%3A//*")["body"],
+        "known://keep known://auth/keep\nknown://plan_b known://auth/plan_b"
+    );
+}
+
+#[actix_web::test]
 async fn cp_preview_lists_destinations_and_copies_nothing() {
     let mut r = run(
         &[
@@ -518,6 +540,26 @@ async fn mv_moves_one_entry_and_a_glob() {
     let next = r.packet(2);
     assert!(next.contains("# mv known://keep known://kept<"), "{next}");
     assert!(!next.contains("<known path=\"known://keep\""), "{next}");
+}
+
+#[actix_web::test]
+async fn mv_keeps_the_attributes_within_a_scheme_only() {
+    let mut r = run(
+        &[
+            r#"<set path="known://s" summary="short">a longer body</set><set path="unknown://q" summary="ask">open question</set><update status="102">noted</update>"#,
+            r#"<mv path="known://s">known://t</mv><mv path="unknown://q">known://q</mv><update status="102">moved</update>"#,
+            DONE,
+        ],
+        &[],
+        None,
+    )
+    .await;
+    let moved = r.entry("known://t").await.expect("moved");
+    assert_eq!(moved["attributes"]["summary"], "short");
+    assert_eq!(moved["visibility"], "summarized", "the scheme default");
+    let crossed = r.entry("known://q").await.expect("moved");
+    assert_eq!(crossed["attributes"], json!({}));
+    assert!(r.entry("unknown://q").await.is_none());
 }
 
 #[actix_web::test]

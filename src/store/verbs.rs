@@ -5,7 +5,7 @@
 use super::entries::{
     check_visibility, check_writer, find_view, own_entry, write_entry, EntryWrite,
 };
-use super::paths::{log_path, normalize_path};
+use super::paths::{log_path, normalize_path, scheme_of};
 use super::patterns::is_pattern;
 use super::schema::{entries, run_views};
 use super::{store_ops, EntryState, RunStatus, StoreError, StoreOp, StoreResult, Writer};
@@ -338,10 +338,18 @@ impl StoreOp for CopyEntries {
             if find_view(conn, self.run_id, &to)?.is_some() {
                 overwritten.push(to.clone());
             }
-            let attributes: String = entries::table
-                .find(entry_id)
-                .select(entries::attributes)
-                .first(conn)?;
+            // Attributes mean something only within their scheme (a log
+            // entry's `action` is no note's); across schemes the write
+            // leaves them as upstream's cp does (kept, or `{}` when new).
+            let attributes: Option<Value> = if scheme_of(&from) == scheme_of(&to) {
+                let raw: String = entries::table
+                    .find(entry_id)
+                    .select(entries::attributes)
+                    .first(conn)?;
+                serde_json::from_str(&raw).ok()
+            } else {
+                None
+            };
             planned.push((from, to, view_id, pair.body, attributes));
         }
         for (_, to, _, body, attributes) in &planned {
@@ -351,7 +359,7 @@ impl StoreOp for CopyEntries {
                     body: Some(body.clone()),
                     state: Some(EntryState::Resolved),
                     visibility: self.visibility.clone(),
-                    attributes: serde_json::from_str(attributes).ok(),
+                    attributes: attributes.clone(),
                     turn: self.turn,
                     loop_id: self.loop_id,
                     ..EntryWrite::new(self.run_id, to.clone(), self.writer)
