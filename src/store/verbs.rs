@@ -5,7 +5,7 @@
 use super::entries::{
     check_visibility, check_writer, find_view, own_entry, write_entry, EntryWrite,
 };
-use super::paths::{log_path, normalize_path};
+use super::paths::{log_path, normalize_path, scheme_of};
 use super::patterns::is_pattern;
 use super::schema::{entries, run_views};
 use super::{store_ops, EntryState, RunStatus, StoreError, StoreOp, StoreResult, Writer};
@@ -234,6 +234,149 @@ impl StoreOp for CopyEntry {
     }
 }
 
+/// An entry matched by a model `rm`/`cp`/`mv` source, with its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceMatch {
+    pub path: String,
+    pub scheme: Option<String>,
+    pub body: String,
+}
+
+/// The run's entries matching a path (normalized) or a pattern and an
+/// optional body filter, by the same rule the pattern verbs apply;
+/// ordered by path.
+pub struct MatchEntries {
+    pub run_id: i64,
+    pub pattern: String,
+    pub body_filter: Option<String>,
+}
+
+impl StoreOp for MatchEntries {
+    type Output = Vec<SourceMatch>;
+    fn run(self, conn: &mut SqliteConnection) -> StoreResult<Vec<SourceMatch>> {
+        let matched = matching_views(
+            conn,
+            self.run_id,
+            &self.pattern,
+            self.body_filter.as_deref(),
+        )?;
+        let ids: Vec<i64> = matched.iter().map(|m| m.entry_id).collect();
+        let mut rows: std::collections::HashMap<i64, (Option<String>, String)> =
+            std::collections::HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(ID_CHUNK) {
+            let loaded: Vec<(i64, Option<String>, String)> = entries::table
+                .filter(entries::id.eq_any(chunk))
+                .select((entries::id, entries::scheme, entries::body))
+                .load(conn)?;
+            rows.extend(
+                loaded
+                    .into_iter()
+                    .map(|(id, scheme, body)| (id, (scheme, body))),
+            );
+        }
+        Ok(matched
+            .into_iter()
+            .filter_map(|m| {
+                let (scheme, body) = rows.remove(&m.entry_id)?;
+                Some(SourceMatch {
+                    path: m.path,
+                    scheme,
+                    body,
+                })
+            })
+            .collect())
+    }
+}
+
+/// One source → destination pair of a model `cp`/`mv`, carrying the source
+/// body the tool read (and size-checked) before any write.
+#[derive(Debug, Clone)]
+pub struct CopyPair {
+    pub from: String,
+    pub to: String,
+    pub body: String,
+}
+
+/// Model `cp`/`mv` of one entry or every match of a glob, all or nothing:
+/// every permission is checked before the first write, every body is the
+/// one read before any write (so pairs that overlap copy the old bodies),
+/// and with `remove_sources` a source that is also a destination stays.
+/// Returns the destinations that already existed (overwritten).
+pub struct CopyEntries {
+    pub run_id: i64,
+    pub pairs: Vec<CopyPair>,
+    pub visibility: Option<String>,
+    pub turn: i64,
+    pub loop_id: Option<i64>,
+    pub writer: Writer,
+    pub remove_sources: bool,
+}
+
+impl StoreOp for CopyEntries {
+    type Output = Vec<String>;
+    fn run(self, conn: &mut SqliteConnection) -> StoreResult<Vec<String>> {
+        if let Some(v) = &self.visibility {
+            check_visibility(v)?;
+        }
+        let mut planned = Vec::with_capacity(self.pairs.len());
+        let mut overwritten = Vec::new();
+        for pair in self.pairs {
+            let from = normalize_path(&pair.from);
+            let to = normalize_path(&pair.to);
+            if from == to {
+                return Err(StoreError::Invalid(format!(
+                    "source and destination are the same path ({from})"
+                )));
+            }
+            let Some((view_id, entry_id)) = find_view(conn, self.run_id, &from)? else {
+                return Err(StoreError::NotFound(format!("{from} not found")));
+            };
+            check_writer(conn, &to, self.writer)?;
+            if self.remove_sources {
+                check_writer(conn, &from, self.writer)?;
+            }
+            if find_view(conn, self.run_id, &to)?.is_some() {
+                overwritten.push(to.clone());
+            }
+            // Attributes mean something only within their scheme (a log
+            // entry's `action` is no note's); across schemes the write
+            // leaves them as upstream's cp does (kept, or `{}` when new).
+            let attributes: Option<Value> = if scheme_of(&from) == scheme_of(&to) {
+                let raw: String = entries::table
+                    .find(entry_id)
+                    .select(entries::attributes)
+                    .first(conn)?;
+                serde_json::from_str(&raw).ok()
+            } else {
+                None
+            };
+            planned.push((from, to, view_id, pair.body, attributes));
+        }
+        for (_, to, _, body, attributes) in &planned {
+            write_entry(
+                conn,
+                &EntryWrite {
+                    body: Some(body.clone()),
+                    state: Some(EntryState::Resolved),
+                    visibility: self.visibility.clone(),
+                    attributes: attributes.clone(),
+                    turn: self.turn,
+                    loop_id: self.loop_id,
+                    ..EntryWrite::new(self.run_id, to.clone(), self.writer)
+                },
+            )?;
+        }
+        if self.remove_sources {
+            for (from, _, view_id, _, _) in &planned {
+                if !planned.iter().any(|(_, to, ..)| to == from) {
+                    diesel::delete(run_views::table.find(*view_id)).execute(conn)?;
+                }
+            }
+        }
+        Ok(overwritten)
+    }
+}
+
 /// Writes an update record `log://turn_N/update/{body}` (resolved, with
 /// its status); returns the path.
 pub struct WriteUpdate {
@@ -346,6 +489,8 @@ store_ops!(
     SetByPattern => Vec<String>,
     RemoveEntries => Vec<String>,
     CopyEntry => Option<String>,
+    CopyEntries => Vec<String>,
+    MatchEntries => Vec<SourceMatch>,
     WriteUpdate => String,
     ForkViews => usize,
     AppendEntry => bool,

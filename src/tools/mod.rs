@@ -1,8 +1,11 @@
 //! Tools: one module per tool, each owning its handler, its projections
 //! and its doc text, all registered in one [`ToolRegistry`].
 
+mod cp;
 mod get;
 pub mod known;
+mod mv;
+mod rm;
 mod set;
 pub mod update;
 
@@ -202,6 +205,9 @@ impl ToolRegistry {
             Arc::new(known::Known),
             Arc::new(get::Get),
             Arc::new(set::Set),
+            Arc::new(rm::Rm),
+            Arc::new(cp::Cp),
+            Arc::new(mv::Mv),
             Arc::new(update::Update),
         ];
         let by_name = tools.iter().map(|t| (t.name(), t.clone())).collect();
