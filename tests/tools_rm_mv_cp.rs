@@ -236,7 +236,8 @@ async fn rm_of_nothing_fails_not_found_and_a_missing_path_fails_validation() {
             r#"<update status="102">third</update><rm/>"#,
             DONE,
         ],
-        &[],
+        // Each failure is a strike; three in a row would abandon the run.
+        &[("RUMMY_MAX_STRIKES", "10")],
         None,
     )
     .await;
@@ -443,7 +444,8 @@ async fn cp_failures_are_logged_and_change_nothing() {
             r#"<update status="102">6</update><cp path="known://plan_a">prompt://9</cp>"#,
             DONE,
         ],
-        &[],
+        // Each failure is a strike; three in a row would abandon the run.
+        &[("RUMMY_MAX_STRIKES", "10")],
         None,
     )
     .await;
