@@ -746,22 +746,6 @@ async fn dispatch_all(
     Ok(())
 }
 
-/// What the loop offers the model: its mode, `RUMMY_THINK` and the
-/// client's flags stored with the loop.
-fn tool_set(mode: Mode, lp: &LoopRow, think: bool) -> ToolSet {
-    let flags: LoopFlags = lp
-        .config
-        .as_deref()
-        .and_then(|c| serde_json::from_str(c).ok())
-        .unwrap_or_default();
-    ToolSet {
-        no_interaction: flags.no_interaction.unwrap_or(false),
-        no_web: flags.no_web.unwrap_or(false),
-        no_proposals: flags.no_proposals.unwrap_or(false),
-        ..ToolSet::new(mode, think)
-    }
-}
-
 /// The last `<update>` decides (spec 02 §6.5); returns a terminal status.
 async fn resolve_update(
     ctx: &TurnCtx,
@@ -804,5 +788,21 @@ async fn resolve_update(
             .await?;
             Ok(None)
         }
+    }
+}
+
+/// What the loop offers the model: its mode, `RUMMY_THINK` and the
+/// client's flags stored with the loop.
+fn tool_set(mode: Mode, lp: &LoopRow, think: bool) -> ToolSet {
+    let flags: LoopFlags = lp
+        .config
+        .as_deref()
+        .and_then(|c| serde_json::from_str(c).ok())
+        .unwrap_or_default();
+    ToolSet {
+        no_interaction: flags.no_interaction.unwrap_or(false),
+        no_web: flags.no_web.unwrap_or(false),
+        no_proposals: flags.no_proposals.unwrap_or(false),
+        ..ToolSet::new(mode, think)
     }
 }
