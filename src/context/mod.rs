@@ -8,7 +8,7 @@ pub use crate::tokens;
 
 use crate::store::paths::{log_action, scheme_of};
 use crate::store::{ContextRow, EntryState, TurnContextRow};
-use crate::tools::{truncated_summary, Mode, ProjectionRow, ToolRegistry};
+use crate::tools::{truncated_summary, ProjectionRow, ToolRegistry, ToolSet};
 use serde_json::{Map, Value};
 use tokens::count_tokens;
 
@@ -16,7 +16,8 @@ use tokens::count_tokens;
 pub struct PacketInput<'a> {
     pub rows: &'a [ContextRow],
     pub tools: &'a ToolRegistry,
-    pub mode: Mode,
+    /// The loop's mode, flags and `RUMMY_THINK`: which tools are offered.
+    pub tool_set: ToolSet,
     pub persona: Option<&'a str>,
     pub context_size: Option<i64>,
     pub budget_ceiling: f64,
@@ -72,6 +73,34 @@ fn project(tools: &ToolRegistry, key: &str, row: &ProjectionRow, visible: bool) 
         };
     }
     match (key, visible) {
+        // Schemes whose tools other issues bring; their rows are registered
+        // already, so their entries project as spec 02 §1.5 says.
+        ("sh" | "env", true) => format!(
+            "# {key} {}\n{}",
+            row.attr("command").unwrap_or_default(),
+            row.body
+        ),
+        ("ask_user", true) => {
+            let mut text = String::from("# ask_user");
+            if let Some(q) = row.attr("question") {
+                text.push_str(&format!("\n# Question: {q}"));
+            }
+            if let Some(a) = row.attr("answer") {
+                text.push_str(&format!("\n# Answer: {a}"));
+            }
+            text
+        }
+        ("ask_user", false) => match (row.attr("question"), row.attr("answer")) {
+            (Some(q), Some(a)) => format!("{q} → {a}"),
+            (Some(q), None) => q.to_string(),
+            _ => String::new(),
+        },
+        ("search", true) => format!(
+            "# search \"{}\"\n{}",
+            row.attr("query").unwrap_or_default(),
+            row.body
+        ),
+        ("search", false) => row.attr("query").unwrap_or_default().to_string(),
         ("prompt", true) => row.body.to_string(),
         ("prompt", false) => truncated_summary(row.body, row.path),
         ("error", true) => format!("# error\n{}", row.body),
@@ -125,7 +154,7 @@ pub fn project_rows(rows: &[ContextRow], tools: &ToolRegistry, divisor: f64) -> 
 /// Builds the packet for one turn.
 pub fn assemble(input: &PacketInput) -> Packet {
     let rows = project_rows(input.rows, input.tools, input.token_divisor);
-    let system_prompt = sections::system_prompt(input.tools, input.mode, input.persona);
+    let system_prompt = sections::system_prompt(input.tools, &input.tool_set, input.persona);
     let system_tokens = count_tokens(&system_prompt, input.token_divisor);
     let mut system = system_prompt;
     system.push_str(&sections::context_block(&rows));
@@ -137,7 +166,7 @@ pub fn assemble(input: &PacketInput) -> Packet {
         let ceiling = tokens::ceiling(size, input.budget_ceiling);
         user.push_str(&sections::budget_block(&rows, ceiling, system_tokens));
     }
-    user.push_str(&sections::prompt_block(&rows, input.tools, input.mode));
+    user.push_str(&sections::prompt_block(&rows, input.tools, &input.tool_set));
     let assembled_tokens =
         count_tokens(&system, input.token_divisor) + count_tokens(&user, input.token_divisor);
     let snapshot = rows

@@ -4,7 +4,7 @@
 use super::{status_of, ProjectedRow};
 use crate::store::paths::scheme_of;
 use crate::store::EntryState;
-use crate::tools::{Mode, ToolRegistry};
+use crate::tools::{Mode, ToolRegistry, ToolSet};
 use std::fmt::Write;
 
 const TEMPLATE: &str = include_str!("../../config/prompts/instructions.md");
@@ -37,9 +37,10 @@ fn clean_doc(doc: &str) -> String {
     text.trim().to_string()
 }
 
-/// The system prompt: template with the tool list and docs, then persona.
-pub fn system_prompt(tools: &ToolRegistry, mode: Mode, persona: Option<&str>) -> String {
-    let advertised = tools.advertised(mode);
+/// The system prompt: template with the offered tools and their docs (in
+/// display order), then persona.
+pub fn system_prompt(tools: &ToolRegistry, set: &ToolSet, persona: Option<&str>) -> String {
+    let advertised = tools.advertised(set);
     let names: Vec<String> = advertised
         .iter()
         .map(|t| format!("<{}/>", t.name()))
@@ -290,8 +291,9 @@ pub fn budget_block(rows: &[ProjectedRow], ceiling: i64, system_tokens: i64) -> 
 }
 
 /// `<prompt>`: the loop's prompt and the commands on offer.
-pub fn prompt_block(rows: &[ProjectedRow], tools: &ToolRegistry, mode: Mode) -> String {
-    let commands: Vec<&str> = tools.advertised(mode).iter().map(|t| t.name()).collect();
+pub fn prompt_block(rows: &[ProjectedRow], tools: &ToolRegistry, set: &ToolSet) -> String {
+    let mode = set.mode;
+    let commands: Vec<&str> = tools.advertised(set).iter().map(|t| t.name()).collect();
     let prompt = latest_prompt(rows);
     let prompt_mode = prompt
         .and_then(|p| p.attributes.get("mode"))
@@ -349,8 +351,15 @@ mod tests {
     #[test]
     fn system_prompt_lists_tools_once() {
         let tools = ToolRegistry::builtin();
-        let p = system_prompt(&tools, Mode::Ask, Some("Be terse."));
-        assert!(p.contains("<get/>, <set/>, <update/>"));
+        let p = system_prompt(&tools, &ToolSet::new(Mode::Ask, true), Some("Be terse."));
+        assert!(p.starts_with("Commands you can use: <think/>, <get/>, <set/>, <update/>\n"));
+        assert!(p.contains("## <think>") && p.contains("## <update "));
+        let quiet = system_prompt(&tools, &ToolSet::new(Mode::Ask, false), None);
+        assert!(quiet.starts_with("Commands you can use: <get/>, <set/>, <update/>\n"));
+        assert!(
+            !quiet.contains("## <think>"),
+            "an unoffered tool's doc is left out"
+        );
         assert!(!p.contains("[%TOOLS%]") && !p.contains("[%TOOLDOCS%]"));
         assert!(p.ends_with("## Persona\n\nBe terse."));
     }
@@ -409,7 +418,7 @@ mod tests {
         assert!(unknowns_block(&rows)
             .contains("<unknown path=\"unknown://q\" turn=\"1\" visibility=\"summarized\""));
         let tools = ToolRegistry::builtin();
-        let prompt = prompt_block(&rows, &tools, Mode::Ask);
+        let prompt = prompt_block(&rows, &tools, &ToolSet::new(Mode::Ask, false));
         assert_eq!(
             prompt,
             "<prompt mode=\"ask\" path=\"prompt://1\" commands=\"get,set,update\" warn=\"File editing disallowed.\" visibility=\"visible\" tokens=\"1\">What?</prompt>"

@@ -16,6 +16,7 @@ pub mod runs;
 pub mod schema;
 pub mod session;
 pub mod streams;
+pub mod tools;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

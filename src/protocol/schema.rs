@@ -30,6 +30,7 @@ use super::streams::{
     StreamAbortedParams, StreamAbortedResult, StreamCancelParams, StreamCompletedParams,
     StreamFinishedResult, StreamParams,
 };
+use super::tools::ToolCallParams;
 use super::{NoParams, OkResult, StatusOkResult, PROTOCOL_VERSION};
 use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
@@ -133,6 +134,16 @@ pub static METHODS: &[MethodDef] = &[
         "Removes a project file rule."),
     method!("getConstraints", NoParams => Vec<ConstraintInfo>, SERVED,
         "Lists the project's file rules: [{pattern, visibility}]."),
+    method!("known", ToolCallParams => StatusOkResult, SERVED,
+        "Tool fallback: writes the known:// entry at `path` (body = content) as the model would, \
+         recording the call as log://turn_N/known/{path}. A body over RUMMY_MAX_ENTRY_TOKENS is refused."),
+    method!("unknown", ToolCallParams => StatusOkResult, SERVED,
+        "Tool fallback: writes the unknown:// entry at `path` (body = the question) as the model would, \
+         recording the call as log://turn_N/unknown/{path}; a question the run already has is not \
+         written again (an error entry says so)."),
+    method!("think", ToolCallParams => StatusOkResult, SERVED,
+        "Tool fallback: records a thought as log://turn_N/think/{path} (body = the reasoning); \
+         nothing else is written. Not found when RUMMY_THINK is off."),
     method!("stream", StreamParams => StatusOkResult, PLANNED,
         "Not served yet. Appends a chunk of a streaming command's output to its channel."),
     method!("stream/completed", StreamCompletedParams => StreamFinishedResult, PLANNED,

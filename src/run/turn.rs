@@ -20,7 +20,7 @@ use crate::store::{
 };
 use crate::store::{EntryState, RunStatus};
 use crate::tools::update::terminal_status;
-use crate::tools::{Mode, ToolError, TurnCtx};
+use crate::tools::{Mode, ToolError, ToolSet, TurnCtx};
 use futures_util::FutureExt;
 use serde_json::json;
 use std::panic::AssertUnwindSafe;
@@ -430,7 +430,7 @@ async fn run_turn(
     let packet = assemble(&PacketInput {
         rows: &rows,
         tools: &engine.tools,
-        mode,
+        tool_set: tool_set(mode, lp, engine.config.think),
         persona: run.persona.as_deref(),
         context_size: binding.context_size,
         budget_ceiling: engine.config.budget_ceiling,
@@ -859,5 +859,21 @@ async fn resolve_update(
             .await?;
             Ok(None)
         }
+    }
+}
+
+/// What the loop offers the model: its mode, `RUMMY_THINK` and the
+/// client's flags stored with the loop.
+fn tool_set(mode: Mode, lp: &LoopRow, think: bool) -> ToolSet {
+    let flags: LoopFlags = lp
+        .config
+        .as_deref()
+        .and_then(|c| serde_json::from_str(c).ok())
+        .unwrap_or_default();
+    ToolSet {
+        no_interaction: flags.no_interaction.unwrap_or(false),
+        no_web: flags.no_web.unwrap_or(false),
+        no_proposals: flags.no_proposals.unwrap_or(false),
+        ..ToolSet::new(mode, think)
     }
 }

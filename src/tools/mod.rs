@@ -7,6 +7,7 @@ pub mod known;
 mod mv;
 mod rm;
 mod set;
+pub mod think;
 pub mod update;
 
 use crate::config::Config;
@@ -190,17 +191,100 @@ pub fn truncated_summary(body: &str, path: &str) -> String {
     format!("{head}\n[truncated — promote with <get path=\"{path}\"/> to read all]")
 }
 
-/// All tools, in advertised order.
+/// Upstream's display order (`TOOL_ORDER`); tools not listed follow in
+/// alphabetical order, and `update` always comes last.
+pub const TOOL_ORDER: [&str; 12] = [
+    "think", "unknown", "known", "get", "set", "env", "sh", "rm", "cp", "mv", "ask_user", "search",
+];
+
+/// Where a tool sorts: listed ones by their place, then the rest by name,
+/// then `update`.
+fn order_key(name: &str) -> (u8, usize, &str) {
+    if name == "update" {
+        return (2, 0, "");
+    }
+    match TOOL_ORDER.iter().position(|n| *n == name) {
+        Some(i) => (0, i, ""),
+        None => (1, 0, name),
+    }
+}
+
+/// What one loop offers the model (upstream's `resolveForLoop`): its mode,
+/// the client's loop flags and `RUMMY_THINK`. It shapes only the advertised
+/// list (system prompt and `commands=`); dispatch does not consult it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ToolSet {
+    pub mode: Mode,
+    /// `RUMMY_THINK`: offer `<think>`.
+    pub think: bool,
+    /// `noInteraction`: no `ask_user`.
+    pub no_interaction: bool,
+    /// `noWeb`: no `search`.
+    pub no_web: bool,
+    /// `noProposals`: no `ask_user`, `env` or `sh`.
+    pub no_proposals: bool,
+}
+
+impl ToolSet {
+    /// A loop in `mode` without flags.
+    pub fn new(mode: Mode, think: bool) -> ToolSet {
+        ToolSet {
+            mode,
+            think,
+            no_interaction: false,
+            no_web: false,
+            no_proposals: false,
+        }
+    }
+
+    /// Whether a (non-hidden) tool of this name is offered.
+    pub fn offers(&self, name: &str) -> bool {
+        match name {
+            "think" => self.think,
+            "sh" => self.mode == Mode::Act && !self.no_proposals,
+            "env" => !self.no_proposals,
+            "ask_user" => !self.no_interaction && !self.no_proposals,
+            "search" => !self.no_web,
+            _ => true,
+        }
+    }
+}
+
+/// Scheme rows owned by tools that are not (or not yet) registered, so
+/// their entries reach the packet; a registered tool's own rows win. The
+/// categories follow spec 01 §1.5: channels (`sh`, `env`) and skills are
+/// data, action schemes are logging, `think` is never shown to the model.
+const TOOL_SCHEME_ROWS: &[SchemeDef] = &[
+    SchemeDef::tool("sh", "data"),
+    SchemeDef::tool("env", "data"),
+    SchemeDef::tool("skill", "data"),
+    SchemeDef {
+        model_visible: false,
+        ..SchemeDef::tool("think", "logging")
+    },
+    SchemeDef::tool("get", "logging"),
+    SchemeDef::tool("set", "logging"),
+    SchemeDef::tool("rm", "logging"),
+    SchemeDef::tool("mv", "logging"),
+    SchemeDef::tool("cp", "logging"),
+    SchemeDef::tool("ask_user", "logging"),
+    SchemeDef::tool("search", "logging"),
+    SchemeDef::tool("update", "logging"),
+    SchemeDef::tool("error", "logging"),
+];
+
+/// All tools, in display order.
 pub struct ToolRegistry {
     tools: Vec<Arc<dyn Tool>>,
     by_name: HashMap<&'static str, Arc<dyn Tool>>,
 }
 
 impl ToolRegistry {
-    /// The built-in tools. Order follows upstream's TOOL_ORDER with
-    /// `update` last.
+    /// The built-in tools (their order here does not matter: the registry
+    /// sorts by [`TOOL_ORDER`]).
     pub fn builtin() -> ToolRegistry {
-        let tools: Vec<Arc<dyn Tool>> = vec![
+        ToolRegistry::of(vec![
+            Arc::new(think::Think),
             Arc::new(known::Unknown),
             Arc::new(known::Known),
             Arc::new(get::Get),
@@ -209,17 +293,30 @@ impl ToolRegistry {
             Arc::new(cp::Cp),
             Arc::new(mv::Mv),
             Arc::new(update::Update),
-        ];
-        let by_name = tools.iter().map(|t| (t.name(), t.clone())).collect();
-        ToolRegistry { tools, by_name }
+        ])
     }
 
-    /// Adds a tool after the others, replacing one of the same name
-    /// (embedding programs and tests).
+    /// A registry of these tools, sorted into display order; a later tool
+    /// replaces an earlier one of the same name.
+    pub fn of(tools: Vec<Arc<dyn Tool>>) -> ToolRegistry {
+        let mut registry = ToolRegistry {
+            tools: Vec::new(),
+            by_name: HashMap::new(),
+        };
+        for tool in tools {
+            registry = registry.with(tool);
+        }
+        registry
+    }
+
+    /// Adds a tool in its place of the order, replacing one of the same
+    /// name (embedding programs and tests).
     pub fn with(mut self, tool: Arc<dyn Tool>) -> ToolRegistry {
         self.tools.retain(|t| t.name() != tool.name());
         self.by_name.insert(tool.name(), tool.clone());
         self.tools.push(tool);
+        self.tools
+            .sort_by(|a, b| order_key(a.name()).cmp(&order_key(b.name())));
         self
     }
 
@@ -227,20 +324,160 @@ impl ToolRegistry {
         self.by_name.get(name)
     }
 
-    /// Tools offered to the model in this mode, in order.
-    pub fn advertised(&self, _mode: Mode) -> Vec<&Arc<dyn Tool>> {
-        self.tools.iter().filter(|t| t.doc().is_some()).collect()
+    /// Every registered tool's name, in display order (hidden ones too).
+    pub fn names(&self) -> Vec<&'static str> {
+        self.tools.iter().map(|t| t.name()).collect()
     }
 
-    /// Every scheme the tools own (registered at boot).
+    /// Tools offered to the model by this loop, in order. Hidden tools (no
+    /// doc: `known`, `unknown`) are never offered.
+    pub fn advertised(&self, set: &ToolSet) -> Vec<&Arc<dyn Tool>> {
+        self.tools
+            .iter()
+            .filter(|t| t.doc().is_some() && set.offers(t.name()))
+            .collect()
+    }
+
+    /// Every scheme row to register at boot: the tools' own rows, then
+    /// [`TOOL_SCHEME_ROWS`] not already covered, then a visible logging
+    /// row for any other tool name (upstream's default). One row per name.
     pub fn schemes(&self) -> Vec<SchemeDef> {
-        let mut defs: Vec<SchemeDef> = self.tools.iter().flat_map(|t| t.schemes()).collect();
-        for tool in &self.tools {
-            if !defs.iter().any(|d| d.name == tool.name()) {
-                defs.push(SchemeDef::tool(tool.name(), "logging"));
+        let mut defs: Vec<SchemeDef> = Vec::new();
+        let declared = self.tools.iter().flat_map(|t| t.schemes());
+        let defaults = self
+            .tools
+            .iter()
+            .map(|t| SchemeDef::tool(t.name(), "logging"));
+        for def in declared
+            .chain(TOOL_SCHEME_ROWS.iter().cloned())
+            .chain(defaults)
+        {
+            if !defs.iter().any(|d| d.name == def.name) {
+                defs.push(def);
             }
         }
-        defs.push(SchemeDef::tool("error", "logging"));
         defs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stand-in for tools other issues add.
+    struct Named(&'static str);
+
+    #[async_trait::async_trait]
+    impl Tool for Named {
+        fn name(&self) -> &'static str {
+            self.0
+        }
+        fn doc(&self) -> Option<&'static str> {
+            Some("doc")
+        }
+        async fn dispatch(&self, _: &TurnCtx, _: &Command, _: &str) -> Result<(), ToolError> {
+            Ok(())
+        }
+    }
+
+    fn full() -> ToolRegistry {
+        [
+            "zeta", "search", "ask_user", "mv", "cp", "rm", "sh", "env", "alpha",
+        ]
+        .into_iter()
+        .fold(ToolRegistry::builtin(), |r, n| r.with(Arc::new(Named(n))))
+    }
+
+    fn offered(r: &ToolRegistry, set: ToolSet) -> Vec<&'static str> {
+        r.advertised(&set).iter().map(|t| t.name()).collect()
+    }
+
+    #[test]
+    fn tools_sort_by_upstream_order_then_name_with_update_last() {
+        assert_eq!(
+            full().names(),
+            [
+                "think", "unknown", "known", "get", "set", "env", "sh", "rm", "cp", "mv",
+                "ask_user", "search", "alpha", "zeta", "update"
+            ]
+        );
+    }
+
+    #[test]
+    fn modes_and_flags_shape_the_offer() {
+        let r = full();
+        let act = ToolSet::new(Mode::Act, true);
+        assert_eq!(
+            offered(&r, act),
+            [
+                "think", "get", "set", "env", "sh", "rm", "cp", "mv", "ask_user", "search",
+                "alpha", "zeta", "update"
+            ]
+        );
+        let ask = offered(&r, ToolSet::new(Mode::Ask, true));
+        assert!(!ask.contains(&"sh") && ask.contains(&"env"));
+        let no_think = offered(&r, ToolSet::new(Mode::Act, false));
+        assert!(!no_think.contains(&"think"));
+        let quiet = offered(
+            &r,
+            ToolSet {
+                no_interaction: true,
+                ..act
+            },
+        );
+        assert!(!quiet.contains(&"ask_user") && quiet.contains(&"sh"));
+        let offline = offered(
+            &r,
+            ToolSet {
+                no_web: true,
+                ..act
+            },
+        );
+        assert!(!offline.contains(&"search") && offline.contains(&"ask_user"));
+        let no_proposals = offered(
+            &r,
+            ToolSet {
+                no_proposals: true,
+                ..act
+            },
+        );
+        assert_eq!(
+            no_proposals,
+            ["think", "get", "set", "rm", "cp", "mv", "search", "alpha", "zeta", "update"]
+        );
+    }
+
+    #[test]
+    fn the_builtin_offer_in_ask_mode() {
+        let r = ToolRegistry::builtin();
+        assert_eq!(
+            offered(&r, ToolSet::new(Mode::Ask, true)),
+            ["think", "get", "set", "update"]
+        );
+    }
+
+    #[test]
+    fn every_tool_scheme_has_one_row_with_its_category() {
+        let defs = ToolRegistry::builtin().schemes();
+        let row = |name: &str| {
+            let rows: Vec<&SchemeDef> = defs.iter().filter(|d| d.name == name).collect();
+            assert_eq!(rows.len(), 1, "{name}: {rows:?}");
+            rows[0].clone()
+        };
+        for name in ["known", "sh", "env", "skill"] {
+            assert_eq!(row(name).category, "data", "{name}");
+        }
+        assert_eq!(row("unknown").category, "unknown");
+        for name in [
+            "get", "set", "rm", "mv", "cp", "ask_user", "search", "update", "error",
+        ] {
+            assert_eq!(row(name).category, "logging", "{name}");
+            assert!(row(name).model_visible, "{name}");
+        }
+        let think = row("think");
+        assert!(!think.model_visible);
+        assert_eq!(think.category, "logging");
+        // The note tools' own rows (client writers) win over the defaults.
+        assert!(row("known").writable_by.contains(&Writer::Client));
     }
 }

@@ -43,7 +43,7 @@ impl From<Constraint> for ConstraintInfo {
     }
 }
 
-fn bad(message: impl Into<String>) -> RpcError {
+pub(super) fn bad(message: impl Into<String>) -> RpcError {
     RpcError::invalid_params(message)
 }
 
@@ -55,7 +55,7 @@ fn entry_state(state: Option<String>) -> Result<Option<EntryState>, RpcError> {
 }
 
 /// The caller's run by alias: `run is required` / `Run 'x' not found.`
-async fn resolve_run(ctx: &CallCtx, run: Option<String>) -> Result<RunRow, RpcError> {
+pub(super) async fn resolve_run(ctx: &CallCtx, run: Option<String>) -> Result<RunRow, RpcError> {
     let alias = run
         .filter(|r| !r.is_empty())
         .ok_or_else(|| bad("run is required"))?;

@@ -3,6 +3,7 @@
 //! `protocol::schema::METHODS`; this table adds only how it is served.
 
 mod entries;
+mod fallback;
 mod models;
 mod runs;
 mod session;
@@ -52,7 +53,8 @@ pub static ALL: &[MethodSpec] = &[
     gated_method!("getRun", runs::get_run),
 ];
 
-/// Entry methods (client writer tier) and project file constraints.
+/// Entry methods (client writer tier), project file constraints and the
+/// tool fallbacks (model writer tier).
 pub static ENTRY_METHODS: &[MethodSpec] = &[
     gated_method!("get", entries::get),
     gated_method!("rm", entries::rm),
@@ -63,6 +65,10 @@ pub static ENTRY_METHODS: &[MethodSpec] = &[
     gated_method!("file/constraint", entries::file_constraint),
     gated_method!("file/drop", entries::file_drop),
     gated_method!("getConstraints", entries::get_constraints),
+    // Tool fallbacks (spec 03 §2.2): tools without a method of their own.
+    gated_method!("known", fallback::known),
+    gated_method!("unknown", fallback::unknown),
+    gated_method!("think", fallback::think),
 ];
 
 #[cfg(test)]
