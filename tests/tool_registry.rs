@@ -111,23 +111,27 @@ async fn each_loop_offers_the_tools_its_mode_and_flags_allow() {
         (
             "act",
             json!({}),
-            "think,get,set,env,sh,ask_user,search,update",
+            "think,get,set,env,sh,rm,cp,mv,ask_user,search,update",
         ),
-        ("ask", json!({}), "think,get,set,env,ask_user,search,update"),
+        (
+            "ask",
+            json!({}),
+            "think,get,set,env,rm,cp,mv,ask_user,search,update",
+        ),
         (
             "act",
             json!({"noInteraction": true}),
-            "think,get,set,env,sh,search,update",
+            "think,get,set,env,sh,rm,cp,mv,search,update",
         ),
         (
             "act",
             json!({"noWeb": true}),
-            "think,get,set,env,sh,ask_user,update",
+            "think,get,set,env,sh,rm,cp,mv,ask_user,update",
         ),
         (
             "act",
             json!({"noProposals": true}),
-            "think,get,set,search,update",
+            "think,get,set,rm,cp,mv,search,update",
         ),
     ];
     for (mode, flags, _) in &cases {
@@ -156,8 +160,8 @@ async fn think_is_offered_only_with_rummy_think() {
     .await;
     let alias = run_once(&mut c, "ask", json!({})).await;
     let (head, commands) = offer(&provider.requests()[0]);
-    assert_eq!(commands, "get,set,update");
-    assert_eq!(head, header("get,set,update"));
+    assert_eq!(commands, "get,set,rm,cp,mv,update");
+    assert_eq!(head, header("get,set,rm,cp,mv,update"));
     let system = provider.requests()[0]["messages"][0]["content"].to_string();
     assert!(!system.contains("<think>"), "the think doc is left out");
     // Without RUMMY_THINK there is no think tool to call either.

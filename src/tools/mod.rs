@@ -452,7 +452,7 @@ mod tests {
         let r = ToolRegistry::builtin();
         assert_eq!(
             offered(&r, ToolSet::new(Mode::Ask, true)),
-            ["think", "get", "set", "update"]
+            ["think", "get", "set", "rm", "cp", "mv", "update"]
         );
     }
 
