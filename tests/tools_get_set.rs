@@ -22,7 +22,10 @@ struct Done {
 /// Runs an ask-mode prompt whose model turns are `turns` (then the fake's
 /// default reply, which ends the run).
 async fn drive(turns: &[&str]) -> Done {
-    let replies = turns.iter().map(|t| Reply::Content(t.to_string())).collect();
+    let replies = turns
+        .iter()
+        .map(|t| Reply::Content(t.to_string()))
+        .collect();
     let t = start_server(replies).await;
     let mut c = hello_client(
         t.server.local_addr.expect("listening"),
@@ -124,7 +127,11 @@ const PLAN: &str = "step one\nstep two\nstep three";
 
 #[actix_web::test]
 async fn get_glob_lists_matches_with_tokens_and_promotes_them() {
-    let mut d = drive(&[SEED, r#"<get path="known://*"/><update status="200">read</update>"#]).await;
+    let mut d = drive(&[
+        SEED,
+        r#"<get path="known://*"/><update status="200">read</update>"#,
+    ])
+    .await;
     // 28 and 10 UTF-16 units at 2 per token.
     assert_eq!(
         d.log("log://turn_2/get/known%3A//*")["body"],
@@ -135,9 +142,8 @@ async fn get_glob_lists_matches_with_tokens_and_promotes_them() {
         assert_eq!(e.visibility, "visible", "{path}");
         assert_eq!(e.turn, 2, "{path} promoted in turn 2");
     }
-    let listed = d
-        .c
-        .call(
+    let listed =
+        d.c.call(
             "getEntries",
             json!({"run": d.alias, "pattern": "known://*", "visibility": "visible"}),
         )
@@ -254,7 +260,10 @@ async fn edit_applies(edit: &str, expected: &str) -> Done {
     let plan = d.entry("known://plan").await.expect("plan");
     assert_eq!(plan.body, expected, "{edit}");
     assert_eq!(plan.state, EntryState::Resolved);
-    assert_eq!(plan.visibility, "summarized", "an edit keeps the visibility");
+    assert_eq!(
+        plan.visibility, "summarized",
+        "an edit keeps the visibility"
+    );
     let attrs = d.log_attrs(log_path);
     assert_eq!(attrs["beforeTokens"], 14, "{edit}");
     assert!(
@@ -419,7 +428,9 @@ step</set><update status="102">seeded</update>"#;
     assert_eq!(log["outcome"], "conflict");
     let error = d.log_attrs("log://turn_2/set/known%3A//plan")["error"].clone();
     assert!(
-        error.as_str().is_some_and(|e| e.contains("matches 2 places")),
+        error
+            .as_str()
+            .is_some_and(|e| e.contains("matches 2 places")),
         "{error}"
     );
     assert_eq!(
@@ -495,7 +506,11 @@ async fn a_bodyless_visibility_change_stores_the_summary() {
 
 #[actix_web::test]
 async fn a_full_write_logs_the_change_as_a_merge_block() {
-    let d = drive(&[SEED, r#"<set path="known://plan">v2</set><update status="102">x</update>"#]).await;
+    let d = drive(&[
+        SEED,
+        r#"<set path="known://plan">v2</set><update status="102">x</update>"#,
+    ])
+    .await;
     let attrs = d.log_attrs("log://turn_2/set/known%3A//plan");
     assert_eq!(attrs["beforeTokens"], 14);
     assert_eq!(attrs["afterTokens"], 1);
@@ -517,15 +532,16 @@ async fn a_full_write_logs_the_change_as_a_merge_block() {
 async fn an_oversized_known_write_fails_and_stores_nothing() {
     // 512 tokens at 2 characters each is the limit.
     let big = "x".repeat(1100);
-    let turn = format!(
-        "<set path=\"known://big\">{big}</set><update status=\"102\">x</update>"
-    );
+    let turn = format!("<set path=\"known://big\">{big}</set><update status=\"102\">x</update>");
     let d = drive(&[&turn]).await;
     let log = d.log("log://turn_1/set/known%3A//big");
     assert_eq!(log["state"], "failed");
     assert_eq!(log["outcome"], "overflow:550");
     let body = log["body"].as_str().expect("body");
-    assert!(body.starts_with("Entry too large (550 tokens, max 512)."), "{body}");
+    assert!(
+        body.starts_with("Entry too large (550 tokens, max 512)."),
+        "{body}"
+    );
     assert!(body.contains("Split"), "{body}");
     assert!(!body.contains("xxxx"), "the refused body is not stored");
     assert!(d.entry("known://big").await.is_none());

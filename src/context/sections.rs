@@ -171,8 +171,14 @@ pub fn log_block(rows: &[ProjectedRow]) -> String {
             // tokens rather than the whole target's.
             let slice = r.attributes.get("lineStart");
             if let Some(start) = slice {
-                let end = r.attributes.get("lineEnd").unwrap_or(&serde_json::Value::Null);
-                let total = r.attributes.get("totalLines").unwrap_or(&serde_json::Value::Null);
+                let end = r
+                    .attributes
+                    .get("lineEnd")
+                    .unwrap_or(&serde_json::Value::Null);
+                let total = r
+                    .attributes
+                    .get("totalLines")
+                    .unwrap_or(&serde_json::Value::Null);
                 let _ = write!(a, " lines=\"{start}-{end}/{total}\"");
             }
             let tokens = target

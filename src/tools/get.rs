@@ -292,7 +292,10 @@ async fn read_slice(
     let total = lines.len();
     let (start, end) = slice_range(total, parsed[0], parsed[1]);
     let from = start.saturating_sub(1);
-    let slice = lines.get(from..end.max(from)).unwrap_or_default().join("\n");
+    let slice = lines
+        .get(from..end.max(from))
+        .unwrap_or_default()
+        .join("\n");
     ctx.write_log(
         log_path,
         format!("{path}\n[lines {start}–{end} / {total} total]\n{slice}"),

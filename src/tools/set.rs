@@ -371,7 +371,10 @@ async fn edit(
                 "patch".into(),
                 Value::String(hedberg::unified_diff(&row.path, &row.body, &applied.body)),
             );
-            attributes.insert("beforeTokens".into(), json!(count_tokens(&row.body, divisor)));
+            attributes.insert(
+                "beforeTokens".into(),
+                json!(count_tokens(&row.body, divisor)),
+            );
             attributes.insert(
                 "afterTokens".into(),
                 json!(count_tokens(&applied.body, divisor)),
@@ -536,8 +539,16 @@ async fn change_visibility(
 mod tests {
     use super::*;
 
-    fn row<'a>(path: &'a str, body: &'a str, attributes: &'a Map<String, Value>) -> ProjectionRow<'a> {
-        ProjectionRow { path, body, attributes }
+    fn row<'a>(
+        path: &'a str,
+        body: &'a str,
+        attributes: &'a Map<String, Value>,
+    ) -> ProjectionRow<'a> {
+        ProjectionRow {
+            path,
+            body,
+            attributes,
+        }
     }
 
     #[test]
@@ -548,19 +559,27 @@ mod tests {
             "afterTokens": 5,
             "merge": merge_block("old", "new"),
         });
-        let Value::Object(attrs) = attrs else { unreachable!() };
+        let Value::Object(attrs) = attrs else {
+            unreachable!()
+        };
         assert_eq!(
             Set.visible(&row("log://turn_1/set/x", "new", &attrs)),
             "# set known://plan 3→5 tokens\n<<<<<<< SEARCH\nold\n=======\nnew\n>>>>>>> REPLACE"
         );
-        let failed = json!({"path": "known://plan", "error": "SEARCH text not found", "merge": "m"});
-        let Value::Object(failed) = failed else { unreachable!() };
+        let failed =
+            json!({"path": "known://plan", "error": "SEARCH text not found", "merge": "m"});
+        let Value::Object(failed) = failed else {
+            unreachable!()
+        };
         assert_eq!(
             Set.visible(&row("log://turn_1/set/x", "body", &failed)),
             "# set known://plan\nSEARCH text not found"
         );
         let none = Map::new();
-        assert_eq!(Set.visible(&row("log://turn_1/set/x", "b", &none)), "# set log://turn_1/set/x");
+        assert_eq!(
+            Set.visible(&row("log://turn_1/set/x", "b", &none)),
+            "# set log://turn_1/set/x"
+        );
         let block = merge_block("a", "b");
         assert_eq!(Set.summarized(&row("p", &block, &none)), block);
         let long = "word ".repeat(30);
@@ -572,7 +591,10 @@ mod tests {
 
     #[test]
     fn merge_attribute_per_form() {
-        assert_eq!(merge_block("", "x"), "<<<<<<< SEARCH\n=======\nx\n>>>>>>> REPLACE");
+        assert_eq!(
+            merge_block("", "x"),
+            "<<<<<<< SEARCH\n=======\nx\n>>>>>>> REPLACE"
+        );
         let blocks = Edit::Blocks {
             format: hedberg::Format::Merge,
             blocks: vec![Block::new("a", "b"), Block::new("c", "d")],
@@ -583,7 +605,10 @@ mod tests {
         );
         let replace_only = Edit::Blocks {
             format: hedberg::Format::ReplaceOnly,
-            blocks: vec![Block { search: None, replace: "all".into() }],
+            blocks: vec![Block {
+                search: None,
+                replace: "all".into(),
+            }],
         };
         assert_eq!(edit_merge(&replace_only), None);
         assert_eq!(edit_merge(&Edit::Full("x".into())), None);
