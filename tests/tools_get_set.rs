@@ -557,3 +557,44 @@ async fn an_edit_that_grows_a_known_past_the_limit_fails() {
     .await;
     assert!(error.starts_with("Entry too large (560 tokens"), "{error}");
 }
+
+#[actix_web::test]
+async fn a_filtered_glob_write_replaces_the_matches_and_lists_them() {
+    let d = drive(&[
+        SEED,
+        r#"<set path="known://*" filter="alpha">beta fact</set><update status="102">x</update>"#,
+    ])
+    .await;
+    assert_eq!(
+        d.log("log://turn_2/set/known%3A//*")["body"],
+        "set path=\"known://*\" body=\"alpha\": 1 matched (5 tokens)\nknown://other (5)"
+    );
+    assert_eq!(
+        d.entry("known://other").await.expect("other").body,
+        "beta fact"
+    );
+    assert_eq!(d.entry("known://plan").await.expect("plan").body, PLAN);
+    assert!(
+        d.entry("known://*").await.is_none(),
+        "no literal glob entry"
+    );
+}
+
+#[actix_web::test]
+async fn a_glob_edit_applies_to_the_matches_its_body_filter_keeps() {
+    let d = drive(&[
+        SEED,
+        r#"<set path="known://*" body="step two">step 2</set><update status="102">x</update>"#,
+    ])
+    .await;
+    let log = d.log("log://turn_2/set/known%3A//*");
+    assert_eq!(log["state"], "resolved", "{log}");
+    assert_eq!(
+        d.entry("known://plan").await.expect("plan").body,
+        "step one\nstep 2\nstep three"
+    );
+    assert_eq!(
+        d.entry("known://other").await.expect("other").body,
+        "alpha fact"
+    );
+}

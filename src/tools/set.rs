@@ -2,7 +2,7 @@
 //! hedberg edit forms, list what a write would touch (`preview`), or,
 //! without text, change the visibility of the matching entries.
 
-use super::get::{entry, listing, matching};
+use super::get::{entry, listing, matching, Match};
 use super::known::size_gate;
 use super::{ProjectionRow, Tool, ToolError, TurnCtx};
 use crate::hedberg::{self, Block, Detected, Edit, EditAttrs};
@@ -385,7 +385,7 @@ async fn edit(
             attributes.insert("path".into(), Value::String(path.to_string()));
             let after: Vec<_> = many
                 .iter()
-                .map(|(row, applied)| super::get::Match {
+                .map(|(row, applied)| Match {
                     path: row.path.clone(),
                     tokens: count_tokens(&applied.body, divisor),
                 })
@@ -425,6 +425,7 @@ async fn bulk_write(
     visibility: Option<&str>,
     log_path: &str,
 ) -> Result<(), ToolError> {
+    let before = matching(ctx, path, filter).await?;
     let changed = ctx
         .store
         .run(SetByPattern {
@@ -437,8 +438,13 @@ async fn bulk_write(
         })
         .await?;
     let attributes = json!({ "path": path, "filter": filter });
-    let listing = changed.join("\n");
-    log_matches(ctx, log_path, path, &changed, listing, None, attributes).await
+    // Worded as upstream's pattern listing, with the tokens each match had.
+    let listed: Vec<Match> = before
+        .into_iter()
+        .filter(|m| changed.contains(&m.path))
+        .collect();
+    let body = listing("set", path, filter, &listed, false);
+    log_matches(ctx, log_path, path, &changed, body, None, attributes).await
 }
 
 /// Logs a command that acted on the entries matching `path`: the given
