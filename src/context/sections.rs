@@ -168,7 +168,22 @@ pub fn log_block(rows: &[ProjectedRow]) -> String {
             if !summary.is_empty() {
                 let _ = write!(a, " summary=\"{summary}\"");
             }
+            // A slice read (`<get line/limit>`): its range, and its own
+            // tokens rather than the whole target's.
+            let slice = r.attributes.get("lineStart");
+            if let Some(start) = slice {
+                let end = r
+                    .attributes
+                    .get("lineEnd")
+                    .unwrap_or(&serde_json::Value::Null);
+                let total = r
+                    .attributes
+                    .get("totalLines")
+                    .unwrap_or(&serde_json::Value::Null);
+                let _ = write!(a, " lines=\"{start}-{end}/{total}\"");
+            }
             let tokens = target
+                .filter(|_| slice.is_none())
                 .and_then(|t| rows.iter().find(|x| x.path == t))
                 .map_or(r.a_tokens, |x| x.a_tokens);
             let _ = write!(a, " tokens=\"{tokens}\"");

@@ -100,9 +100,16 @@ pub(crate) fn apply(body: &str, cmd: &SedCommand, limit: usize) -> Result<Applie
         .build();
     if let Ok(regex) = built {
         let replacement = unescape_regex_punctuation(&cmd.replace);
-        let (count, matched) = regex
-            .find_iter(body)
-            .fold((0usize, 0usize), |(n, len), m| (n + 1, len + m.len()));
+        let (mut count, mut matched) = (0usize, 0usize);
+        for m in regex.find_iter(body) {
+            count += 1;
+            matched += m.len();
+            // Stop counting as soon as the result must pass the limit: an
+            // empty match at every position of a large body is many matches.
+            if count.saturating_mul(replacement.len()) > limit.saturating_add(matched) {
+                return Err(EditError::TooLarge { limit });
+            }
+        }
         super::check_growth(body.len(), count, matched, &replacement, limit)?;
         let patched = regex.replace_all(body, NoExpand(&replacement));
         if patched != body {

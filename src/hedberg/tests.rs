@@ -331,3 +331,87 @@ proptest! {
         prop_assert_eq!(got.unwrap().body, body.replace(&search, &new));
     }
 }
+
+/// Which attributes an edit form in [`every_form`] carries.
+#[derive(Clone, Copy)]
+enum Carry {
+    Nothing,
+    /// `search=` and `replace=` (form 7).
+    SearchReplace,
+    /// `body=` holding the old text, the tag text the new (form 8).
+    OldInBody,
+}
+
+/// A `<set>` text in each edit form, built from `search` and `replace`.
+fn every_form(search: &str, replace: &str) -> Vec<(String, Carry)> {
+    // Enough to pass the growth limit at once on any body the test builds.
+    let huge = format!("{replace}Z").repeat(5000 / (replace.len() + 1) + 1);
+    vec![
+        (
+            format!("<<<<<<< SEARCH\n{search}\n=======\n{replace}\n>>>>>>> REPLACE"),
+            Carry::Nothing,
+        ),
+        (
+            format!("=======\n{replace}\n>>>>>>> REPLACE"),
+            Carry::Nothing,
+        ),
+        (
+            format!("@@ -1,2 +1,2 @@\n-{search}\n+{replace}\n ctx"),
+            Carry::Nothing,
+        ),
+        (
+            format!("<old_text>{search}</old_text>\n<new_text>{replace}</new_text>"),
+            Carry::Nothing,
+        ),
+        (
+            serde_json::json!({"search": search, "replace": replace}).to_string(),
+            Carry::Nothing,
+        ),
+        (format!("s/{search}/{replace}/g"), Carry::Nothing),
+        (
+            format!("s|{search}|{replace}|g s|{replace}|{search}{search}|"),
+            Carry::Nothing,
+        ),
+        // An amplifier: an empty-matching regex puts the replacement at
+        // every position, chained.
+        (format!("s/a*/{huge}/g ").repeat(3), Carry::Nothing),
+        (String::new(), Carry::SearchReplace),
+        (replace.to_string(), Carry::OldInBody),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// Whatever the form and content, applying an edit never panics, and
+    /// what it yields is bounded by the sizes of the body and the edit.
+    #[test]
+    fn no_edit_form_panics_or_grows_without_bound(
+        head in "[a-z \n]{0,40}",
+        search in prop_oneof!["[a-z]{1,6}", "[a-z \n]{0,12}", any::<String>()],
+        replace in prop_oneof!["[a-z]{0,6}", "[A-Z\n]{0,200}", any::<String>()],
+        tail in any::<String>(),
+        rounds in 1usize..4,
+    ) {
+        let body = format!("{head}{search}{tail}{search}");
+        for (text, carry) in every_form(&search, &replace) {
+            let attrs = match carry {
+                Carry::Nothing => EditAttrs::default(),
+                Carry::SearchReplace => EditAttrs { search: Some(&search), replace: Some(&replace), body: None },
+                Carry::OldInBody => EditAttrs { search: None, replace: None, body: Some(&search) },
+            };
+            let mut current = body.clone();
+            // The same edit again and again, as a model repeating itself would.
+            for _ in 0..rounds {
+                let bound = size_limit(current.len() + text.len());
+                match edit(&current, &text, attrs) {
+                    Ok(applied) => {
+                        prop_assert!(applied.body.len() <= bound, "{text:?} grew {} → {}", current.len(), applied.body.len());
+                        current = applied.body;
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+}
