@@ -207,7 +207,10 @@ async fn model_sets_change_visibility_and_bodies_by_pattern() {
     );
     assert_eq!(
         body_of("log://turn_2/set/known%3A//*_1"),
-        Some((json!("resolved"), json!("known://a")))
+        Some((
+            json!("resolved"),
+            json!("set path=\"known://*\": 1 matched (1 tokens)\nknown://a (1)")
+        ))
     );
     assert_eq!(
         body_of("log://turn_2/set/known%3A//none_*"),
