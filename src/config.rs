@@ -120,6 +120,10 @@ pub struct Config {
     pub max_strikes: u32,
     pub min_cycles: u32,
     pub max_cycle_period: u32,
+    /// `RUMMY_PROPOSAL_TIMEOUT`: how long a proposal may stay unresolved
+    /// before the server rejects it with outcome `timeout`; `None` waits
+    /// forever, as upstream does.
+    pub proposal_timeout: Option<Duration>,
     pub think: bool,
     pub budget_ceiling: f64,
     pub token_divisor: f64,
@@ -277,6 +281,10 @@ impl Config {
             max_strikes: r.int32("RUMMY_MAX_STRIKES", 3)?,
             min_cycles: r.int32("RUMMY_MIN_CYCLES", 3)?,
             max_cycle_period: r.int32("RUMMY_MAX_CYCLE_PERIOD", 4)?,
+            proposal_timeout: match r.int("RUMMY_PROPOSAL_TIMEOUT", 0)? {
+                0 => None,
+                secs => Some(Duration::from_secs(secs)),
+            },
             think: r.flag("RUMMY_THINK"),
             budget_ceiling,
             token_divisor,
@@ -596,6 +604,30 @@ mod tests {
         assert_eq!(openrouter.x_title.as_deref(), Some("RUMMY"));
         assert_eq!(c.retry, RetrySettings::default());
         assert!(c.models.is_empty());
+        assert_eq!(c.proposal_timeout, None);
+    }
+
+    #[test]
+    fn proposal_timeout_is_off_unless_set_to_seconds() {
+        for (value, expected) in [
+            ("", None),
+            ("0", None),
+            ("90", Some(Duration::from_secs(90))),
+        ] {
+            let mut vars = base();
+            vars.push(("RUMMY_PROPOSAL_TIMEOUT", value));
+            let c = Config::from_vars(vars).unwrap();
+            assert_eq!(c.proposal_timeout, expected, "{value:?}");
+        }
+        for bad in ["-1", "1.5", "soon"] {
+            let mut vars = base();
+            vars.push(("RUMMY_PROPOSAL_TIMEOUT", bad));
+            let err = Config::from_vars(vars).unwrap_err().to_string();
+            assert!(
+                err.starts_with("RUMMY_PROPOSAL_TIMEOUT must be a non-negative integer"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

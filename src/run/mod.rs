@@ -4,6 +4,7 @@
 
 pub mod actor;
 pub mod cycles;
+pub mod policy;
 pub mod registry;
 pub mod report;
 pub mod service;

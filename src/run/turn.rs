@@ -5,6 +5,7 @@ use super::actor::DrainInbox;
 use super::cycles::{
     command_fingerprint, turn_fingerprint, CycleDetector, LOOP_DETECTED, LOOP_STATUS,
 };
+use super::policy;
 use super::report::{run_state, FreshTurn};
 use super::verdict::{decide, TurnResult, Verdict};
 use super::{Engine, LoopFlags};
@@ -574,7 +575,8 @@ async fn run_turn(
                 .map_err(err)?;
         }
     }
-    let prints = dispatch_all(engine, &ctx, run, &parsed.commands).await?;
+    let offer = tool_set(mode, lp, engine.config.think);
+    let prints = dispatch_all(engine, &ctx, run, &offer, &parsed.commands).await?;
     let terminal_status = resolve_update(&ctx, &parsed.commands, &completion.content)
         .await
         .map_err(err)?;
@@ -658,9 +660,12 @@ async fn dispatch_all(
     engine: &Engine,
     ctx: &TurnCtx,
     run: &RunRow,
+    offer: &ToolSet,
     commands: &[Command],
 ) -> Result<Vec<String>, String> {
     let err = |e: StoreError| e.to_string();
+    let (commands, refused_prints) = refuse_by_policy(ctx, offer, commands).await?;
+    let commands = &commands[..];
     let targets: Vec<(bool, String)> = commands
         .iter()
         .map(|c| {
@@ -683,7 +688,7 @@ async fn dispatch_all(
         })
         .await
         .map_err(err)?;
-    let mut prints = Vec::with_capacity(commands.len());
+    let mut prints = refused_prints;
     let mut abort_after: Option<String> = None;
     for ((cmd, (invalid, _)), path) in commands.iter().zip(&targets).zip(&paths) {
         prints.push(command_fingerprint(cmd, *invalid));
@@ -778,6 +783,28 @@ async fn dispatch_all(
         publish_state(engine, run.id, ctx.turn, RunStatus::Running, None).await;
     }
     Ok(prints)
+}
+
+/// The policy filter of RECORD (spec 02 §6.1 step 6): each refused command
+/// gets its 400 error entry (a strike) and is dropped unstored; the rest go
+/// on. Refused commands still count for cycle detection, as upstream keeps
+/// them among the turn's recorded commands. Returns the kept commands and
+/// the refused ones' fingerprints.
+async fn refuse_by_policy(
+    ctx: &TurnCtx,
+    offer: &ToolSet,
+    commands: &[Command],
+) -> Result<(Vec<Command>, Vec<String>), String> {
+    let (kept, refused) = policy::screen(offer, commands);
+    let mut prints = Vec::with_capacity(refused.len());
+    for (cmd, refusal) in refused {
+        tracing::info!(run_id = ctx.run_id, turn = ctx.turn, tool = %cmd.name, rule = ?refusal.rule, "refused by policy: {}", refusal.message);
+        ctx.log_error(refusal.message, policy::REFUSAL_STATUS)
+            .await
+            .map_err(|e| e.to_string())?;
+        prints.push(command_fingerprint(cmd, false));
+    }
+    Ok((kept.into_iter().cloned().collect(), prints))
 }
 
 /// A command's failure as its error entry reports it.
