@@ -461,14 +461,19 @@ async fn an_edit_of_a_missing_entry_is_not_found() {
 }
 
 #[actix_web::test]
-async fn an_edit_form_on_a_file_path_stays_unsupported() {
+async fn an_edit_form_on_a_file_path_is_refused_in_ask_mode() {
     let d = drive(&[
         "<set path=\"src/a.rs\"><<<<<<< SEARCH\na\n=======\nb\n>>>>>>> REPLACE</set><update status=\"102\">x</update>",
     ])
     .await;
-    let log = d.log("log://turn_1/set/src/a.rs");
-    assert_eq!(log["state"], "failed");
-    assert_eq!(log["outcome"], "unsupported");
+    // The policy refuses it before RECORD: an error entry, no log entry.
+    let error =
+        d.log("log://turn_1/error/Rejected%20file%20edit%20to%20src/a.rs%20in%20ask%20mode");
+    assert_eq!(error["body"], "Rejected file edit to src/a.rs in ask mode");
+    assert!(d
+        .history
+        .iter()
+        .all(|h| h["path"] != "log://turn_1/set/src/a.rs"));
     assert!(d.entry("src/a.rs").await.is_none());
 }
 
