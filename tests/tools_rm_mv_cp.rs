@@ -263,7 +263,7 @@ async fn rm_of_nothing_fails_not_found_and_a_missing_path_fails_validation() {
 }
 
 #[actix_web::test]
-async fn rm_of_a_file_is_unsupported_and_changes_nothing() {
+async fn rm_of_a_file_is_refused_in_ask_mode_and_changes_nothing() {
     let root = tempfile::tempdir().expect("root");
     std::fs::write(root.path().join("notes.md"), "some notes\n").expect("file");
     let root_str = root.path().to_string_lossy().into_owned();
@@ -276,9 +276,15 @@ async fn rm_of_a_file_is_unsupported_and_changes_nothing() {
         Some(&root_str),
     )
     .await;
-    let log = r.log("log://turn_1/rm/notes.md");
-    assert_eq!(log["state"], "failed");
-    assert_eq!(log["outcome"], "unsupported");
+    // The ask-mode policy refuses it before RECORD: an error, no log entry.
+    assert_eq!(
+        r.log("log://turn_1/error/Rejected%20file%20rm%20of%20notes.md%20in%20ask%20mode")["body"],
+        "Rejected file rm of notes.md in ask mode"
+    );
+    assert!(r
+        .history()
+        .iter()
+        .all(|h| h["path"] != "log://turn_1/rm/notes.md"));
     assert!(r.entry("notes.md").await.is_some(), "the file entry stays");
     assert!(root.path().join("notes.md").exists());
 }
@@ -462,8 +468,15 @@ async fn cp_failures_are_logged_and_change_nothing() {
         r.log("log://turn_3/cp/known%3A//none_*")["outcome"],
         "not_found"
     );
-    let file = r.log("log://turn_4/cp/known%3A//plan_a");
-    assert_eq!(file["outcome"], "unsupported");
+    // A file destination is refused by the ask-mode policy: no log entry.
+    assert_eq!(
+        r.log("log://turn_4/error/Rejected%20cp%20to%20file%20notes.md%20in%20ask%20mode")["body"],
+        "Rejected cp to file notes.md in ask mode"
+    );
+    assert!(r
+        .history()
+        .iter()
+        .all(|h| h["path"] != "log://turn_4/cp/known%3A//plan_a"));
     assert!(r.entry("notes.md").await.is_none());
     let no_path = r.log("log://turn_5/cp/");
     assert_eq!(no_path["outcome"], "validation");
@@ -655,5 +668,17 @@ async fn mv_preview_and_bad_visibility_change_nothing() {
         .as_str()
         .expect("error")
         .starts_with("Invalid visibility \"hidden\""));
-    assert_eq!(r.log("log://turn_4/mv/notes.md")["outcome"], "not_found");
+    // Moving a file away is refused in ask mode (beyond upstream).
+    assert!(r
+        .history()
+        .iter()
+        .all(|h| h["path"] != "log://turn_4/mv/notes.md"));
+    assert!(r.history().iter().any(|h| {
+        h["path"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("log://turn_4/error/"))
+            && h["body"]
+                .as_str()
+                .is_some_and(|b| b.starts_with("Rejected mv of file notes.md in ask mode"))
+    }));
 }
