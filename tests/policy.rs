@@ -297,3 +297,28 @@ async fn act_mode_without_flags_lets_everything_through() {
         assert_eq!(r.logs(1, tool).len(), 1, "{tool}");
     }
 }
+
+/// Upstream keeps a refused command among the turn's recorded commands, so
+/// a model repeating only refused commands is told it loops.
+#[actix_web::test]
+async fn refused_commands_count_for_cycle_detection() {
+    let r = run(
+        "ask",
+        json!({}),
+        &["<sh>ls</sh>", "<sh>ls</sh>", "<sh>ls</sh>"],
+    )
+    .await;
+    assert_eq!(r.status(), 499);
+    for turn in 1..=3 {
+        assert!(
+            r.error_bodies(turn)
+                .contains(&"Rejected <sh> in ask mode".to_string()),
+            "turn {turn}"
+        );
+    }
+    assert!(
+        r.error_bodies(3).contains(&"Loop detected".to_string()),
+        "{:#?}",
+        r.error_bodies(3)
+    );
+}
