@@ -461,14 +461,15 @@ async fn an_edit_of_a_missing_entry_is_not_found() {
 }
 
 #[actix_web::test]
-async fn an_edit_form_on_a_file_path_stays_unsupported() {
+async fn an_edit_form_on_a_missing_file_fails_not_found() {
     let d = drive(&[
         "<set path=\"src/a.rs\"><<<<<<< SEARCH\na\n=======\nb\n>>>>>>> REPLACE</set><update status=\"102\">x</update>",
     ])
     .await;
+    // Edits are computed against the file on disk; there is none.
     let log = d.log("log://turn_1/set/src/a.rs");
     assert_eq!(log["state"], "failed");
-    assert_eq!(log["outcome"], "unsupported");
+    assert_eq!(log["outcome"], "not_found");
     assert!(d.entry("src/a.rs").await.is_none());
 }
 

@@ -263,27 +263,6 @@ async fn rm_of_nothing_fails_not_found_and_a_missing_path_fails_validation() {
 }
 
 #[actix_web::test]
-async fn rm_of_a_file_is_unsupported_and_changes_nothing() {
-    let root = tempfile::tempdir().expect("root");
-    std::fs::write(root.path().join("notes.md"), "some notes\n").expect("file");
-    let root_str = root.path().to_string_lossy().into_owned();
-    let mut r = run(
-        &[
-            r#"<update status="102">first</update><rm path="notes.md"/>"#,
-            DONE,
-        ],
-        &[],
-        Some(&root_str),
-    )
-    .await;
-    let log = r.log("log://turn_1/rm/notes.md");
-    assert_eq!(log["state"], "failed");
-    assert_eq!(log["outcome"], "unsupported");
-    assert!(r.entry("notes.md").await.is_some(), "the file entry stays");
-    assert!(root.path().join("notes.md").exists());
-}
-
-#[actix_web::test]
 async fn rm_refused_by_scheme_permission_removes_nothing() {
     let mut r = run(
         &[
@@ -438,7 +417,7 @@ async fn cp_failures_are_logged_and_change_nothing() {
             SEED,
             r#"<update status="102">1</update><cp path="known://missing">known://x</cp>"#,
             r#"<update status="102">2</update><cp path="known://none_*">known://x/</cp>"#,
-            r#"<update status="102">3</update><cp path="known://plan_a">notes.md</cp>"#,
+            r#"<update status="102">3</update><cp path="known://plan_a">known://plan_a</cp>"#,
             r#"<update status="102">4</update><cp>known://plan_a</cp>"#,
             r#"<update status="102">5</update><cp path="known://plan_a"/>"#,
             r#"<update status="102">6</update><cp path="known://plan_a">prompt://9</cp>"#,
@@ -462,8 +441,9 @@ async fn cp_failures_are_logged_and_change_nothing() {
         r.log("log://turn_3/cp/known%3A//none_*")["outcome"],
         "not_found"
     );
-    let file = r.log("log://turn_4/cp/known%3A//plan_a");
-    assert_eq!(file["outcome"], "unsupported");
+    // (A copy to a file is a proposal: tests/proposals.rs.)
+    let same = r.log("log://turn_4/cp/known%3A//plan_a");
+    assert_eq!(same["outcome"], "validation");
     assert!(r.entry("notes.md").await.is_none());
     let no_path = r.log("log://turn_5/cp/");
     assert_eq!(no_path["outcome"], "validation");

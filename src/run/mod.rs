@@ -4,6 +4,7 @@
 
 pub mod actor;
 pub mod cycles;
+pub mod proposals;
 pub mod registry;
 pub mod report;
 pub mod service;
