@@ -45,7 +45,10 @@ impl Setup {
         if let Some(b) = body {
             params["body"] = json!(b);
         }
-        self.b.call("set", params).await.expect("resolution accepted")
+        self.b
+            .call("set", params)
+            .await
+            .expect("resolution accepted")
     }
 
     async fn end(&mut self) -> Value {
@@ -128,7 +131,9 @@ async fn a_second_client_accepts_a_new_file_and_the_run_completes() {
     let literal = "price: $& and $$ stay\n=======\nliteral\n";
     let mut s = setup(
         &[
-            &format!(r#"<set path="src/new.txt">{literal}</set><update status="102">made</update>"#),
+            &format!(
+                r#"<set path="src/new.txt">{literal}</set><update status="102">made</update>"#
+            ),
             DONE,
         ],
         &[],
@@ -139,18 +144,26 @@ async fn a_second_client_accepts_a_new_file_and_the_run_completes() {
     assert_eq!(p["turn"], 1);
     let attrs = attrs_of(&p);
     assert_eq!(attrs["path"], "src/new.txt");
-    assert!(attrs["patch"].as_str().expect("patch").contains("+price: $& and $$ stay"));
-    assert!(attrs["merge"].as_str().expect("merge").starts_with("<<<<<<< SEARCH\n=======\n"));
+    assert!(attrs["patch"]
+        .as_str()
+        .expect("patch")
+        .contains("+price: $& and $$ stay"));
+    assert!(attrs["merge"]
+        .as_str()
+        .expect("merge")
+        .starts_with("<<<<<<< SEARCH\n=======\n"));
     assert_eq!(s.status().await, 202, "the run shows 202 while it waits");
-    assert!(s.file("src/new.txt").is_none(), "nothing is written before acceptance");
+    assert!(
+        s.file("src/new.txt").is_none(),
+        "nothing is written before acceptance"
+    );
 
     let answer = s.resolve(&p["path"], "resolved", None).await;
     assert_eq!(answer, json!({"run": s.alias, "status": 102}));
     let alias = s.alias.clone();
-    let told = s
-        .a
-        .wait_notification("run/resolved", LONG, |n| n["params"]["run"] == alias)
-        .await;
+    let told =
+        s.a.wait_notification("run/resolved", LONG, |n| n["params"]["run"] == alias)
+            .await;
     assert_eq!(told["params"]["path"], "log://turn_1/set/src/new.txt");
     assert_eq!(told["params"]["state"], "resolved");
     let end = s.end().await;
@@ -185,7 +198,9 @@ async fn a_rejected_rewrite_leaves_the_file_and_aborts_the_rest_of_the_turn() {
     )
     .await;
     let p = s.proposal().await;
-    let answer = s.resolve(&p["path"], "cancelled", Some("not like that")).await;
+    let answer = s
+        .resolve(&p["path"], "cancelled", Some("not like that"))
+        .await;
     assert_eq!(answer["status"], 102);
     assert_eq!(s.end().await["params"]["status"], 200);
     assert_eq!(s.file("a.txt").as_deref(), Some("original\n"));
@@ -202,21 +217,29 @@ async fn a_rejected_rewrite_leaves_the_file_and_aborts_the_rest_of_the_turn() {
     assert_eq!(after["outcome"], "aborted");
     assert!(s.entry("known://after").await.is_none());
     // The rejection is a 403 error the model reads.
-    let errors: Vec<Value> = s
-        .a
-        .call("getEntries", json!({"run": s.alias, "pattern": "log://turn_1/error/**"}))
+    let errors: Vec<Value> =
+        s.a.call(
+            "getEntries",
+            json!({"run": s.alias, "pattern": "log://turn_1/error/**"}),
+        )
         .await
         .expect("errors")
         .as_array()
         .expect("rows")
         .clone();
-    assert!(errors.iter().any(|e| e["outcome"] == "status:403"), "{errors:?}");
+    assert!(
+        errors.iter().any(|e| e["outcome"] == "status:403"),
+        "{errors:?}"
+    );
 }
 
 #[actix_web::test]
 async fn an_errored_proposal_fails_with_outcome_error() {
     let mut s = setup(
-        &[r#"<set path="a.txt">new</set><update status="102">u</update>"#, DONE],
+        &[
+            r#"<set path="a.txt">new</set><update status="102">u</update>"#,
+            DONE,
+        ],
         &[("a.txt", "old")],
     )
     .await;
@@ -234,7 +257,10 @@ async fn an_errored_proposal_fails_with_outcome_error() {
 #[actix_web::test]
 async fn accepting_a_readonly_file_is_vetoed() {
     let mut s = setup(
-        &[r#"<set path="locked.txt">new</set><update status="102">u</update>"#, DONE],
+        &[
+            r#"<set path="locked.txt">new</set><update status="102">u</update>"#,
+            DONE,
+        ],
         &[("locked.txt", "keep me")],
     )
     .await;
@@ -280,7 +306,10 @@ async fn every_edit_form_is_applied_to_the_file_on_disk() {
         let p = s.proposal().await;
         assert_eq!(p["path"], "set://f.txt", "turn {}", turn + 1);
         assert_eq!(p["body"], *want, "the proposal holds the whole new text");
-        assert!(attrs_of(&p)["patch"].as_str().expect("patch").contains("@@"));
+        assert!(attrs_of(&p)["patch"]
+            .as_str()
+            .expect("patch")
+            .contains("@@"));
         s.resolve(&p["path"], "resolved", None).await;
         let log = format!("log://turn_{}/set/f.txt", turn + 1);
         let logged = s.entry(&log).await.expect("edit log");
@@ -353,7 +382,10 @@ async fn a_rejected_rm_keeps_the_file_and_a_copy_to_a_file_writes_it() {
     let log = s.entry("log://turn_1/rm/notes.md").await.expect("log");
     assert_eq!(log["outcome"], "permission");
     assert_eq!(s.file("docs/plan.md").as_deref(), Some("the plan"));
-    assert!(s.entry("known://plan").await.is_some(), "a copy keeps its source");
+    assert!(
+        s.entry("known://plan").await.is_some(),
+        "a copy keeps its source"
+    );
 }
 
 #[actix_web::test]
@@ -372,7 +404,10 @@ async fn ask_user_is_answered_by_a_client() {
     assert_eq!(attrs_of(&p)["options"], json!(["red", "dark blue"]));
     s.resolve(&p["path"], "resolved", Some("dark blue")).await;
     assert_eq!(s.end().await["params"]["status"], 200);
-    let entry = s.entry(p["path"].as_str().expect("path")).await.expect("entry");
+    let entry = s
+        .entry(p["path"].as_str().expect("path"))
+        .await
+        .expect("entry");
     assert_eq!(entry["state"], "resolved");
     assert_eq!(entry["attributes"]["answer"], "dark blue");
     let requests = s.t.provider.requests();
@@ -385,7 +420,10 @@ async fn ask_user_is_answered_by_a_client() {
 #[actix_web::test]
 async fn cancelling_a_waiting_run_frees_it_and_cancels_the_proposal() {
     let mut s = setup(
-        &[r#"<set path="a.txt">new</set><update status="102">u</update>"#, DONE],
+        &[
+            r#"<set path="a.txt">new</set><update status="102">u</update>"#,
+            DONE,
+        ],
         &[("a.txt", "old")],
     )
     .await;
@@ -401,18 +439,16 @@ async fn cancelling_a_waiting_run_frees_it_and_cancels_the_proposal() {
     assert_eq!(end["params"]["status"], 499);
     assert!(started.elapsed() < Duration::from_secs(5));
     let alias = s.alias.clone();
-    let told = s
-        .a
-        .wait_notification("run/resolved", LONG, |n| n["params"]["run"] == alias)
-        .await;
+    let told =
+        s.a.wait_notification("run/resolved", LONG, |n| n["params"]["run"] == alias)
+            .await;
     assert_eq!(told["params"]["state"], "cancelled");
     let log = s.entry("log://turn_1/set/a.txt").await.expect("log");
     assert_eq!(log["state"], "cancelled");
     assert_eq!(s.file("a.txt").as_deref(), Some("old"));
     // Too late to resolve now.
-    let late = s
-        .b
-        .call_unchecked(
+    let late =
+        s.b.call_unchecked(
             "set",
             json!({"run": s.alias, "path": p["path"], "state": "resolved"}),
         )
@@ -436,8 +472,7 @@ async fn settled_and_foreign_proposals_are_refused_and_ordinary_state_writes_sta
     // A client of another project cannot reach the run.
     let addr = s.t.server.local_addr.expect("listening");
     let other_root = tempfile::tempdir().expect("root");
-    let mut stranger =
-        hello_client(addr, "elsewhere", &other_root.path().to_string_lossy()).await;
+    let mut stranger = hello_client(addr, "elsewhere", &other_root.path().to_string_lossy()).await;
     let refused = stranger
         .call_unchecked(
             "set",
@@ -446,33 +481,43 @@ async fn settled_and_foreign_proposals_are_refused_and_ordinary_state_writes_sta
         .await
         .expect_err("not found");
     assert_eq!(refused["code"], -32602);
-    assert_eq!(s.entry("log://turn_1/set/a.txt").await.expect("log")["state"], "proposed");
+    assert_eq!(
+        s.entry("log://turn_1/set/a.txt").await.expect("log")["state"],
+        "proposed"
+    );
 
     s.resolve(&p["path"], "resolved", None).await;
     assert_eq!(s.end().await["params"]["status"], 200);
     assert_eq!(s.file("a.txt").as_deref(), Some("new"));
-    let again = s
-        .b
-        .call_unchecked(
+    let again =
+        s.b.call_unchecked(
             "set",
             json!({"run": s.alias, "path": p["path"], "state": "cancelled"}),
         )
         .await
         .expect_err("already settled");
     assert_eq!(again["code"], -32602);
-    assert!(again["message"].as_str().expect("message").contains("already settled"));
-    assert_eq!(s.entry("log://turn_1/set/a.txt").await.expect("log")["state"], "resolved");
+    assert!(again["message"]
+        .as_str()
+        .expect("message")
+        .contains("already settled"));
+    assert_eq!(
+        s.entry("log://turn_1/set/a.txt").await.expect("log")["state"],
+        "resolved"
+    );
     // A state write on an entry that never was a proposal is the plain write.
-    let plain = s
-        .b
-        .call(
+    let plain =
+        s.b.call(
             "set",
             json!({"run": s.alias, "path": "known://note", "state": "failed"}),
         )
         .await
         .expect("plain write");
     assert_eq!(plain, json!({"ok": true}));
-    assert_eq!(s.entry("known://note").await.expect("note")["state"], "failed");
+    assert_eq!(
+        s.entry("known://note").await.expect("note")["state"],
+        "failed"
+    );
 }
 
 #[test]

@@ -177,7 +177,10 @@ mod tests {
         let text = "a $& $$ $` $' b\n=======\nc";
         let w = write_file(root, "deep/er/new.txt", text).unwrap();
         assert_eq!(w.path, "deep/er/new.txt");
-        assert_eq!(std::fs::read_to_string(root.join("deep/er/new.txt")).unwrap(), text);
+        assert_eq!(
+            std::fs::read_to_string(root.join("deep/er/new.txt")).unwrap(),
+            text
+        );
         assert_eq!(w.size, text.len() as u64);
         #[cfg(unix)]
         {
@@ -223,7 +226,10 @@ mod tests {
         let root = dir.path();
         std::fs::write(root.join("a.txt"), "A").unwrap();
         copy_file(root, "a.txt", "sub/b.txt", false).unwrap();
-        assert_eq!(std::fs::read_to_string(root.join("sub/b.txt")).unwrap(), "A");
+        assert_eq!(
+            std::fs::read_to_string(root.join("sub/b.txt")).unwrap(),
+            "A"
+        );
         copy_file(root, "a.txt", "c.txt", true).unwrap();
         assert!(!root.join("a.txt").exists());
         assert_eq!(read_text(root, "c.txt").unwrap().as_deref(), Some("A"));

@@ -18,8 +18,8 @@ use super::models::{
 };
 use super::notifications::{
     RunProgressNotification, RunProposalNotification, RunResolvedNotification,
-    RunStateNotification, ServerNotification,
-    StreamCancelledNotification, UiNotifyNotification, UiRenderNotification,
+    RunStateNotification, ServerNotification, StreamCancelledNotification, UiNotifyNotification,
+    UiRenderNotification,
 };
 use super::runs::{
     GetRunParams, GetRunResult, GetRunsParams, LegacyRunParams, RunSetResult, RunSummary,

@@ -91,10 +91,8 @@ fn effect_of(row: &EntryRow, attrs: &Map<String, Value>) -> Effect {
             None => Effect::Resolve,
         },
         Some(tool @ ("mv" | "cp")) => {
-            let listed: Option<Vec<(String, String)>> = attrs
-                .get("pairs")
-                .and_then(Value::as_array)
-                .map(|pairs| {
+            let listed: Option<Vec<(String, String)>> =
+                attrs.get("pairs").and_then(Value::as_array).map(|pairs| {
                     pairs
                         .iter()
                         .filter_map(|p| {
@@ -106,11 +104,9 @@ fn effect_of(row: &EntryRow, attrs: &Map<String, Value>) -> Effect {
                         })
                         .collect()
                 });
-            let pairs = listed.unwrap_or_else(|| {
-                match (attr(attrs, "from"), attr(attrs, "to")) {
-                    (Some(f), Some(t)) => vec![(f.to_string(), t.to_string())],
-                    _ => Vec::new(),
-                }
+            let pairs = listed.unwrap_or_else(|| match (attr(attrs, "from"), attr(attrs, "to")) {
+                (Some(f), Some(t)) => vec![(f.to_string(), t.to_string())],
+                _ => Vec::new(),
             });
             Effect::Copy {
                 pairs,
@@ -484,9 +480,9 @@ async fn readonly_file(
     }
     let constraints = engine.store.run(ListConstraints(run.project_id)).await?;
     for file in files {
-        let constrained = constraints
-            .iter()
-            .any(|c| c.visibility == "readonly" && (c.pattern == file || hedmatch(&c.pattern, file)));
+        let constrained = constraints.iter().any(|c| {
+            c.visibility == "readonly" && (c.pattern == file || hedmatch(&c.pattern, file))
+        });
         let marked = match entry(engine, run.id, file).await? {
             Some(row) => serde_json::from_str::<Value>(&row.attributes)
                 .ok()
@@ -635,7 +631,12 @@ async fn file_written(
         .await
         .map_err(err)?
         .is_some();
-    let turn = engine.store.run(GetRunById(run.id)).await.map_err(err)?.next_turn;
+    let turn = engine
+        .store
+        .run(GetRunById(run.id))
+        .await
+        .map_err(err)?
+        .next_turn;
     engine
         .store
         .run(SetEntry(EntryWrite {

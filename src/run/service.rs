@@ -4,8 +4,8 @@
 //! Every message for a run travels through the `RunRegistry`.
 
 use super::actor::{Abort, Configure, Enqueue, Resolve, RunActorError};
-use super::registry::{AbortAllRuns, ActiveRunActors, RunRegistry, ToRun};
 use super::proposals::{ResolveError, Settled};
+use super::registry::{AbortAllRuns, ActiveRunActors, RunRegistry, ToRun};
 use super::{Engine, LoopFlags};
 use crate::store::{
     CreateRun, EntryState, GetEntry, GetModel, GetRun, RunRow, StoreError, RESOLUTION_ATTR,

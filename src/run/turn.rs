@@ -761,7 +761,9 @@ async fn dispatch_all(
                         let settled = super::proposals::settle(engine, run, inbox).await?;
                         let failure = match entry_failure(ctx, path).await.map_err(err)? {
                             Some(f) => Some(f),
-                            None => settled.map(|(message, status)| EntryFailure { message, status }),
+                            None => {
+                                settled.map(|(message, status)| EntryFailure { message, status })
+                            }
                         };
                         if let Some(failure) = failure {
                             // A handler that already reported its failure

@@ -50,7 +50,8 @@ impl Tool for AskUser {
     ) -> Result<(), ToolError> {
         let question = cmd.attr("question").map(str::trim).unwrap_or_default();
         if question.is_empty() {
-            let error = "question is required: <ask_user question=\"...\">option; option</ask_user>";
+            let error =
+                "question is required: <ask_user question=\"...\">option; option</ask_user>";
             ctx.write_log(
                 log_path,
                 "",

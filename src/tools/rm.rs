@@ -131,7 +131,10 @@ async fn propose_removals(
         .store
         .run(AllocateLogPaths {
             run_id: ctx.run_id,
-            bases: files.iter().map(|f| log_path_of(ctx.turn, "rm", f)).collect(),
+            bases: files
+                .iter()
+                .map(|f| log_path_of(ctx.turn, "rm", f))
+                .collect(),
         })
         .await?;
     for (file, at) in files.iter().zip(&own) {

@@ -9,10 +9,10 @@ use crate::protocol::entries::{
     FileDropParams, FilePatternResult, GetEntriesParams, GetParams, ResolveResult, RmParams,
     SetResult, UpdateParams, UpdateResult, VetoResult,
 };
-use crate::run::actor::{Resolution, Resolve};
-use crate::run::RunServiceError;
 use crate::protocol::jsonrpc::RpcError;
 use crate::protocol::OkResult;
+use crate::run::actor::{Resolution, Resolve};
+use crate::run::RunServiceError;
 use crate::server::router::{params, reply, store_error, CallCtx, Reply};
 use crate::store::{
     AppendEntry, ChangeVisibility, Constraint, CopyEntry, DropConstraint, EntryListItem,
