@@ -389,6 +389,54 @@ async fn a_rejected_rm_keeps_the_file_and_a_copy_to_a_file_writes_it() {
 }
 
 #[actix_web::test]
+async fn a_glob_rm_proposes_each_file_in_turn_and_a_rejection_cancels_the_rest() {
+    let mut s = setup(
+        &[
+            r#"<rm path="*.log"/><update status="102">1</update>"#,
+            r#"<rm path="*.log"/><update status="102">2</update>"#,
+            DONE,
+        ],
+        &[
+            ("a.log", "A"),
+            ("b.log", "B"),
+            ("c.log", "C"),
+            ("keep.txt", "K"),
+        ],
+    )
+    .await;
+    let first = s.proposal().await;
+    assert_eq!(first["path"], "log://turn_1/rm/a.log");
+    s.resolve(&first["path"], "resolved", None).await;
+    let second = s.proposal().await;
+    assert_eq!(second["path"], "log://turn_1/rm/b.log");
+    assert!(
+        s.file("a.log").is_none(),
+        "the first removal is applied before the next is asked"
+    );
+    s.resolve(&second["path"], "cancelled", None).await;
+    // c.log is never asked about: the rejection cancelled it.
+    let next = s.proposal().await;
+    assert_eq!(next["path"], "log://turn_2/rm/b.log");
+    let c = s
+        .entry("log://turn_1/rm/c.log")
+        .await
+        .expect("c's proposal");
+    assert_eq!(
+        (c["state"].clone(), c["outcome"].clone()),
+        (json!("cancelled"), json!("aborted"))
+    );
+    s.resolve(&next["path"], "resolved", None).await;
+    let last = s.proposal().await;
+    assert_eq!(last["path"], "log://turn_2/rm/c.log");
+    s.resolve(&last["path"], "resolved", None).await;
+    assert_eq!(s.end().await["params"]["status"], 200);
+    for gone in ["a.log", "b.log", "c.log"] {
+        assert!(s.file(gone).is_none(), "{gone}");
+    }
+    assert_eq!(s.file("keep.txt").as_deref(), Some("K"));
+}
+
+#[actix_web::test]
 async fn ask_user_is_answered_by_a_client() {
     let mut s = setup(
         &[
