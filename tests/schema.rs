@@ -58,7 +58,8 @@ fn rummy_schema_names_every_method_and_notification() {
     for (name, sent) in [
         ("run/state", true),
         ("run/progress", true),
-        ("run/proposal", false),
+        ("run/proposal", true),
+        ("run/resolved", true),
         ("stream/cancelled", false),
         ("ui/render", false),
         ("ui/notify", false),

@@ -444,7 +444,7 @@ async fn cp_failures_are_logged_and_change_nothing() {
             SEED,
             r#"<update status="102">1</update><cp path="known://missing">known://x</cp>"#,
             r#"<update status="102">2</update><cp path="known://none_*">known://x/</cp>"#,
-            r#"<update status="102">3</update><cp path="known://plan_a">notes.md</cp>"#,
+            r#"<update status="102">3</update><cp path="known://plan_a">known://plan_a</cp>"#,
             r#"<update status="102">4</update><cp>known://plan_a</cp>"#,
             r#"<update status="102">5</update><cp path="known://plan_a"/>"#,
             r#"<update status="102">6</update><cp path="known://plan_a">prompt://9</cp>"#,
@@ -468,15 +468,9 @@ async fn cp_failures_are_logged_and_change_nothing() {
         r.log("log://turn_3/cp/known%3A//none_*")["outcome"],
         "not_found"
     );
-    // A file destination is refused by the ask-mode policy: no log entry.
-    assert_eq!(
-        r.log("log://turn_4/error/Rejected%20cp%20to%20file%20notes.md%20in%20ask%20mode")["body"],
-        "Rejected cp to file notes.md in ask mode"
-    );
-    assert!(r
-        .history()
-        .iter()
-        .all(|h| h["path"] != "log://turn_4/cp/known%3A//plan_a"));
+    // (A copy to a file is a proposal: tests/proposals.rs.)
+    let same = r.log("log://turn_4/cp/known%3A//plan_a");
+    assert_eq!(same["outcome"], "validation");
     assert!(r.entry("notes.md").await.is_none());
     let no_path = r.log("log://turn_5/cp/");
     assert_eq!(no_path["outcome"], "validation");

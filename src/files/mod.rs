@@ -2,6 +2,10 @@
 //! the root into file entries (`.gitignore`-aware, hashed, only what
 //! changed). Blocking I/O: callers run it off the actix threads.
 
+pub mod write;
+
+pub use write::{copy_file, read_text, remove_file, write_file, WriteError, Written};
+
 use crate::store::patterns::hedmatch;
 use crate::store::{Constraint, FileStamp, ScannedFile, Skip};
 use sha2::{Digest, Sha256};

@@ -27,6 +27,26 @@ pub enum SetParams {
 pub enum SetResult {
     Run(RunSetResult),
     Entry(EntrySetResult),
+    Resolved(ResolveResult),
+    Vetoed(VetoResult),
+}
+
+/// `set {state}` on a proposed entry: the run and its status after the
+/// resolution (202 while another proposal still waits, else 102).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ResolveResult {
+    pub run: String,
+    pub status: i64,
+}
+
+/// An acceptance refused by a veto (a `readonly` file): the entry failed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct VetoResult {
+    /// Always `true`.
+    #[schemars(extend("const" = true))]
+    pub ok: bool,
+    pub state: EntryState,
+    pub outcome: String,
 }
 
 /// `set` on an entry path (anything but `run://`).

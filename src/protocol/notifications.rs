@@ -1,9 +1,9 @@
 //! Server-to-client notifications: every client bound to the run's
 //! project receives them.
 //!
-//! Sent today: `run/state`, `run/progress`. Defined from spec 03 §3 for
-//! features still to come, and **not sent yet**: `run/proposal`,
-//! `stream/cancelled`, `ui/render`, `ui/notify` (the registry in
+//! Sent today: `run/state`, `run/progress`, `run/proposal` and
+//! `run/resolved` (beyond 2.0.0). Defined from spec 03 §3 for features
+//! still to come, and **not sent yet**: `stream/cancelled`, `ui/render`, `ui/notify` (the registry in
 //! [`super::schema`] marks them `"sent": false`).
 
 use schemars::JsonSchema;
@@ -136,8 +136,8 @@ pub enum ProgressStatus {
     Retrying,
 }
 
-/// `run/proposal` (**not sent yet**): an entry awaits the client's
-/// decision; the next comes only after this one is resolved.
+/// `run/proposal`: an entry awaits a client's decision; the next comes
+/// only after this one is resolved.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RunProposalNotification {
     pub run: String,
@@ -157,6 +157,23 @@ pub struct ProposedEntry {
     /// The entry's attributes as a JSON string.
     pub attributes: String,
     pub turn: i64,
+}
+
+/// `run/resolved` (beyond 2.0.0): a proposal was settled, by a client's
+/// decision or because its run was cancelled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RunResolvedNotification {
+    pub run: String,
+    /// The proposal's entry.
+    pub path: String,
+    /// `resolved` (accepted), `failed` (rejected, vetoed or errored) or `cancelled`.
+    pub state: super::EntryState,
+    /// Why, when it did not resolve: `permission`, `readonly`, `error`, `aborted`.
+    pub outcome: Option<String>,
+}
+
+impl ServerNotification for RunResolvedNotification {
+    const METHOD: &'static str = "run/resolved";
 }
 
 /// `stream/cancelled` (**not sent yet**): a client cancelled a streaming command.

@@ -17,8 +17,9 @@ use super::models::{
     AddModelParams, AddModelResult, GetModelsParams, ModelInfo, RemoveModelParams,
 };
 use super::notifications::{
-    RunProgressNotification, RunProposalNotification, RunStateNotification, ServerNotification,
-    StreamCancelledNotification, UiNotifyNotification, UiRenderNotification,
+    RunProgressNotification, RunProposalNotification, RunResolvedNotification,
+    RunStateNotification, ServerNotification, StreamCancelledNotification, UiNotifyNotification,
+    UiRenderNotification,
 };
 use super::runs::{
     GetRunParams, GetRunResult, GetRunsParams, LegacyRunParams, RunSetResult, RunSummary,
@@ -106,7 +107,9 @@ pub static METHODS: &[MethodDef] = &[
         "Removes a model alias."),
     method!("set", SetParams => SetResult, SERVED,
         "Writes an entry as the client tier: content, state, visibility, merged attributes, \
-         append (streaming) or a pattern (bulk) update. On run://{alias}: starts a run (body = prompt, \
+         append (streaming) or a pattern (bulk) update. A state on a proposed entry resolves it \
+         (resolved = accept, cancelled = reject, failed = error; body = output or the answer) and \
+         answers {run, status}, or {ok, state: \"failed\", outcome} when vetoed. On run://{alias}: starts a run (body = prompt, \
          attributes model, mode ask|act and flags), continues it with a new prompt, forks it, or cancels \
          it with state \"cancelled\"."),
     method!("ask", LegacyRunParams => RunSetResult, SERVED,
@@ -162,8 +165,11 @@ pub static NOTIFICATIONS: &[NotificationDef] = &[
     notification!(RunProgressNotification, SERVED,
         "What a run is doing while the model works: {run, turn, status: thinking|processing|retrying}; \
          retrying adds {attempt, error, delayMs} before each wait between provider calls."),
-    notification!(RunProposalNotification, PLANNED,
-        "Not sent yet. An entry awaits the client's decision: {run, proposed: [{path, body, attributes, turn}]}."),
+    notification!(RunProposalNotification, SERVED,
+        "An entry awaits a decision from any client of the project: {run, proposed: [{path, body, \
+         attributes, turn}]}, one at a time. Answer with set {run, path, state: resolved|cancelled|failed, body?}."),
+    notification!(RunResolvedNotification, SERVED,
+        "A proposal was settled (beyond 2.0.0): {run, path, state, outcome}."),
     notification!(StreamCancelledNotification, PLANNED,
         "Not sent yet. A streaming command was cancelled: {run, path, reason}."),
     notification!(UiRenderNotification, PLANNED, "Not sent yet. Text for the client to show: {text, append}."),

@@ -44,6 +44,8 @@ pub enum DrainEvent {
 /// its checkpoints (the features that consume them land with their issues).
 pub struct DrainInbox {
     rx: mpsc::UnboundedReceiver<DrainEvent>,
+    /// A `LoopQueued` arrived and the drain has not seen it yet.
+    loop_queued: bool,
     injected: VecDeque<Inject>,
     resolutions: VecDeque<Resolve>,
     configured: VecDeque<Configure>,
@@ -53,24 +55,46 @@ impl DrainInbox {
     fn new(rx: mpsc::UnboundedReceiver<DrainEvent>) -> Self {
         DrainInbox {
             rx,
+            loop_queued: false,
             injected: VecDeque::new(),
             resolutions: VecDeque::new(),
             configured: VecDeque::new(),
         }
     }
 
-    /// Takes every event that has arrived; true when a loop was queued.
-    fn absorb(&mut self) -> bool {
-        let mut queued = false;
-        while let Ok(event) = self.rx.try_recv() {
-            match event {
-                DrainEvent::LoopQueued => queued = true,
-                DrainEvent::Inject(i) => self.injected.push_back(i),
-                DrainEvent::Resolve(r) => self.resolutions.push_back(r),
-                DrainEvent::Configure(c) => self.configured.push_back(c),
-            }
+    fn keep(&mut self, event: DrainEvent) {
+        match event {
+            DrainEvent::LoopQueued => self.loop_queued = true,
+            DrainEvent::Inject(i) => self.injected.push_back(i),
+            DrainEvent::Resolve(r) => self.resolutions.push_back(r),
+            DrainEvent::Configure(c) => self.configured.push_back(c),
         }
-        queued
+    }
+
+    /// Takes every event that has arrived; true when a loop was queued
+    /// since the last call.
+    fn absorb(&mut self) -> bool {
+        while let Ok(event) = self.rx.try_recv() {
+            self.keep(event);
+        }
+        std::mem::take(&mut self.loop_queued)
+    }
+
+    /// Waits for the next proposal resolution; other events that arrive
+    /// meanwhile are kept for their own checkpoints. None when the actor
+    /// is gone (nothing can resolve any more). An abort drops the drain,
+    /// and this wait with it.
+    pub async fn next_resolution(&mut self) -> Option<Resolve> {
+        loop {
+            while let Ok(event) = self.rx.try_recv() {
+                self.keep(event);
+            }
+            if let Some(r) = self.resolutions.pop_front() {
+                return Some(r);
+            }
+            let event = self.rx.recv().await?;
+            self.keep(event);
+        }
     }
 
     /// Prompts steered into the running loop, oldest first.
@@ -286,6 +310,9 @@ impl Handler<Abort> for RunActor {
                     })
                     .await?;
                 let was_running = aborted.is_some();
+                // A wait on a proposal ended with the drain; its proposals
+                // are settled as cancelled and every client is told.
+                super::proposals::cancel_pending(&engine, run_id).await;
                 if let Some(run) = aborted {
                     publish_state(&engine, run_id, run.next_turn - 1, RunStatus::Aborted, None)
                         .await;
@@ -310,13 +337,15 @@ pub struct Inject {
     pub flags: LoopFlags,
 }
 
-/// A client's answer to a pending proposal (behaviour: the proposals issue).
+/// A decision on a pending proposal. The running loop applies it (see
+/// `run::proposals`) and answers on `reply`, when one is given.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<(), RunActorError>")]
 pub struct Resolve {
     pub path: String,
     pub action: Resolution,
     pub output: Option<String>,
+    pub reply: Option<tokio::sync::oneshot::Sender<super::proposals::ResolveReply>>,
 }
 
 /// What a client decided about a proposal.

@@ -5,6 +5,7 @@
 pub mod actor;
 pub mod cycles;
 pub mod policy;
+pub mod proposals;
 pub mod registry;
 pub mod report;
 pub mod service;

@@ -4,9 +4,12 @@
 //! Every message for a run travels through the `RunRegistry`.
 
 use super::actor::{Abort, Configure, Enqueue, Resolve, RunActorError};
+use super::proposals::{ResolveError, Settled};
 use super::registry::{AbortAllRuns, ActiveRunActors, RunRegistry, ToRun};
 use super::{Engine, LoopFlags};
-use crate::store::{CreateRun, GetModel, GetRun, RunRow, StoreError};
+use crate::store::{
+    CreateRun, EntryState, GetEntry, GetModel, GetRun, RunRow, StoreError, RESOLUTION_ATTR,
+};
 use crate::tools::Mode;
 use actix::prelude::*;
 use std::sync::Arc;
@@ -32,6 +35,13 @@ pub enum RunServiceError {
     NotFound(String),
     #[error("run '{0}' has no running loop")]
     NotRunning(String),
+    /// A resolution for an entry that is not waiting on a decision.
+    #[error("{path} is not a pending proposal of run '{run}'{why}")]
+    NotPending {
+        run: String,
+        path: String,
+        why: String,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("run actor unavailable: {0}")]
@@ -343,10 +353,62 @@ impl RunService {
         })
     }
 
-    /// Hands a client's decision on a proposal to the run's running loop.
-    pub async fn resolve(&self, project_id: i64, alias: &str, resolve: Resolve) -> RunResult<()> {
+    /// Hands a decision on a proposal, from any client of the project, to
+    /// the run's waiting loop and answers how it went. An entry that is not
+    /// pending (already settled, or never a proposal) changes nothing.
+    pub async fn resolve(
+        &self,
+        project_id: i64,
+        alias: &str,
+        mut resolve: Resolve,
+    ) -> RunResult<Settled> {
         let run = self.require(project_id, alias).await?;
-        Ok(self.to_run(&run, resolve).await??)
+        let not_pending = |why: String| RunServiceError::NotPending {
+            run: run.alias.clone(),
+            path: resolve.path.clone(),
+            why,
+        };
+        let row = self
+            .engine
+            .store
+            .run(GetEntry {
+                run_id: run.id,
+                path: resolve.path.clone(),
+            })
+            .await?;
+        match row {
+            None => return Err(not_pending(": there is no such entry".into())),
+            Some(r) if r.state != EntryState::Proposed => {
+                let settled = serde_json::from_str::<serde_json::Value>(&r.attributes)
+                    .ok()
+                    .and_then(|a| a.get(RESOLUTION_ATTR)?.as_str().map(str::to_string));
+                let why = match settled {
+                    Some(how) => format!(": it was already settled ({how})"),
+                    None => format!(": its state is {}", r.state),
+                };
+                return Err(not_pending(why));
+            }
+            Some(_) => {}
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        resolve.reply = Some(tx);
+        let path = resolve.path.clone();
+        self.to_run(&run, resolve).await??;
+        match rx.await {
+            Ok(Ok(settled)) => Ok(settled),
+            Ok(Err(ResolveError::NotPending(_))) => Err(RunServiceError::NotPending {
+                run: run.alias.clone(),
+                path,
+                why: ": it was settled meanwhile".into(),
+            }),
+            Ok(Err(ResolveError::Failed(e))) => Err(RunServiceError::Unavailable(e)),
+            // The loop ended (cancelled) before it took the decision.
+            Err(_) => Err(RunServiceError::NotPending {
+                run: run.alias.clone(),
+                path,
+                why: ": the run stopped waiting".into(),
+            }),
+        }
     }
 
     /// Changes settings of the run's running loop.

@@ -52,9 +52,9 @@ pub async fn execute_loop(
     engine: Arc<Engine>,
     run_id: i64,
     lp: LoopRow,
-    _inbox: &mut DrainInbox,
+    inbox: &mut DrainInbox,
 ) -> LoopEnd {
-    let driven = AssertUnwindSafe(drive_loop(&engine, run_id, &lp))
+    let driven = AssertUnwindSafe(drive_loop(&engine, run_id, &lp, inbox))
         .catch_unwind()
         .await;
     let failure = match driven {
@@ -230,7 +230,12 @@ async fn bind_model(
     })
 }
 
-async fn drive_loop(engine: &Arc<Engine>, run_id: i64, lp: &LoopRow) -> Result<LoopEnd, String> {
+async fn drive_loop(
+    engine: &Arc<Engine>,
+    run_id: i64,
+    lp: &LoopRow,
+    inbox: &mut DrainInbox,
+) -> Result<LoopEnd, String> {
     let err = |e: StoreError| e.to_string();
     let run = engine.store.run(GetRunById(run_id)).await.map_err(err)?;
     if run.status != RunStatus::Running {
@@ -257,7 +262,17 @@ async fn drive_loop(engine: &Arc<Engine>, run_id: i64, lp: &LoopRow) -> Result<L
     // Fingerprints are kept per loop, as upstream's error plugin does.
     let mut cycles = CycleDetector::new(engine.config.min_cycles, engine.config.max_cycle_period);
     for iteration in 1..=engine.config.max_turns {
-        let outcome = run_turn(engine, &run, lp, iteration, mode, &binding, &mut cycles).await?;
+        let outcome = run_turn(
+            engine,
+            &run,
+            lp,
+            iteration,
+            mode,
+            &binding,
+            &mut cycles,
+            inbox,
+        )
+        .await?;
         let verdict = decide(outcome.result, &mut streak, engine.config.max_strikes);
         match verdict {
             Verdict::Continue => {
@@ -387,6 +402,7 @@ fn audit(run_id: i64, loop_id: i64, path: String, body: String, turn: i64) -> En
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_turn(
     engine: &Arc<Engine>,
     run: &RunRow,
@@ -395,6 +411,7 @@ async fn run_turn(
     mode: Mode,
     binding: &ModelBinding,
     cycles: &mut CycleDetector,
+    inbox: &mut DrainInbox,
 ) -> Result<TurnOutcome, String> {
     let err = |e: StoreError| e.to_string();
     let start = engine
@@ -576,7 +593,7 @@ async fn run_turn(
         }
     }
     let offer = tool_set(mode, lp, engine.config.think);
-    let prints = dispatch_all(engine, &ctx, run, &offer, &parsed.commands).await?;
+    let prints = dispatch_all(engine, &ctx, run, &offer, &parsed.commands, inbox).await?;
     let terminal_status = resolve_update(&ctx, &parsed.commands, &completion.content)
         .await
         .map_err(err)?;
@@ -662,6 +679,7 @@ async fn dispatch_all(
     run: &RunRow,
     offer: &ToolSet,
     commands: &[Command],
+    inbox: &mut DrainInbox,
 ) -> Result<Vec<String>, String> {
     let err = |e: StoreError| e.to_string();
     let (commands, refused_prints) = refuse_by_policy(ctx, offer, commands).await?;
@@ -743,7 +761,16 @@ async fn dispatch_all(
                 let errors_before = ctx.error_count();
                 match tool.dispatch(ctx, cmd, path).await {
                     Ok(()) => {
-                        if let Some(failure) = entry_failure(ctx, path).await.map_err(err)? {
+                        // The turn waits here for each proposal the command
+                        // raised (spec 03 §4.3 step 8); a rejected one fails.
+                        let settled = super::proposals::settle(engine, run, inbox).await?;
+                        let failure = match entry_failure(ctx, path).await.map_err(err)? {
+                            Some(f) => Some(f),
+                            None => {
+                                settled.map(|(message, status)| EntryFailure { message, status })
+                            }
+                        };
+                        if let Some(failure) = failure {
                             // A handler that already reported its failure
                             // keeps its one error entry.
                             if ctx.error_count() == errors_before {

@@ -97,7 +97,7 @@ impl EntryState {
         let named = match kind {
             "status" => detail.trim().parse::<i64>().ok(),
             "validation" | "unavailable" | "unsupported" => Some(400),
-            "permission" => Some(403),
+            "permission" | "readonly" => Some(403),
             "not_found" => Some(404),
             "conflict" => Some(409),
             "overflow" => Some(413),

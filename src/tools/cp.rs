@@ -150,9 +150,6 @@ pub(super) async fn copy_or_move(
         let error = format!("{source} not found");
         return fail(ctx, log_path, "not_found", error, base(Value::Null)).await;
     }
-    if let Some(error) = unsupported(tool, &targets) {
-        return fail(ctx, log_path, "unsupported", error, base(Value::Null)).await;
-    }
     if let Some((m, _)) = targets
         .iter()
         .find(|(m, to)| normalize_path(&m.path) == normalize_path(to))
@@ -171,6 +168,9 @@ pub(super) async fn copy_or_move(
             )
             .await;
         }
+    }
+    if touches_files(&targets) {
+        return propose(ctx, log_path, is_glob, &source, &dest, &targets, base).await;
     }
     let overwritten = ctx
         .store
@@ -213,25 +213,47 @@ pub(super) async fn copy_or_move(
     Ok(())
 }
 
-/// File sources and file destinations become proposals later; until then
-/// the command changes nothing.
-fn unsupported(tool: &str, targets: &[(&SourceMatch, String)]) -> Option<String> {
-    let verb = if tool == "mv" { "moved" } else { "copied" };
-    if let Some((m, _)) = targets.iter().find(|(m, _)| m.scheme.is_none()) {
-        return Some(format!(
-            "{tool} from project files is not available yet; {} was not {verb}.",
-            m.path
-        ));
-    }
+fn touches_files(targets: &[(&SourceMatch, String)]) -> bool {
     targets
         .iter()
-        .find(|(_, to)| scheme_of(to).is_none())
-        .map(|(m, to)| {
-            format!(
-                "{tool} to project files is not available yet; {} was not {verb} to {to}.",
-                m.path
-            )
-        })
+        .any(|(m, to)| m.scheme.is_none() || scheme_of(to).is_none())
+}
+
+/// A copy or move that touches project files waits for a client's
+/// decision: one proposal for the whole command, body `{SRC} {DEST}` (one
+/// line per match for a glob), attrs `{from, to, isMove, warning}` plus
+/// `pairs` (each match and its destination) for a glob.
+async fn propose(
+    ctx: &TurnCtx,
+    log_path: &str,
+    is_glob: bool,
+    source: &str,
+    dest: &str,
+    targets: &[(&SourceMatch, String)],
+    base: impl Fn(Value) -> Map<String, Value>,
+) -> Result<(), ToolError> {
+    let mut attributes = base(Value::Null);
+    let body = if is_glob {
+        let pairs: Vec<Value> = targets.iter().map(|(m, to)| json!([m.path, to])).collect();
+        attributes.insert("pairs".into(), Value::Array(pairs));
+        targets
+            .iter()
+            .map(|(m, to)| format!("{} {to}", m.path))
+            .collect::<Vec<_>>()
+            .join("\n")
+    } else {
+        format!("{source} {dest}")
+    };
+    ctx.write_log(
+        log_path,
+        body,
+        EntryState::Proposed,
+        None,
+        None,
+        Value::Object(attributes),
+    )
+    .await?;
+    Ok(())
 }
 
 /// The source (`path` attribute) and a valid `visibility`; a bad one fails

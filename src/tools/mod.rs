@@ -1,6 +1,7 @@
 //! Tools: one module per tool, each owning its handler, its projections
 //! and its doc text, all registered in one [`ToolRegistry`].
 
+mod ask_user;
 mod cp;
 mod get;
 pub mod known;
@@ -292,6 +293,7 @@ impl ToolRegistry {
             Arc::new(rm::Rm),
             Arc::new(cp::Cp),
             Arc::new(mv::Mv),
+            Arc::new(ask_user::AskUser),
             Arc::new(update::Update),
         ])
     }
@@ -452,7 +454,7 @@ mod tests {
         let r = ToolRegistry::builtin();
         assert_eq!(
             offered(&r, ToolSet::new(Mode::Ask, true)),
-            ["think", "get", "set", "rm", "cp", "mv", "update"]
+            ["think", "get", "set", "rm", "cp", "mv", "ask_user", "update"]
         );
     }
 

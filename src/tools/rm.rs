@@ -4,7 +4,10 @@
 
 use super::{ProjectionRow, Tool, ToolError, TurnCtx};
 use crate::parse::Command;
-use crate::store::{EntryState, MatchEntries, RemoveEntries, SourceMatch, Writer};
+use crate::store::paths::log_path as log_path_of;
+use crate::store::{
+    AllocateLogPaths, EntryState, MatchEntries, RemoveEntries, SourceMatch, Writer,
+};
 use crate::tokens::count_tokens;
 use serde_json::{json, Map, Value};
 
@@ -88,6 +91,76 @@ pub(super) fn attrs(pairs: &[(&str, Value)]) -> Map<String, Value> {
         .collect()
 }
 
+/// Files are removed only through accepted proposals (body = the file,
+/// attrs `{path}`): the only match's at the command's log path, else each
+/// at its own. Matching entries of other schemes are removed at once and
+/// the command's log lists both.
+async fn propose_removals(
+    ctx: &TurnCtx,
+    log_path: &str,
+    path: &str,
+    matches: &[SourceMatch],
+    files: &[&str],
+) -> Result<(), ToolError> {
+    if let ([file], 1) = (files, matches.len()) {
+        ctx.write_log(
+            log_path,
+            *file,
+            EntryState::Proposed,
+            None,
+            None,
+            json!({ "path": file }),
+        )
+        .await?;
+        return Ok(());
+    }
+    let mut lines = Vec::new();
+    for m in matches.iter().filter(|m| m.scheme.is_some()) {
+        let removed = ctx
+            .store
+            .run(RemoveEntries {
+                run_id: ctx.run_id,
+                path: m.path.clone(),
+                body_filter: None,
+                writer: Writer::Model,
+            })
+            .await?;
+        lines.extend(removed);
+    }
+    let own = ctx
+        .store
+        .run(AllocateLogPaths {
+            run_id: ctx.run_id,
+            bases: files
+                .iter()
+                .map(|f| log_path_of(ctx.turn, "rm", f))
+                .collect(),
+        })
+        .await?;
+    for (file, at) in files.iter().zip(&own) {
+        ctx.write_log(
+            at,
+            *file,
+            EntryState::Proposed,
+            None,
+            None,
+            json!({ "path": file }),
+        )
+        .await?;
+        lines.push(format!("{file} (proposed: {at})"));
+    }
+    ctx.write_log(
+        log_path,
+        lines.join("\n"),
+        EntryState::Resolved,
+        None,
+        None,
+        json!({ "path": path }),
+    )
+    .await?;
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl Tool for Rm {
     fn name(&self) -> &'static str {
@@ -148,12 +221,7 @@ impl Tool for Rm {
             .map(|m| m.path.as_str())
             .collect();
         if !files.is_empty() {
-            // File removal becomes a proposal; until then nothing is removed.
-            let error = format!(
-                "File removal is not available yet; nothing was removed ({} matched).",
-                files.join(", ")
-            );
-            return fail(ctx, log_path, "unsupported", error, path_attr()).await;
+            return propose_removals(ctx, log_path, &path, &matches, &files).await;
         }
         let removed = ctx
             .store

@@ -128,19 +128,12 @@ impl Tool for Set {
             }
         }
         if scheme_of(&path).is_none() {
-            // Project files change only through accepted proposals; an
-            // edit form is a file change too and must not slip past.
-            let message = format!("File edits are not available yet; {path} was not changed.");
-            ctx.write_log(
-                log_path,
-                cmd.text(),
-                EntryState::Failed,
-                Some("unsupported".into()),
-                None,
-                json!({ "path": path, "error": message }),
-            )
-            .await?;
-            return Ok(());
+            // Project files change only through accepted proposals, the
+            // edit forms included.
+            if cmd.preview() {
+                return preview(ctx, cmd, &path, log_path).await;
+            }
+            return file::propose(ctx, cmd, &path, detected, log_path).await;
         }
         if let Some(v) = visibility.filter(|v| !VISIBILITIES.contains(v)) {
             return invalid_visibility(ctx, &path, v, log_path).await;
@@ -543,3 +536,5 @@ async fn change_visibility(
 
 #[cfg(test)]
 mod tests;
+
+mod file;

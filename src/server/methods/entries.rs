@@ -6,16 +6,18 @@
 use crate::files::confine;
 use crate::protocol::entries::{
     ConstraintInfo, CopyParams, EntryInfo, EntrySetParams, EntrySetResult, FileConstraintParams,
-    FileDropParams, FilePatternResult, GetEntriesParams, GetParams, RmParams, UpdateParams,
-    UpdateResult,
+    FileDropParams, FilePatternResult, GetEntriesParams, GetParams, ResolveResult, RmParams,
+    SetResult, UpdateParams, UpdateResult, VetoResult,
 };
 use crate::protocol::jsonrpc::RpcError;
 use crate::protocol::OkResult;
+use crate::run::actor::{Resolution, Resolve};
+use crate::run::RunServiceError;
 use crate::server::router::{params, reply, store_error, CallCtx, Reply};
 use crate::store::{
     AppendEntry, ChangeVisibility, Constraint, CopyEntry, DropConstraint, EntryListItem,
-    EntryState, EntryWrite, GetRun, ListConstraints, QueryEntries, RemoveEntries, RunRow,
-    SetByPattern, SetConstraint, SetEntry, WriteUpdate, Writer, CONSTRAINTS,
+    EntryState, EntryWrite, GetEntry, GetRun, ListConstraints, QueryEntries, RemoveEntries, RunRow,
+    SetByPattern, SetConstraint, SetEntry, WriteUpdate, Writer, CONSTRAINTS, RESOLUTION_ATTR,
 };
 use serde_json::Value;
 use std::path::Path;
@@ -80,6 +82,14 @@ pub async fn set_entry(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
     let p: EntrySetParams = params("set", raw)?;
     let run = resolve_run(&ctx, p.run).await?;
     let store = &ctx.app.store;
+    let bulk = p.pattern.unwrap_or(false) || p.body_filter.is_some() || p.append.unwrap_or(false);
+    if let (Some(state), false) = (p.state.as_deref(), bulk) {
+        if let Some(action) = resolution_of(state) {
+            if let Some(found) = proposal(&ctx, &run, &p.path).await? {
+                return resolve_proposal(&ctx, &run, found, action, p.body).await;
+            }
+        }
+    }
     if p.pattern.unwrap_or(false) || p.body_filter.is_some() {
         let matched = store
             .run(SetByPattern {
@@ -129,6 +139,75 @@ pub async fn set_entry(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
         ok: true,
         matched: None,
     })
+}
+
+/// The decision a `set {state}` on a proposal stands for (spec 03 §2.1).
+fn resolution_of(state: &str) -> Option<Resolution> {
+    match state {
+        "resolved" => Some(Resolution::Accept),
+        "cancelled" => Some(Resolution::Reject),
+        "failed" => Some(Resolution::Error),
+        _ => None,
+    }
+}
+
+/// The entry at `path` when it is, or was, a proposal: pending ones are
+/// resolved, settled ones refused; anything else is an ordinary write.
+async fn proposal(ctx: &CallCtx, run: &RunRow, path: &str) -> Result<Option<String>, RpcError> {
+    let row = ctx
+        .app
+        .store
+        .run(GetEntry {
+            run_id: run.id,
+            path: path.to_string(),
+        })
+        .await
+        .map_err(store_error)?;
+    let Some(row) = row else { return Ok(None) };
+    let was_proposal = serde_json::from_str::<Value>(&row.attributes)
+        .ok()
+        .is_some_and(|a| a.get(RESOLUTION_ATTR).is_some());
+    Ok((row.state == EntryState::Proposed || was_proposal).then_some(row.path))
+}
+
+async fn resolve_proposal(
+    ctx: &CallCtx,
+    run: &RunRow,
+    path: String,
+    action: Resolution,
+    output: Option<String>,
+) -> Result<Reply, RpcError> {
+    let project_id = ctx.project()?.project_id;
+    let settled = ctx
+        .app
+        .runs
+        .resolve(
+            project_id,
+            &run.alias,
+            Resolve {
+                path,
+                action,
+                output,
+                reply: None,
+            },
+        )
+        .await
+        .map_err(|e| match e {
+            RunServiceError::Store(e) => store_error(e),
+            e if e.is_caller_error() => bad(e.to_string()),
+            e => RpcError::internal(e.to_string()),
+        })?;
+    if settled.vetoed {
+        return reply(&SetResult::Vetoed(VetoResult {
+            ok: true,
+            state: settled.state,
+            outcome: settled.outcome.unwrap_or_default(),
+        }));
+    }
+    reply(&SetResult::Resolved(ResolveResult {
+        run: run.alias.clone(),
+        status: settled.status.code(),
+    }))
 }
 
 pub async fn get(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {

@@ -1,0 +1,733 @@
+//! Proposals: a command's side effect that waits for a client's decision
+//! (file writes and edits, file removal, moves and copies touching files,
+//! questions). After each dispatched command the turn announces the run's
+//! proposals one at a time (`run/proposal`) and waits in its drain for a
+//! `Resolve` from any client of the project; the decision is applied here,
+//! in one place: the entry's state, the file on disk and the file entry.
+//! The run shows 202 while it waits.
+
+use super::actor::{DrainInbox, Resolution, Resolve};
+use super::Engine;
+use crate::files::{self, Written};
+use crate::protocol::notifications::{
+    Notification, ProposedEntry, RunProposalNotification, RunResolvedNotification,
+};
+use crate::store::paths::{log_action, normalize_path, scheme_of};
+use crate::store::patterns::hedmatch;
+use crate::store::{
+    CancelProposals, EntryRow, EntryState, EntryWrite, GetEntry, GetRunById, ListConstraints,
+    PendingProposals, ProjectRoot, RemoveView, RunRow, RunStatus, SetConstraint, SetEntry,
+    SetRunStatus, StoreError, Writer, RESOLUTION_ATTR,
+};
+use serde_json::{json, Map, Value};
+use std::path::PathBuf;
+
+/// How a resolution went, as the resolving client is told.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settled {
+    pub state: EntryState,
+    pub outcome: Option<String>,
+    /// An acceptance a veto (a `readonly` file) turned into a failure.
+    pub vetoed: bool,
+    /// The run's status after it: 202 while another proposal waits.
+    pub status: RunStatus,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ResolveError {
+    #[error("{0} is not a pending proposal of this run")]
+    NotPending(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<StoreError> for ResolveError {
+    fn from(e: StoreError) -> Self {
+        ResolveError::Failed(e.to_string())
+    }
+}
+
+pub type ResolveReply = Result<Settled, ResolveError>;
+
+/// What accepting a proposal does, read from its entry.
+#[derive(Debug, Clone, PartialEq)]
+enum Effect {
+    /// Write the proposal's body as the whole file (a `<set>` write or a
+    /// `set://` edit).
+    Write(String),
+    Remove(String),
+    /// `(from, to)` pairs of a `<cp>`/`<mv>` that touches files.
+    Copy {
+        pairs: Vec<(String, String)>,
+        is_move: bool,
+    },
+    /// `<ask_user>`: the output is the answer.
+    Answer,
+    /// Anything else (`sh`, `env`): the entry just resolves.
+    Resolve,
+}
+
+fn attr<'a>(attrs: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+    attrs.get(key).and_then(Value::as_str)
+}
+
+fn is_file(path: &str) -> bool {
+    scheme_of(path).is_none()
+}
+
+fn effect_of(row: &EntryRow, attrs: &Map<String, Value>) -> Effect {
+    if row.scheme.as_deref() == Some("set") {
+        if let Some(p) = attr(attrs, "path") {
+            return Effect::Write(p.to_string());
+        }
+    }
+    match log_action(&row.path) {
+        Some("set") => match attr(attrs, "path") {
+            Some(p) if is_file(p) => Effect::Write(p.to_string()),
+            _ => Effect::Resolve,
+        },
+        Some("rm") => match attr(attrs, "path") {
+            Some(p) => Effect::Remove(p.to_string()),
+            None => Effect::Resolve,
+        },
+        Some(tool @ ("mv" | "cp")) => {
+            let listed: Option<Vec<(String, String)>> =
+                attrs.get("pairs").and_then(Value::as_array).map(|pairs| {
+                    pairs
+                        .iter()
+                        .filter_map(|p| {
+                            let pair = p.as_array()?;
+                            Some((
+                                pair.first()?.as_str()?.to_string(),
+                                pair.get(1)?.as_str()?.to_string(),
+                            ))
+                        })
+                        .collect()
+                });
+            let pairs = listed.unwrap_or_else(|| match (attr(attrs, "from"), attr(attrs, "to")) {
+                (Some(f), Some(t)) => vec![(f.to_string(), t.to_string())],
+                _ => Vec::new(),
+            });
+            Effect::Copy {
+                pairs,
+                is_move: tool == "mv",
+            }
+        }
+        Some("ask_user") => Effect::Answer,
+        _ => Effect::Resolve,
+    }
+}
+
+/// The files an acceptance would change: a `readonly` one vetoes it.
+fn touched_files(effect: &Effect) -> Vec<&str> {
+    match effect {
+        Effect::Write(p) | Effect::Remove(p) => vec![p.as_str()],
+        Effect::Copy { pairs, is_move } => pairs
+            .iter()
+            .flat_map(|(from, to)| {
+                let from = (*is_move && is_file(from)).then_some(from.as_str());
+                let to = is_file(to).then_some(to.as_str());
+                from.into_iter().chain(to)
+            })
+            .collect(),
+        Effect::Answer | Effect::Resolve => Vec::new(),
+    }
+}
+
+fn notify<N: crate::protocol::notifications::ServerNotification>(
+    engine: &Engine,
+    project_id: i64,
+    payload: &N,
+) {
+    match Notification::of(payload) {
+        Ok(n) => engine.publish(project_id, n.method, n.params),
+        Err(e) => tracing::error!("could not encode {}: {e}", N::METHOD),
+    }
+}
+
+fn resolved_notice(engine: &Engine, run: &RunRow, path: &str, settled: &Settled) {
+    notify(
+        engine,
+        run.project_id,
+        &RunResolvedNotification {
+            run: run.alias.clone(),
+            path: path.to_string(),
+            state: settled.state,
+            outcome: settled.outcome.clone(),
+        },
+    );
+}
+
+async fn set_status(engine: &Engine, run_id: i64, status: RunStatus) -> Result<(), String> {
+    engine
+        .store
+        .run(SetRunStatus { run_id, status })
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// After a command: announces each proposal of the run, oldest first, and
+/// waits for its resolution before the next. Resolutions of other pending
+/// proposals of the run are applied as they come. Returns the first
+/// failure (message, status) among them; a failure cancels the proposals
+/// still waiting, as it aborts the rest of the turn.
+pub async fn settle(
+    engine: &Engine,
+    run: &RunRow,
+    inbox: &mut DrainInbox,
+) -> Result<Option<(String, i64)>, String> {
+    let err = |e: StoreError| e.to_string();
+    let pending = engine
+        .store
+        .run(PendingProposals(run.id))
+        .await
+        .map_err(err)?;
+    if pending.is_empty() {
+        return Ok(None);
+    }
+    set_status(engine, run.id, RunStatus::Proposed).await?;
+    let waited = wait_all(engine, run, inbox, pending).await;
+    // Back to 102 whatever happened, so the loop can end the run in any
+    // status (202 may only go to 102, 200 or 499).
+    set_status(engine, run.id, RunStatus::Running).await?;
+    waited
+}
+
+async fn wait_all(
+    engine: &Engine,
+    run: &RunRow,
+    inbox: &mut DrainInbox,
+    pending: Vec<EntryRow>,
+) -> Result<Option<(String, i64)>, String> {
+    let mut failure: Option<(String, i64)> = None;
+    for proposal in pending {
+        let current = entry(engine, run.id, &proposal.path)
+            .await
+            .map_err(|e| e.to_string())?;
+        let Some(current) = current else { continue };
+        if current.state == EntryState::Proposed && failure.is_some() {
+            cancel_one(engine, run, &current.path, "aborted").await;
+            continue;
+        }
+        if current.state == EntryState::Proposed {
+            notify(
+                engine,
+                run.project_id,
+                &RunProposalNotification {
+                    run: run.alias.clone(),
+                    proposed: vec![ProposedEntry {
+                        path: current.path.clone(),
+                        body: current.body.clone(),
+                        attributes: current.attributes.clone(),
+                        turn: current.turn,
+                    }],
+                },
+            );
+            wait_one(engine, run, inbox, &current.path).await?;
+        }
+        if let Some(done) = entry(engine, run.id, &proposal.path)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            if done.state == EntryState::Failed || done.state == EntryState::Cancelled {
+                failure.get_or_insert_with(|| failure_of(&done));
+            }
+        }
+    }
+    Ok(failure)
+}
+
+/// The error a settled-but-failed proposal reports to the model.
+fn failure_of(row: &EntryRow) -> (String, i64) {
+    let attrs: Map<String, Value> = serde_json::from_str(&row.attributes).unwrap_or_default();
+    let message = attr(&attrs, "error")
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{} was not applied.", row.path));
+    (message, row.state.outcome_status(row.outcome.as_deref()))
+}
+
+/// Waits until `path` leaves `proposed`, applying every resolution that
+/// arrives meanwhile and answering each resolver.
+async fn wait_one(
+    engine: &Engine,
+    run: &RunRow,
+    inbox: &mut DrainInbox,
+    path: &str,
+) -> Result<(), String> {
+    loop {
+        let Some(resolve) = inbox.next_resolution().await else {
+            return Err("the run stopped while a proposal was waiting".into());
+        };
+        let Resolve {
+            path: target,
+            action,
+            output,
+            reply,
+        } = resolve;
+        let target = normalize_path(&target);
+        let applied = apply(engine, run, &target, action, output).await;
+        let still = entry(engine, run.id, path)
+            .await
+            .map_err(|e| e.to_string())?
+            .is_some_and(|r| r.state == EntryState::Proposed);
+        let others = engine
+            .store
+            .run(PendingProposals(run.id))
+            .await
+            .map(|p| !p.is_empty())
+            .unwrap_or(true);
+        let status = if still || others {
+            RunStatus::Proposed
+        } else {
+            RunStatus::Running
+        };
+        let answer = applied.map(|(state, outcome, vetoed)| Settled {
+            state,
+            outcome,
+            vetoed,
+            status,
+        });
+        if let Ok(settled) = &answer {
+            resolved_notice(engine, run, &target, settled);
+        }
+        if let Some(reply) = reply {
+            let _ = reply.send(answer);
+        }
+        if !still {
+            return Ok(());
+        }
+    }
+}
+
+async fn entry(engine: &Engine, run_id: i64, path: &str) -> Result<Option<EntryRow>, StoreError> {
+    engine
+        .store
+        .run(GetEntry {
+            run_id,
+            path: path.to_string(),
+        })
+        .await
+}
+
+/// Settles one proposal as cancelled and tells every client.
+async fn cancel_one(engine: &Engine, run: &RunRow, path: &str, outcome: &str) {
+    let write = EntryWrite {
+        state: Some(EntryState::Cancelled),
+        outcome: Some(outcome.to_string()),
+        attributes: Some(json!({ RESOLUTION_ATTR: "cancelled" })),
+        ..EntryWrite::new(run.id, path, Writer::Plugin)
+    };
+    match engine.store.run(SetEntry(write)).await {
+        Ok(_) => resolved_notice(
+            engine,
+            run,
+            path,
+            &Settled {
+                state: EntryState::Cancelled,
+                outcome: Some(outcome.to_string()),
+                vetoed: false,
+                status: RunStatus::Proposed,
+            },
+        ),
+        Err(e) => tracing::error!(run = %run.alias, "could not cancel proposal {path}: {e}"),
+    }
+}
+
+/// The run was cancelled: its proposals end `cancelled` (outcome
+/// `aborted`) and every client hears `run/resolved` for each.
+pub async fn cancel_pending(engine: &Engine, run_id: i64) {
+    let cancelled = engine
+        .store
+        .run(CancelProposals {
+            run_id,
+            outcome: "aborted".into(),
+        })
+        .await;
+    let paths = match cancelled {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(run_id, "could not cancel the run's proposals: {e}");
+            return;
+        }
+    };
+    if paths.is_empty() {
+        return;
+    }
+    let Ok(run) = engine.store.run(GetRunById(run_id)).await else {
+        return;
+    };
+    for path in paths {
+        resolved_notice(
+            engine,
+            &run,
+            &path,
+            &Settled {
+                state: EntryState::Cancelled,
+                outcome: Some("aborted".into()),
+                vetoed: false,
+                status: RunStatus::Aborted,
+            },
+        );
+    }
+}
+
+/// Applies one decision to a pending proposal: (state, outcome, vetoed).
+async fn apply(
+    engine: &Engine,
+    run: &RunRow,
+    path: &str,
+    action: Resolution,
+    output: Option<String>,
+) -> Result<(EntryState, Option<String>, bool), ResolveError> {
+    let row = entry(engine, run.id, path)
+        .await?
+        .filter(|r| r.state == EntryState::Proposed)
+        .ok_or_else(|| ResolveError::NotPending(path.to_string()))?;
+    let mut attrs: Map<String, Value> = serde_json::from_str(&row.attributes).unwrap_or_default();
+    let effect = effect_of(&row, &attrs);
+    let target = attr(&attrs, "path")
+        .or_else(|| attr(&attrs, "question"))
+        .unwrap_or(&row.path)
+        .to_string();
+    if effect == Effect::Answer {
+        if let Some(answer) = &output {
+            attrs.insert("answer".into(), Value::String(answer.clone()));
+        }
+    }
+    let mut turn = row.turn;
+    let (state, outcome, body, vetoed) = match action {
+        Resolution::Reject => {
+            let body = output.clone().unwrap_or_else(|| "rejected".into());
+            let mut error = format!("The user rejected the proposal for {target}.");
+            if let Some(o) = output.as_deref().filter(|o| !o.trim().is_empty()) {
+                error.push_str(&format!(" They said: {o}"));
+            }
+            attrs.insert(RESOLUTION_ATTR.into(), json!("rejected"));
+            attrs.insert("error".into(), Value::String(error));
+            (EntryState::Failed, Some("permission"), body, false)
+        }
+        Resolution::Error => {
+            let body = output.clone().unwrap_or_else(|| row.body.clone());
+            let error = match output.as_deref().filter(|o| !o.trim().is_empty()) {
+                Some(o) => format!("The proposal for {target} failed: {o}"),
+                None => format!("The proposal for {target} failed."),
+            };
+            attrs.insert(RESOLUTION_ATTR.into(), json!("error"));
+            attrs.insert("error".into(), Value::String(error));
+            (EntryState::Failed, Some("error"), body, false)
+        }
+        Resolution::Accept => {
+            if let Some(file) = readonly_file(engine, run, &effect).await? {
+                let refusal = format!("refused: {file} is readonly");
+                attrs.insert(RESOLUTION_ATTR.into(), json!("vetoed"));
+                attrs.insert("error".into(), Value::String(refusal.clone()));
+                (EntryState::Failed, Some("readonly"), refusal, true)
+            } else {
+                match accept(engine, run, &row, &effect).await {
+                    Ok(()) => {
+                        attrs.insert(RESOLUTION_ATTR.into(), json!("accepted"));
+                        let body = match &effect {
+                            Effect::Answer => {
+                                turn = next_turn(engine, run).await?;
+                                output.clone().unwrap_or_default()
+                            }
+                            // The proposed text is what was applied.
+                            Effect::Write(_) | Effect::Remove(_) | Effect::Copy { .. } => {
+                                row.body.clone()
+                            }
+                            Effect::Resolve => output.clone().unwrap_or_else(|| row.body.clone()),
+                        };
+                        (EntryState::Resolved, None, body, false)
+                    }
+                    Err(e) => {
+                        let error = format!("Could not apply the proposal for {target}: {e}");
+                        attrs.insert(RESOLUTION_ATTR.into(), json!("error"));
+                        attrs.insert("error".into(), Value::String(error));
+                        (EntryState::Failed, Some("error"), row.body.clone(), false)
+                    }
+                }
+            }
+        }
+    };
+    engine
+        .store
+        .run(SetEntry(EntryWrite {
+            body: Some(body),
+            state: Some(state),
+            outcome: outcome.map(str::to_string),
+            attributes: Some(Value::Object(attrs)),
+            turn,
+            ..EntryWrite::new(run.id, row.path.clone(), Writer::Plugin)
+        }))
+        .await?;
+    Ok((state, outcome.map(str::to_string), vetoed))
+}
+
+async fn next_turn(engine: &Engine, run: &RunRow) -> Result<i64, ResolveError> {
+    Ok(engine.store.run(GetRunById(run.id)).await?.next_turn)
+}
+
+/// The first file the acceptance would change that is `readonly`: by the
+/// project's constraints or by the file entry's own mark.
+async fn readonly_file(
+    engine: &Engine,
+    run: &RunRow,
+    effect: &Effect,
+) -> Result<Option<String>, ResolveError> {
+    let files = touched_files(effect);
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let constraints = engine.store.run(ListConstraints(run.project_id)).await?;
+    for file in files {
+        let constrained = constraints.iter().any(|c| {
+            c.visibility == "readonly" && (c.pattern == file || hedmatch(&c.pattern, file))
+        });
+        let marked = match entry(engine, run.id, file).await? {
+            Some(row) => serde_json::from_str::<Value>(&row.attributes)
+                .ok()
+                .and_then(|a| a.get("readonly").and_then(Value::as_bool))
+                .unwrap_or(false),
+            None => false,
+        };
+        if constrained || marked {
+            return Ok(Some(file.to_string()));
+        }
+    }
+    Ok(None)
+}
+
+async fn project_root(engine: &Engine, run: &RunRow) -> Result<PathBuf, String> {
+    engine
+        .store
+        .run(ProjectRoot(run.project_id))
+        .await
+        .map_err(|e| e.to_string())?
+        .map(PathBuf::from)
+        .ok_or_else(|| "the project has no root directory".to_string())
+}
+
+/// Disk work off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, files::WriteError> + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| format!("file operation failed: {e}"))?
+        .map_err(|e| e.to_string())
+}
+
+/// The side effects of an acceptance: disk first, then the entries.
+async fn accept(
+    engine: &Engine,
+    run: &RunRow,
+    row: &EntryRow,
+    effect: &Effect,
+) -> Result<(), String> {
+    match effect {
+        Effect::Answer | Effect::Resolve => Ok(()),
+        Effect::Write(file) => {
+            let root = project_root(engine, run).await?;
+            let (f, content) = (file.clone(), row.body.clone());
+            let written = blocking(move || files::write_file(&root, &f, &content)).await?;
+            file_written(engine, run, &written, row.body.clone()).await
+        }
+        Effect::Remove(file) => {
+            let root = project_root(engine, run).await?;
+            let f = file.clone();
+            blocking(move || files::remove_file(&root, &f)).await?;
+            remove_view(engine, run, file).await
+        }
+        Effect::Copy { pairs, is_move } => {
+            let root = project_root(engine, run).await?;
+            for (from, to) in pairs {
+                copy_pair(engine, run, &root, from, to, *is_move).await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn remove_view(engine: &Engine, run: &RunRow, path: &str) -> Result<(), String> {
+    engine
+        .store
+        .run(RemoveView {
+            run_id: run.id,
+            path: path.to_string(),
+        })
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+async fn copy_pair(
+    engine: &Engine,
+    run: &RunRow,
+    root: &std::path::Path,
+    from: &str,
+    to: &str,
+    is_move: bool,
+) -> Result<(), String> {
+    let source = entry(engine, run.id, from)
+        .await
+        .map_err(|e| e.to_string())?;
+    let body = source.map(|r| r.body).unwrap_or_default();
+    let root = root.to_path_buf();
+    match (is_file(from), is_file(to)) {
+        (true, true) => {
+            let (f, t) = (from.to_string(), to.to_string());
+            let written = blocking(move || files::copy_file(&root, &f, &t, is_move)).await?;
+            file_written(engine, run, &written, body).await?;
+        }
+        (false, true) => {
+            let (t, content) = (to.to_string(), body.clone());
+            let written = blocking(move || files::write_file(&root, &t, &content)).await?;
+            file_written(engine, run, &written, body).await?;
+        }
+        (true, false) => {
+            engine
+                .store
+                .run(SetEntry(EntryWrite {
+                    body: Some(body),
+                    state: Some(EntryState::Resolved),
+                    turn: run_turn(engine, run).await?,
+                    ..EntryWrite::new(run.id, to, Writer::Model)
+                }))
+                .await
+                .map_err(|e| e.to_string())?;
+            if is_move {
+                let f = from.to_string();
+                blocking(move || files::remove_file(&root, &f)).await?;
+            }
+        }
+        (false, false) => return Ok(()),
+    }
+    if is_move {
+        remove_view(engine, run, from).await?;
+    }
+    Ok(())
+}
+
+async fn run_turn(engine: &Engine, run: &RunRow) -> Result<i64, String> {
+    engine
+        .store
+        .run(GetRunById(run.id))
+        .await
+        .map(|r| (r.next_turn - 1).max(0))
+        .map_err(|e| e.to_string())
+}
+
+/// The file entry after a write: new content and hash, the stamps the
+/// scanner compares, visibility kept. A file new to the run is shown and
+/// gets an `active` constraint, so the next scan keeps it in view.
+async fn file_written(
+    engine: &Engine,
+    run: &RunRow,
+    written: &Written,
+    body: String,
+) -> Result<(), String> {
+    let err = |e: StoreError| e.to_string();
+    let existed = entry(engine, run.id, &written.path)
+        .await
+        .map_err(err)?
+        .is_some();
+    let turn = engine
+        .store
+        .run(GetRunById(run.id))
+        .await
+        .map_err(err)?
+        .next_turn;
+    engine
+        .store
+        .run(SetEntry(EntryWrite {
+            body: Some(body),
+            state: Some(EntryState::Resolved),
+            visibility: (!existed).then(|| "visible".to_string()),
+            attributes: Some(json!({ "size": written.size, "mtime": written.mtime })),
+            hash: Some(written.hash.clone()),
+            turn,
+            ..EntryWrite::new(run.id, written.path.clone(), Writer::Plugin)
+        }))
+        .await
+        .map_err(err)?;
+    if !existed {
+        let constraints = engine
+            .store
+            .run(ListConstraints(run.project_id))
+            .await
+            .map_err(err)?;
+        if !constraints.iter().any(|c| c.pattern == written.path) {
+            engine
+                .store
+                .run(SetConstraint {
+                    project_id: run.project_id,
+                    pattern: written.path.clone(),
+                    visibility: "active".into(),
+                })
+                .await
+                .map_err(err)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(path: &str) -> EntryRow {
+        EntryRow {
+            path: path.into(),
+            scheme: scheme_of(path).map(str::to_string),
+            body: String::new(),
+            attributes: "{}".into(),
+            state: EntryState::Proposed,
+            outcome: None,
+            visibility: "visible".into(),
+            turn: 1,
+        }
+    }
+
+    fn attrs(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        }
+    }
+
+    #[test]
+    fn effects_are_read_from_the_proposal() {
+        let a = attrs(json!({ "path": "src/a.rs" }));
+        assert_eq!(
+            effect_of(&row("log://turn_1/set/src/a.rs"), &a),
+            Effect::Write("src/a.rs".into())
+        );
+        assert_eq!(
+            effect_of(&row("set://src/a.rs"), &a),
+            Effect::Write("src/a.rs".into())
+        );
+        assert_eq!(
+            effect_of(&row("log://turn_1/rm/src/a.rs"), &a),
+            Effect::Remove("src/a.rs".into())
+        );
+        let mv = attrs(json!({ "from": "a.txt", "to": "b.txt", "isMove": true }));
+        let e = effect_of(&row("log://turn_1/mv/a.txt"), &mv);
+        assert_eq!(
+            e,
+            Effect::Copy {
+                pairs: vec![("a.txt".into(), "b.txt".into())],
+                is_move: true
+            }
+        );
+        assert_eq!(touched_files(&e), ["a.txt", "b.txt"]);
+        let cp = Effect::Copy {
+            pairs: vec![("known://x".into(), "b.txt".into())],
+            is_move: false,
+        };
+        assert_eq!(touched_files(&cp), ["b.txt"]);
+        assert_eq!(
+            effect_of(&row("log://turn_1/ask_user/Q"), &Map::new()),
+            Effect::Answer
+        );
+    }
+}
