@@ -77,10 +77,17 @@ async fn get_entries_pages_by_id_and_returns_bodies_on_request() {
         .await
         .unwrap();
     assert_eq!(paths(&all), ["known://a", "known://b", "known://c"]);
-    assert!(all.as_array().unwrap().iter().all(|r| r.get("body").is_none()));
+    assert!(all
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r.get("body").is_none()));
     let by_path = ids(&all);
     // Written c, a, b: ids follow insertion.
-    assert!(by_path[2] < by_path[0] && by_path[0] < by_path[1], "{by_path:?}");
+    assert!(
+        by_path[2] < by_path[0] && by_path[0] < by_path[1],
+        "{by_path:?}"
+    );
 
     let with_body = c
         .call(
@@ -94,7 +101,10 @@ async fn get_entries_pages_by_id_and_returns_bodies_on_request() {
 
     // since: rows with a greater id, ordered by id; limit chunks the catch-up.
     let everything = c
-        .call("getEntries", json!({"run": run, "pattern": "**", "since": 0}))
+        .call(
+            "getEntries",
+            json!({"run": run, "pattern": "**", "since": 0}),
+        )
         .await
         .unwrap();
     let every_id = ids(&everything);
@@ -137,7 +147,10 @@ async fn get_entries_pages_by_id_and_returns_bodies_on_request() {
     assert_eq!(paths(&limited), ["known://a"]);
 
     for (params, needle) in [
-        (json!({"run": run, "limit": 0}), "limit must be a positive integer"),
+        (
+            json!({"run": run, "limit": 0}),
+            "limit must be a positive integer",
+        ),
         (json!({"run": run, "since": -1}), "since must be"),
     ] {
         let e = c.call_unchecked("getEntries", params).await.unwrap_err();
@@ -167,9 +180,10 @@ async fn only_subscribed_clients_get_the_run_changed_pulse() {
         .filter(|n| n["method"] == "run/changed")
         .collect();
     assert!(
-        pulses
-            .iter()
-            .any(|p| p["params"]["path"].as_str().unwrap_or("").starts_with("prompt://")),
+        pulses.iter().any(|p| p["params"]["path"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("prompt://")),
         "{pulses:?}"
     );
     let run_id = pulses[0]["params"]["runId"].as_i64().expect("runId");

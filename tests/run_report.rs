@@ -138,7 +138,13 @@ async fn cached_and_reasoning_tokens_are_summed_for_get_run_and_the_final_state(
             &t["reasoning_tokens"],
             &t["total_tokens"]
         ),
-        (&json!(240), &json!(160), &json!(60), &json!(24), &json!(300))
+        (
+            &json!(240),
+            &json!(160),
+            &json!(60),
+            &json!(24),
+            &json!(300)
+        )
     );
     let detail = c.call("getRun", json!({"run": run})).await.unwrap();
     assert_eq!(

@@ -81,7 +81,10 @@ async fn the_home_folders_exist_and_list_their_markdown_files() {
         listed[1]["path"],
         skills.join("rust.md").to_string_lossy().as_ref()
     );
-    let personas_listed = c.call("listPersonas", json!({})).await.expect("listPersonas");
+    let personas_listed = c
+        .call("listPersonas", json!({}))
+        .await
+        .expect("listPersonas");
     assert_eq!(
         personas_listed,
         json!([{"name": "pirate", "path": personas.join("pirate.md").to_string_lossy()}])
@@ -140,7 +143,10 @@ async fn an_added_skill_reaches_the_next_packet_and_leaves_when_removed() {
     assert_eq!(entry[0]["path"], "skill://reviewer");
     assert_eq!(entry[0]["state"], "resolved");
     assert_eq!(entry[0]["visibility"], "visible");
-    assert_eq!(entry[0]["body"], "SKILL-BODY: always cite the line numbers.");
+    assert_eq!(
+        entry[0]["body"],
+        "SKILL-BODY: always cite the line numbers."
+    );
     assert_eq!(entry[0]["attributes"]["name"], "reviewer");
     assert!(entry[0]["attributes"]["source"]
         .as_str()
@@ -211,7 +217,10 @@ async fn skill_and_persona_refusals_are_clear_and_change_nothing() {
                 .await
                 .unwrap_err();
             let m = error_message(&e);
-            assert!(m.contains("inside RUMMY_HOME/skills"), "{method} {name}: {m}");
+            assert!(
+                m.contains("inside RUMMY_HOME/skills"),
+                "{method} {name}: {m}"
+            );
         }
         let e = c
             .call_unchecked("persona/set", json!({"run": run, "name": name}))
@@ -223,10 +232,7 @@ async fn skill_and_persona_refusals_are_clear_and_change_nothing() {
         c.call("getSkills", json!({"run": run})).await.unwrap(),
         json!([])
     );
-    let e = c
-        .call_unchecked("getSkills", json!({}))
-        .await
-        .unwrap_err();
+    let e = c.call_unchecked("getSkills", json!({})).await.unwrap_err();
     assert_eq!(error_message(&e), "run is required");
     let e = c
         .call_unchecked("persona/set", json!({"run": run, "name": "ghost"}))

@@ -17,8 +17,8 @@ use super::models::{
     AddModelParams, AddModelResult, GetModelsParams, ModelInfo, RemoveModelParams,
 };
 use super::notifications::{
-    RunChangedNotification, RunProgressNotification, RunProposalNotification, RunStateNotification, ServerNotification,
-    StreamCancelledNotification, UiNotifyNotification, UiRenderNotification,
+    RunChangedNotification, RunProgressNotification, RunProposalNotification, RunStateNotification,
+    ServerNotification, StreamCancelledNotification, UiNotifyNotification, UiRenderNotification,
 };
 use super::runs::{
     GetRunParams, GetRunResult, GetRunsParams, LegacyRunParams, RunSetResult, RunSummary,

@@ -234,7 +234,9 @@ pub async fn start(mut config: Config, options: StartOptions) -> Result<ServerHa
     if let Some(days) = config.retention_days {
         match store.run(PurgeOldRuns { days }).await {
             Ok(0) => {}
-            Ok(n) => tracing::info!("retention: removed {n} finished run(s) older than {days} day(s)"),
+            Ok(n) => {
+                tracing::info!("retention: removed {n} finished run(s) older than {days} day(s)")
+            }
             // Upstream only warns: a failed purge must not keep the server down.
             Err(e) => tracing::warn!("retention purge failed: {e}"),
         }

@@ -183,15 +183,24 @@ pub(crate) fn drain(conn: &mut SqliteConnection) -> StoreResult<Vec<EntryChange>
 /// One change per (run, path), in first-seen order; the weightiest wins,
 /// and between equals (a removal and a rewrite) the later one.
 fn merge(changes: impl Iterator<Item = EntryChange>) -> Vec<EntryChange> {
+    // Indexed by (run, path): a bulk operation may change thousands of rows.
+    let mut index: std::collections::HashMap<(i64, String), usize> =
+        std::collections::HashMap::new();
     let mut out: Vec<EntryChange> = Vec::new();
     for c in changes {
-        match out
-            .iter_mut()
-            .find(|o| o.run_id == c.run_id && o.path == c.path)
-        {
-            Some(o) if weight(c.change) <= weight(o.change) => o.change = c.change,
-            Some(_) => {}
-            None => out.push(c),
+        match index.get(&(c.run_id, c.path.clone())) {
+            Some(&i) => {
+                if let Some(o) = out
+                    .get_mut(i)
+                    .filter(|o| weight(c.change) <= weight(o.change))
+                {
+                    o.change = c.change;
+                }
+            }
+            None => {
+                index.insert((c.run_id, c.path.clone()), out.len());
+                out.push(c);
+            }
         }
     }
     out
@@ -226,7 +235,10 @@ mod tests {
         );
         assert_eq!(
             merged,
-            vec![change("a", ChangeType::Upsert), change("b", ChangeType::Upsert)]
+            vec![
+                change("a", ChangeType::Upsert),
+                change("b", ChangeType::Upsert)
+            ]
         );
     }
 }

@@ -13,9 +13,9 @@ use crate::protocol::jsonrpc::RpcError;
 use crate::protocol::OkResult;
 use crate::server::router::{params, reply, store_error, CallCtx, Reply};
 use crate::store::{
-    AppendEntry, ChangeVisibility, Constraint, CopyEntry, DropConstraint, EntryListItem,
-    EntryPage, EntryState, EntryWrite, GetRun, PagedEntries, ListConstraints, QueryEntries, RemoveEntries, RunRow,
-    SetByPattern, SetConstraint, SetEntry, WriteUpdate, Writer, CONSTRAINTS,
+    AppendEntry, ChangeVisibility, Constraint, CopyEntry, DropConstraint, EntryListItem, EntryPage,
+    EntryState, EntryWrite, GetRun, ListConstraints, PagedEntries, QueryEntries, RemoveEntries,
+    RunRow, SetByPattern, SetConstraint, SetEntry, WriteUpdate, Writer, CONSTRAINTS,
 };
 use serde_json::Value;
 use std::path::Path;

@@ -240,7 +240,17 @@ mod tests {
             assert!(check_name("skills", ok).is_ok(), "{ok}");
         }
         for refused in [
-            "../x", "..", ".", "/etc/passwd", "a/b", "a\\b", "*", "a?", "[x]", "nul\0", "tab\t",
+            "../x",
+            "..",
+            ".",
+            "/etc/passwd",
+            "a/b",
+            "a\\b",
+            "*",
+            "a?",
+            "[x]",
+            "nul\0",
+            "tab\t",
         ] {
             let e = check_name("skills", refused).unwrap_err();
             assert!(e.contains("RUMMY_HOME/skills"), "{refused}: {e}");

@@ -86,7 +86,10 @@ fn writes_are_recorded_only_while_installed() {
     assert_eq!(temp_triggers(&mut fx.conn), 0);
     put(&mut fx.conn, fx.run, "known://b", Writer::Model, "quiet");
     install(&mut fx.conn).unwrap();
-    assert!(recorded(&mut fx.conn).is_empty(), "nothing kept from before");
+    assert!(
+        recorded(&mut fx.conn).is_empty(),
+        "nothing kept from before"
+    );
 }
 
 #[test]
