@@ -281,3 +281,79 @@ async fn only_subscribed_clients_get_the_run_changed_pulse() {
     assert_eq!(e["code"], -32602, "{e}");
     f.server.stop().await;
 }
+
+/// An embedder's sink: every pushed frame, parsed.
+struct Collector(tokio::sync::mpsc::UnboundedSender<Value>);
+
+impl actix::Actor for Collector {
+    type Context = actix::Context<Self>;
+}
+
+impl actix::Handler<rummy::hub::Push> for Collector {
+    type Result = ();
+    fn handle(&mut self, msg: rummy::hub::Push, _: &mut actix::Context<Self>) {
+        if let Ok(frame) = serde_json::from_str(&msg.0) {
+            let _ = self.0.send(frame);
+        }
+    }
+}
+
+#[actix_web::test]
+async fn embedders_and_discover_know_the_pulse() {
+    use actix::Actor;
+    let f = start_server(vec![]).await;
+    let mut c = connect(&f, "embedded", None).await;
+    let discovered = c.call("discover", json!({})).await.unwrap();
+    assert!(discovered["notifications"]["run/changed"].is_object());
+    let subscribe = discovered["methods"]["rummy/hello"]["params"]["subscribe"]
+        .as_str()
+        .expect("hello lists subscribe");
+    assert!(subscribe.starts_with("array? — "), "{subscribe}");
+    let run = run_to_end(&mut c).await;
+    let detail = c.call("getRun", json!({"run": run})).await.unwrap();
+    let project_id = f
+        .server
+        .store
+        .run(rummy::store::GetRun {
+            alias: run.clone(),
+            project_id: None,
+        })
+        .await
+        .unwrap()
+        .expect("run")
+        .project_id;
+    assert_eq!(detail["run"], run.as_str());
+
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let id = f
+        .server
+        .subscribe_with_changes(project_id, Collector(tx).start().recipient());
+    // The hub turns the store's feed on asynchronously; a write after a
+    // round trip through the hub is seen.
+    f.server
+        .hub
+        .send(rummy::hub::ClientCount { project_id })
+        .await
+        .unwrap();
+    c.call(
+        "set",
+        json!({"run": run, "path": "known://embedded", "body": "seen"}),
+    )
+    .await
+    .unwrap();
+    let pulse = loop {
+        let frame = tokio::time::timeout(LONG, rx.recv())
+            .await
+            .expect("a pulse in time")
+            .expect("hub still sending");
+        if frame["method"] == "run/changed" {
+            break frame;
+        }
+    };
+    assert_eq!(pulse["params"]["path"], "known://embedded");
+    assert_eq!(pulse["params"]["changeType"], "upsert");
+    f.server
+        .hub
+        .do_send(rummy::hub::Unsubscribe { client_id: id });
+    f.server.stop().await;
+}
