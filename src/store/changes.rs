@@ -41,7 +41,12 @@ impl Handler<WatchChanges> for EntryStore {
     type Result = StoreResult<()>;
     fn handle(&mut self, msg: WatchChanges, _: &mut Self::Context) -> Self::Result {
         self.change_sink = msg.sink;
-        self.sync_change_triggers()
+        let synced = self.sync_change_triggers();
+        if let Err(e) = &synced {
+            // The hub sends this without waiting; say why no pulse will come.
+            tracing::warn!("could not switch entry-change recording: {e}");
+        }
+        synced
     }
 }
 
