@@ -113,7 +113,11 @@ pub struct Config {
     pub db_path: PathBuf,
     pub mmap_mb: u64,
     pub rpc_timeout: Duration,
-    pub retention_days: u32,
+    /// `RUMMY_RETENTION_DAYS`: finished runs idle longer are purged at
+    /// start; `None` (unset or empty) keeps every run.
+    pub retention_days: Option<u32>,
+    /// `RUMMY_TRANSCRIPTS=1`: write each turn's exchange under `RUMMY_HOME/turns/`.
+    pub transcripts: bool,
     pub debug: bool,
     pub max_turns: u32,
     pub max_commands: u32,
@@ -273,7 +277,17 @@ impl Config {
             db_path,
             mmap_mb: r.int("RUMMY_MMAP_MB", 0)?,
             rpc_timeout: Duration::from_millis(rpc_ms),
-            retention_days: r.int32("RUMMY_RETENTION_DAYS", 31)?,
+            retention_days: match r.int32("RUMMY_RETENTION_DAYS", 0)? {
+                0 if r.text("RUMMY_RETENTION_DAYS").is_none() => None,
+                0 => {
+                    return Err(r.invalid(
+                        "RUMMY_RETENTION_DAYS",
+                        "a positive number of days, or empty to keep every run",
+                    ))
+                }
+                days => Some(days),
+            },
+            transcripts: r.flag("RUMMY_TRANSCRIPTS"),
             debug: r.flag("RUMMY_DEBUG"),
             max_turns: u32::try_from(max_turns)
                 .map_err(|_| r.invalid("RUMMY_MAX_TURNS", "a positive integer"))?,
@@ -580,6 +594,25 @@ mod tests {
 
     fn base() -> Vec<(&'static str, &'static str)> {
         vec![("RUMMY_HOME", "/tmp/rummy-home")]
+    }
+
+    #[test]
+    fn retention_is_off_unless_set_and_transcripts_need_a_yes() {
+        let c = Config::from_vars(base()).unwrap();
+        assert_eq!(c.retention_days, None);
+        assert!(!c.transcripts);
+        let mut vars = base();
+        vars.push(("RUMMY_RETENTION_DAYS", "7"));
+        vars.push(("RUMMY_TRANSCRIPTS", "1"));
+        let c = Config::from_vars(vars).unwrap();
+        assert_eq!(c.retention_days, Some(7));
+        assert!(c.transcripts);
+        for bad in ["0", "-3", "soon"] {
+            let mut vars = base();
+            vars.push(("RUMMY_RETENTION_DAYS", bad));
+            let e = Config::from_vars(vars).unwrap_err().to_string();
+            assert!(e.contains("RUMMY_RETENTION_DAYS"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -180,11 +180,20 @@ pub struct GetEntriesParams {
     pub visibility: Option<String>,
     /// Narrow matches by body content.
     pub body_filter: Option<String>,
+    /// Include each row's `body` (omitted by default).
+    pub with_body: Option<bool>,
+    /// At most this many rows (at least 1).
+    #[schemars(range(min = 1))]
+    pub limit: Option<i64>,
+    /// Only rows whose `id` is greater (the last `id` seen), ordered by `id` instead of path.
+    pub since: Option<i64>,
 }
 
-/// One `getEntries` row, ordered by path.
+/// One `getEntries` row, ordered by path (by `id` with `since`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct EntryInfo {
+    /// The row's id in this run (grows with each new entry; for `since`).
+    pub id: i64,
     pub path: String,
     /// Null for a bare file path.
     pub scheme: Option<String>,
@@ -196,6 +205,9 @@ pub struct EntryInfo {
     pub tokens: i64,
     /// The entry's attributes object.
     pub attributes: Value,
+    /// The entry's body, only with `withBody`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
 }
 
 /// A project file rule's visibility.

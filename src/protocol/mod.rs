@@ -15,6 +15,7 @@ pub mod notifications;
 pub mod runs;
 pub mod schema;
 pub mod session;
+pub mod skills;
 pub mod streams;
 pub mod tools;
 

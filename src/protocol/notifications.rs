@@ -213,6 +213,44 @@ impl ServerNotification for UiNotifyNotification {
     const METHOD: &'static str = "ui/notify";
 }
 
+/// `run/changed`: an entry of a run changed (only to clients that listed
+/// it in hello's `subscribe`); reconcile with `getEntries` and `since`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunChangedNotification {
+    /// The run's alias.
+    pub run: String,
+    pub run_id: i64,
+    pub path: String,
+    pub change_type: ChangeType,
+}
+
+impl ServerNotification for RunChangedNotification {
+    const METHOD: &'static str = "run/changed";
+}
+
+/// What happened to the entry, read from what the write changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeType {
+    /// Written whole (new, or a full write over it).
+    Upsert,
+    /// Streamed output appended.
+    Append,
+    /// Its body changed without a full write.
+    Body,
+    /// Its state or outcome changed.
+    Resolve,
+    /// Made visible.
+    Promote,
+    /// Summarized or archived.
+    Demote,
+    /// Its attributes changed.
+    Attributes,
+    /// Removed from the run.
+    Remove,
+}
+
 impl Notification {
     /// Serializes a typed payload for the hub.
     pub fn of<N: ServerNotification>(payload: &N) -> Result<Self, serde_json::Error> {

@@ -146,6 +146,12 @@ pub struct GetRunResult {
     pub persona: Option<String>,
     pub context_limit: Option<i64>,
     pub context: RunContext,
+    /// Body of the newest `prompt://` entry; absent without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_user_prompt: Option<String>,
+    /// Body of the newest update, of any status; absent without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_summary: Option<String>,
 }
 
 /// What a run holds: usage, reasoning, unparsed content and its log.
@@ -163,7 +169,11 @@ pub struct RunContext {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RunUsage {
     pub prompt_tokens: i64,
+    /// Prompt tokens the provider served from its cache.
+    pub cached_tokens: i64,
     pub completion_tokens: i64,
+    /// Completion tokens spent on reasoning.
+    pub reasoning_tokens: i64,
     pub total_tokens: i64,
     pub cost: f64,
 }

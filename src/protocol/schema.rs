@@ -17,15 +17,18 @@ use super::models::{
     AddModelParams, AddModelResult, GetModelsParams, ModelInfo, RemoveModelParams,
 };
 use super::notifications::{
-    RunProgressNotification, RunProposalNotification, RunResolvedNotification,
-    RunStateNotification, ServerNotification, StreamCancelledNotification, UiNotifyNotification,
-    UiRenderNotification,
+    RunChangedNotification, RunProgressNotification, RunProposalNotification,
+    RunResolvedNotification, RunStateNotification, ServerNotification, StreamCancelledNotification,
+    UiNotifyNotification, UiRenderNotification,
 };
 use super::runs::{
     GetRunParams, GetRunResult, GetRunsParams, LegacyRunParams, RunSetResult, RunSummary,
 };
 use super::session::{
     DiscoverResult, HelloParams, HelloResult, MethodInfo, NotificationInfo, PingResult,
+};
+use super::skills::{
+    GetSkillsParams, HomeFile, PersonaSetParams, SkillAddParams, SkillAddResult, SkillInfo,
 };
 use super::streams::{
     StreamAbortedParams, StreamAbortedResult, StreamCancelParams, StreamCompletedParams,
@@ -147,6 +150,20 @@ pub static METHODS: &[MethodDef] = &[
     method!("think", ToolCallParams => StatusOkResult, SERVED,
         "Tool fallback: records a thought as log://turn_N/think/{path} (body = the reasoning); \
          nothing else is written. Not found when RUMMY_THINK is off."),
+    method!("skill/add", SkillAddParams => SkillAddResult, SERVED,
+        "Attaches RUMMY_HOME/skills/{name}.md to a run as skill://{name} (visible, shown to the model \
+         before other data)."),
+    method!("skill/remove", SkillAddParams => StatusOkResult, SERVED,
+        "Removes skill://{name} from a run."),
+    method!("getSkills", GetSkillsParams => Vec<SkillInfo>, SERVED,
+        "Lists the skills attached to a run: [{name}]."),
+    method!("listSkills", NoParams => Vec<HomeFile>, SERVED,
+        "Lists the skill files in RUMMY_HOME/skills: [{name, path}]."),
+    method!("persona/set", PersonaSetParams => StatusOkResult, SERVED,
+        "Sets a run's persona from text or RUMMY_HOME/personas/{name}.md (text wins); neither clears \
+         it. Loops started afterwards use it."),
+    method!("listPersonas", NoParams => Vec<HomeFile>, SERVED,
+        "Lists the persona files in RUMMY_HOME/personas: [{name, path}]."),
     method!("stream", StreamParams => StatusOkResult, PLANNED,
         "Not served yet. Appends a chunk of a streaming command's output to its channel."),
     method!("stream/completed", StreamCompletedParams => StreamFinishedResult, PLANNED,
@@ -165,6 +182,9 @@ pub static NOTIFICATIONS: &[NotificationDef] = &[
     notification!(RunProgressNotification, SERVED,
         "What a run is doing while the model works: {run, turn, status: thinking|processing|retrying}; \
          retrying adds {attempt, error, delayMs} before each wait between provider calls."),
+    notification!(RunChangedNotification, SERVED,
+        "Only to clients that listed it in rummy/hello `subscribe`: an entry of a run changed, \
+         {run, runId, path, changeType}; sent besides run/state and run/progress."),
     notification!(RunProposalNotification, SERVED,
         "An entry awaits a decision from any client of the project: {run, proposed: [{path, body, \
          attributes, turn}]}, one at a time. Answer with set {run, path, state: resolved|cancelled|failed, body?}."),

@@ -20,6 +20,16 @@ pub struct HelloParams {
     pub config_path: Option<String>,
     /// The client's protocol version; its MAJOR must match the server's. Omitted skips the check.
     pub client_version: Option<String>,
+    /// Extra notifications this connection wants; `"run/changed"` is the one there is.
+    pub subscribe: Option<Vec<SubscribeName>>,
+}
+
+/// A notification a client may subscribe to in `rummy/hello`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum SubscribeName {
+    /// A pulse on every entry write: `{run, runId, path, changeType}`.
+    #[serde(rename = "run/changed")]
+    RunChanged,
 }
 
 /// `rummy/hello` result: the project this connection is now bound to.

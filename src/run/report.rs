@@ -101,6 +101,11 @@ pub async fn run_state(
     status: RunStatus,
     fresh: Option<&FreshTurn>,
 ) -> Result<RunStateNotification, StoreError> {
+    if engine.config.transcripts && fresh.is_some() {
+        // run/state with a fresh turn is sent once per provider reply: the
+        // one point after every turn's audit entries exist.
+        transcript::write_turn(engine, run, turn).await;
+    }
     let report: RunReport = engine
         .store
         .run(ReportRun {
@@ -175,7 +180,9 @@ pub async fn run_detail(engine: &Engine, run: &RunRow) -> Result<GetRunResult, S
         context: RunContext {
             telemetry: RunUsage {
                 prompt_tokens: u.prompt_tokens,
+                cached_tokens: u.cached_tokens,
                 completion_tokens: u.completion_tokens,
+                reasoning_tokens: u.reasoning_tokens,
                 total_tokens: u.total_tokens,
                 cost: u.cost,
             },
@@ -183,5 +190,145 @@ pub async fn run_detail(engine: &Engine, run: &RunRow) -> Result<GetRunResult, S
             content: report.content.into_iter().map(Into::into).collect(),
             history: report.history.into_iter().map(Into::into).collect(),
         },
+        last_user_prompt: report.last_prompt,
+        last_summary: report.last_update,
     })
+}
+
+/// `RUMMY_HOME` transcripts (spec 03 §7.3), written only with
+/// `RUMMY_TRANSCRIPTS=1`: `turns/<run>/turn_NNN.txt` holds one turn's
+/// exchange, read back from its audit entries (`system://N`, `user://N`,
+/// `assistant://N`, `reasoning://N`, `model://N`); `last_run.txt` holds
+/// every turn of the run that last took one. A failure only warns.
+pub mod transcript {
+    use crate::run::Engine;
+    use crate::store::{GetEntry, RunRow};
+    use std::path::Path;
+
+    const RULE: &str = "============================================================";
+
+    /// A run alias as a single safe directory name.
+    pub fn dir_name(alias: &str) -> String {
+        let name: String = alias
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        match name.as_str() {
+            "" | "." | ".." => format!("run_{}", name.len()),
+            _ => name,
+        }
+    }
+
+    /// The text of one turn, or `None` when it got no reply.
+    pub async fn turn_text(engine: &Engine, run: &RunRow, turn: i64) -> Option<String> {
+        let body = |scheme: &'static str| {
+            let store = engine.store.clone();
+            let run_id = run.id;
+            async move {
+                store
+                    .run(GetEntry {
+                        run_id,
+                        path: format!("{scheme}://{turn}"),
+                    })
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|row| row.body)
+            }
+        };
+        let assistant = body("assistant").await?;
+        let model = run.model.clone().unwrap_or_default();
+        let mut text = format!(
+            "\n{RULE}\nTURN {turn} — model={model} run={}\n{RULE}",
+            run.alias
+        );
+        for (label, scheme) in [("SYSTEM", "system"), ("USER", "user")] {
+            if let Some(b) = body(scheme).await {
+                text.push_str(&format!("\n\n--- {label} ---\n{b}"));
+            }
+        }
+        text.push_str(&format!("\n\n--- ASSISTANT ---\n{assistant}"));
+        if let Some(r) = body("reasoning").await {
+            text.push_str(&format!("\n\n--- REASONING ---\n{r}"));
+        }
+        let usage = body("model")
+            .await
+            .and_then(|m| serde_json::from_str::<serde_json::Value>(&m).ok())
+            .and_then(|m| m.get("usage").cloned())
+            .unwrap_or(serde_json::Value::Null);
+        text.push_str(&format!("\n\n--- USAGE ---\n{usage}\n"));
+        Some(text)
+    }
+
+    /// Writes one turn's transcript files.
+    pub async fn write_turn(engine: &Engine, run: &RunRow, turn: i64) {
+        let Some(text) = turn_text(engine, run, turn).await else {
+            return;
+        };
+        let home = engine.config.home.clone();
+        let alias = run.alias.clone();
+        let written =
+            tokio::task::spawn_blocking(move || write_files(&home, &alias, turn, &text)).await;
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("could not write the transcript of turn {turn}: {e}"),
+            Err(e) => tracing::warn!("could not write the transcript of turn {turn}: {e}"),
+        }
+    }
+
+    fn write_files(home: &Path, alias: &str, turn: i64, text: &str) -> std::io::Result<()> {
+        use std::io::{BufRead, Write};
+        let dir = home.join("turns").join(dir_name(alias));
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join(format!("turn_{turn:03}.txt")), text)?;
+        let header = format!("# rummy transcript of run {alias}");
+        let last = home.join("last_run.txt");
+        let same_run = std::fs::File::open(&last)
+            .ok()
+            .and_then(|f| std::io::BufReader::new(f).lines().next())
+            .and_then(Result::ok)
+            .is_some_and(|first| first == header);
+        let mut file = if same_run {
+            std::fs::OpenOptions::new().append(true).open(&last)?
+        } else {
+            let mut f = std::fs::File::create(&last)?;
+            writeln!(f, "{header}")?;
+            f
+        };
+        file.write_all(text.as_bytes())
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn aliases_become_one_safe_directory() {
+            assert_eq!(dir_name("fake_1795494248796"), "fake_1795494248796");
+            assert_eq!(dir_name("../../etc"), ".._.._etc");
+            assert_eq!(dir_name("a/b\\c"), "a_b_c");
+            assert_eq!(dir_name(".."), "run_2");
+            assert!(!dir_name("x/../y").contains('/'));
+        }
+
+        #[test]
+        fn last_run_keeps_one_run_and_restarts_for_another() {
+            let home = tempfile::tempdir().unwrap();
+            write_files(home.path(), "a", 1, "one\n").unwrap();
+            write_files(home.path(), "a", 2, "two\n").unwrap();
+            let last = std::fs::read_to_string(home.path().join("last_run.txt")).unwrap();
+            assert_eq!(last, "# rummy transcript of run a\none\ntwo\n");
+            write_files(home.path(), "b", 1, "three\n").unwrap();
+            let last = std::fs::read_to_string(home.path().join("last_run.txt")).unwrap();
+            assert_eq!(last, "# rummy transcript of run b\nthree\n");
+            let turn = home.path().join("turns/a/turn_002.txt");
+            assert_eq!(std::fs::read_to_string(turn).unwrap(), "two\n");
+        }
+    }
 }

@@ -155,6 +155,7 @@ impl ClientConnection {
             client_id: self.id,
             project_id: binding.project_id,
             recipient: ctx.address().recipient(),
+            run_changed: binding.run_changed,
         });
         self.binding = Some(binding);
     }

@@ -13,7 +13,7 @@ use crate::llm::ProviderRegistry;
 use crate::run::{Engine, RunService};
 use crate::store::schemes::bootstrap_schemes;
 use crate::store::schemes::RegisterSchemes;
-use crate::store::{RecoverInterrupted, Store, StoreError, UpsertModel};
+use crate::store::{PurgeOldRuns, RecoverInterrupted, Store, StoreError, UpsertModel};
 use crate::tools::ToolRegistry;
 use actix::prelude::*;
 use actix_web::http::header;
@@ -104,6 +104,23 @@ impl ServerHandle {
             client_id,
             project_id,
             recipient,
+            run_changed: false,
+        });
+        client_id
+    }
+
+    /// Like [`ServerHandle::subscribe`], with the `run/changed` pulse too.
+    pub fn subscribe_with_changes(
+        &self,
+        project_id: i64,
+        recipient: Recipient<crate::hub::Push>,
+    ) -> u64 {
+        let client_id = self.next_client.fetch_add(1, Ordering::Relaxed);
+        self.hub.do_send(crate::hub::Subscribe {
+            client_id,
+            project_id,
+            recipient,
+            run_changed: true,
         });
         client_id
     }
@@ -189,6 +206,7 @@ pub async fn start(mut config: Config, options: StartOptions) -> Result<ServerHa
                 .map_err(StartError::ProjectRoots)?;
     }
     let config = Arc::new(config);
+    create_home_dirs(&config.home).await;
     let store = {
         let path = config.db_path.clone();
         let mmap = config.mmap_mb;
@@ -213,11 +231,21 @@ pub async fn start(mut config: Config, options: StartOptions) -> Result<ServerHa
             })
             .await?;
     }
+    if let Some(days) = config.retention_days {
+        match store.run(PurgeOldRuns { days }).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!("retention: removed {n} finished run(s) older than {days} day(s)")
+            }
+            // Upstream only warns: a failed purge must not keep the server down.
+            Err(e) => tracing::warn!("retention purge failed: {e}"),
+        }
+    }
     let recovered = store.run(RecoverInterrupted).await?;
     if recovered > 0 {
         tracing::info!("marked {recovered} interrupted run(s) aborted (499)");
     }
-    let hub = Hub::default().start();
+    let hub = Hub::with_change_feed(store.addr().clone().recipient()).start();
     let engine = Arc::new(Engine {
         store: store.clone(),
         hub: hub.clone(),
@@ -251,6 +279,25 @@ pub async fn start(mut config: Config, options: StartOptions) -> Result<ServerHa
         http,
         lock: std::sync::Mutex::new(Some(lock)),
     })
+}
+
+/// The folders skills and personas are read from (upstream's installer
+/// makes them; a server started without it would answer every skill call
+/// with "not found"). A failure only warns: the server runs without them.
+async fn create_home_dirs(home: &std::path::Path) {
+    let home = home.to_path_buf();
+    let made = tokio::task::spawn_blocking(move || {
+        for dir in ["skills", "personas"] {
+            let path = home.join(dir);
+            if let Err(e) = std::fs::create_dir_all(&path) {
+                tracing::warn!("could not create {}: {e}", path.display());
+            }
+        }
+    })
+    .await;
+    if let Err(e) = made {
+        tracing::warn!("could not create the RUMMY_HOME folders: {e}");
+    }
 }
 
 /// Binds first, so the admission rules know the port actually bound (the

@@ -21,6 +21,8 @@ pub const NOT_INITIALIZED: i64 = -32002;
 pub struct Binding {
     pub project_id: i64,
     pub project_root: String,
+    /// The client listed `run/changed` in hello's `subscribe`.
+    pub run_changed: bool,
 }
 
 /// What a handler gets: services, the caller and its binding.

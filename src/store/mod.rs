@@ -6,6 +6,7 @@
 //! message is all-or-nothing and writes are serialized. [`Store`] is the thin
 //! async client the rest of the code (and embedding programs) uses.
 
+pub mod changes;
 pub mod db;
 pub mod entries;
 pub mod files;
@@ -14,6 +15,7 @@ pub mod patterns;
 pub mod projects;
 pub mod proposals;
 pub mod reads;
+pub mod retention;
 pub mod runs;
 pub mod schema;
 pub mod schemes;
@@ -31,6 +33,7 @@ pub use files::*;
 pub use projects::*;
 pub use proposals::*;
 pub use reads::*;
+pub use retention::*;
 pub use runs::*;
 pub use schemes::{SchemeDef, Writer};
 pub use status::{EntryState, RunStatus, UnknownState, UnknownStatus};
@@ -115,6 +118,10 @@ pub struct EntryStore {
     /// Appended chunks not yet folded into bodies.
     pending_chunks: bool,
     watchers: watch::Watchers,
+    /// Where changed entries go (the hub, while a client wants `run/changed`).
+    change_sink: Option<Recipient<changes::EntriesChanged>>,
+    /// Whether this connection has the recording triggers.
+    change_triggers: bool,
 }
 
 impl EntryStore {
@@ -125,7 +132,28 @@ impl EntryStore {
             mmap_mb,
             pending_chunks: true,
             watchers: watch::Watchers::default(),
+            change_sink: None,
+            change_triggers: false,
         }
+    }
+
+    /// Gives the connection the recording triggers exactly while a sink is set.
+    fn sync_change_triggers(&mut self) -> StoreResult<()> {
+        let want = self.change_sink.is_some();
+        let Some(conn) = self.conn.as_mut() else {
+            // Reopened on next use, without triggers; `execute` adds them.
+            self.change_triggers = false;
+            return Ok(());
+        };
+        if want != self.change_triggers {
+            if want {
+                changes::install(conn)?;
+            } else {
+                changes::uninstall(conn)?;
+            }
+            self.change_triggers = want;
+        }
+        Ok(())
     }
 
     fn execute<O: StoreOp>(&mut self, op: O) -> StoreResult<O::Output> {
@@ -134,7 +162,14 @@ impl EntryStore {
             let conn = db::open(&self.path, self.mmap_mb)
                 .map_err(|e| StoreError::Unavailable(e.to_string()))?;
             self.conn = Some(conn);
+            self.change_triggers = false;
         }
+        if self.change_sink.is_some() && !self.change_triggers {
+            if let Err(e) = self.sync_change_triggers() {
+                tracing::warn!("could not record entry changes: {e}");
+            }
+        }
+        let recording = self.change_triggers;
         let conn = self
             .conn
             .as_mut()
@@ -149,11 +184,25 @@ impl EntryStore {
                 if fold {
                     verbs::fold_chunks(c)?;
                 }
-                op.run(c)
+                let out = op.run(c)?;
+                // Drained inside the transaction: a rolled-back operation
+                // recorded nothing.
+                let changed = if recording {
+                    changes::drain(c)?
+                } else {
+                    Vec::new()
+                };
+                Ok((out, changed))
             })
         }));
         let result = match outcome {
-            Ok(r) => r,
+            Ok(Ok((out, changed))) => {
+                if let (Some(sink), false) = (&self.change_sink, changed.is_empty()) {
+                    sink.do_send(changes::EntriesChanged(changed));
+                }
+                Ok(out)
+            }
+            Ok(Err(e)) => Err(e),
             Err(_) => {
                 tracing::error!("a store operation panicked; reopening the database");
                 self.conn = None;

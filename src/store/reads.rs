@@ -175,6 +175,10 @@ pub struct RunReport {
     pub reasoning: Vec<PathBody>,
     pub content: Vec<PathBody>,
     pub distribution: Vec<Bucket>,
+    /// Body of the newest `prompt://` entry.
+    pub last_prompt: Option<String>,
+    /// Body of the newest update, of any status.
+    pub last_update: Option<String>,
 }
 
 pub struct ReportRun {
@@ -235,6 +239,18 @@ impl StoreOp for ReportRun {
             .select(entries::body)
             .first(conn)
             .optional()?;
+        let newest = |pattern: &str, conn: &mut SqliteConnection| -> StoreResult<Option<String>> {
+            Ok(entries::table
+                .inner_join(run_views::table)
+                .filter(run_views::run_id.eq(run))
+                .filter(entries::path.like(pattern))
+                .order(run_views::id.desc())
+                .select(entries::body)
+                .first(conn)
+                .optional()?)
+        };
+        let last_prompt = newest("prompt://%", conn)?;
+        let last_update = newest("log://turn_%/update/%", conn)?;
         let rows: Vec<(String, String)> = turn_context::table
             .filter(turn_context::run_id.eq(run))
             .filter(turn_context::turn.eq(self.turn))
@@ -264,6 +280,8 @@ impl StoreOp for ReportRun {
             reasoning,
             content,
             distribution,
+            last_prompt,
+            last_update,
         })
     }
 }
@@ -277,6 +295,8 @@ store_ops!(
 /// One `getEntries` item.
 #[derive(Debug, Clone, Serialize)]
 pub struct EntryListItem {
+    /// The view's id.
+    pub id: i64,
     pub path: String,
     pub scheme: Option<String>,
     pub state: EntryState,
@@ -284,10 +304,14 @@ pub struct EntryListItem {
     pub visibility: String,
     pub tokens: i64,
     pub attributes: serde_json::Value,
+    /// Only when asked for.
+    pub body: Option<String>,
 }
 
 #[derive(QueryableByName)]
 struct EntryListRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
     #[diesel(sql_type = Text)]
     path: String,
     #[diesel(sql_type = Nullable<Text>)]
@@ -315,43 +339,80 @@ pub struct QueryEntries {
     pub token_divisor: f64,
 }
 
+/// `getEntries` paging on top of a [`QueryEntries`] filter.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EntryPage {
+    pub with_body: bool,
+    /// At most this many rows.
+    pub limit: Option<i64>,
+    /// Only views with a greater id, ordered by id.
+    pub since: Option<i64>,
+}
+
 impl StoreOp for QueryEntries {
     type Output = Vec<EntryListItem>;
     fn run(self, conn: &mut SqliteConnection) -> StoreResult<Vec<EntryListItem>> {
+        PagedEntries {
+            query: self,
+            page: EntryPage::default(),
+        }
+        .run(conn)
+    }
+}
+
+/// A [`QueryEntries`] listing, paged.
+pub struct PagedEntries {
+    pub query: QueryEntries,
+    pub page: EntryPage,
+}
+
+impl StoreOp for PagedEntries {
+    type Output = Vec<EntryListItem>;
+    fn run(self, conn: &mut SqliteConnection) -> StoreResult<Vec<EntryListItem>> {
+        let PagedEntries { query: q, page } = self;
         let rows: Vec<EntryListRow> = diesel::sql_query(
-            "SELECT e.path, e.scheme, rv.state, rv.outcome, rv.visibility, e.body, e.attributes \
+            "SELECT rv.id, e.path, e.scheme, rv.state, rv.outcome, rv.visibility, e.body, \
+               e.attributes \
              FROM run_views rv JOIN entries e ON e.id = rv.entry_id \
              WHERE rv.run_id = ? AND hedmatch(?, e.path) \
                AND (? IS NULL OR hedsearch(?, e.body)) \
                AND (? IS NULL OR e.scheme = ?) \
                AND (? IS NULL OR rv.state = ?) \
                AND (? IS NULL OR rv.visibility = ?) \
-             ORDER BY e.path",
+               AND (? IS NULL OR rv.id > ?) \
+             ORDER BY CASE WHEN ? IS NULL THEN 0 ELSE rv.id END, e.path, rv.id \
+             LIMIT ?",
         )
-        .bind::<BigInt, _>(self.run_id)
-        .bind::<Text, _>(&self.pattern)
-        .bind::<Nullable<Text>, _>(&self.body_filter)
-        .bind::<Nullable<Text>, _>(&self.body_filter)
-        .bind::<Nullable<Text>, _>(&self.scheme)
-        .bind::<Nullable<Text>, _>(&self.scheme)
-        .bind::<Nullable<Text>, _>(&self.state)
-        .bind::<Nullable<Text>, _>(&self.state)
-        .bind::<Nullable<Text>, _>(&self.visibility)
-        .bind::<Nullable<Text>, _>(&self.visibility)
+        .bind::<BigInt, _>(q.run_id)
+        .bind::<Text, _>(&q.pattern)
+        .bind::<Nullable<Text>, _>(&q.body_filter)
+        .bind::<Nullable<Text>, _>(&q.body_filter)
+        .bind::<Nullable<Text>, _>(&q.scheme)
+        .bind::<Nullable<Text>, _>(&q.scheme)
+        .bind::<Nullable<Text>, _>(&q.state)
+        .bind::<Nullable<Text>, _>(&q.state)
+        .bind::<Nullable<Text>, _>(&q.visibility)
+        .bind::<Nullable<Text>, _>(&q.visibility)
+        .bind::<Nullable<BigInt>, _>(page.since)
+        .bind::<Nullable<BigInt>, _>(page.since)
+        .bind::<Nullable<BigInt>, _>(page.since)
+        .bind::<BigInt, _>(page.limit.unwrap_or(-1))
         .load(conn)?;
         Ok(rows
             .into_iter()
             .map(|r| EntryListItem {
-                tokens: count_tokens(&r.body, self.token_divisor),
+                id: r.id,
+                tokens: count_tokens(&r.body, q.token_divisor),
                 attributes: serde_json::from_str(&r.attributes).unwrap_or_default(),
                 path: r.path,
                 scheme: r.scheme,
                 state: r.state,
                 outcome: r.outcome,
                 visibility: r.visibility,
+                body: page.with_body.then_some(r.body),
             })
             .collect())
     }
 }
 
-store_ops!(QueryEntries => Vec<EntryListItem>);
+store_ops!(QueryEntries => Vec<EntryListItem>, PagedEntries => Vec<EntryListItem>);

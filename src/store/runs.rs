@@ -539,7 +539,24 @@ impl StoreOp for ActiveRunIds {
     }
 }
 
+/// Sets (or, with `None`, clears) a run's persona; later loops use it.
+pub struct SetRunPersona {
+    pub run_id: i64,
+    pub persona: Option<String>,
+}
+
+impl StoreOp for SetRunPersona {
+    type Output = ();
+    fn run(self, conn: &mut SqliteConnection) -> StoreResult<()> {
+        diesel::update(runs::table.filter(runs::id.eq(self.run_id)))
+            .set(runs::persona.eq(self.persona))
+            .execute(conn)?;
+        Ok(())
+    }
+}
+
 store_ops!(
+    SetRunPersona => (),
     CreateRun => RunRow,
     GetRun => Option<RunRow>,
     GetRunById => RunRow,

@@ -15,9 +15,10 @@ use crate::run::actor::{Resolution, Resolve};
 use crate::run::RunServiceError;
 use crate::server::router::{params, reply, store_error, CallCtx, Reply};
 use crate::store::{
-    AppendEntry, ChangeVisibility, Constraint, CopyEntry, DropConstraint, EntryListItem,
-    EntryState, EntryWrite, GetEntry, GetRun, ListConstraints, QueryEntries, RemoveEntries, RunRow,
-    SetByPattern, SetConstraint, SetEntry, WriteUpdate, Writer, CONSTRAINTS, RESOLUTION_ATTR,
+    AppendEntry, ChangeVisibility, Constraint, CopyEntry, DropConstraint, EntryListItem, EntryPage,
+    EntryState, EntryWrite, GetEntry, GetRun, ListConstraints, PagedEntries, QueryEntries,
+    RemoveEntries, RunRow, SetByPattern, SetConstraint, SetEntry, WriteUpdate, Writer, CONSTRAINTS,
+    RESOLUTION_ATTR,
 };
 use serde_json::Value;
 use std::path::Path;
@@ -25,6 +26,7 @@ use std::path::Path;
 impl From<EntryListItem> for EntryInfo {
     fn from(e: EntryListItem) -> Self {
         EntryInfo {
+            id: e.id,
             path: e.path,
             scheme: e.scheme,
             state: e.state,
@@ -32,6 +34,7 @@ impl From<EntryListItem> for EntryInfo {
             visibility: e.visibility,
             tokens: e.tokens,
             attributes: e.attributes,
+            body: e.body,
         }
     }
 }
@@ -323,19 +326,35 @@ pub async fn update(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
 
 pub async fn get_entries(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
     let p: GetEntriesParams = params("getEntries", raw)?;
+    if let Some(limit) = p.limit.filter(|l| *l < 1) {
+        return Err(bad(format!(
+            "getEntries: limit must be a positive integer (got {limit})"
+        )));
+    }
+    if let Some(since) = p.since.filter(|s| *s < 0) {
+        return Err(bad(format!(
+            "getEntries: since must be an entry id of 0 or more (got {since})"
+        )));
+    }
     let run = resolve_run(&ctx, p.run).await?;
+    let query = QueryEntries {
+        run_id: run.id,
+        pattern: p.pattern.unwrap_or_else(|| "*".into()),
+        body_filter: p.body_filter,
+        scheme: p.scheme,
+        state: entry_state(p.state)?,
+        visibility: p.visibility,
+        token_divisor: ctx.app.config.token_divisor,
+    };
+    let page = EntryPage {
+        with_body: p.with_body.unwrap_or(false),
+        limit: p.limit,
+        since: p.since,
+    };
     let rows = ctx
         .app
         .store
-        .run(QueryEntries {
-            run_id: run.id,
-            pattern: p.pattern.unwrap_or_else(|| "*".into()),
-            body_filter: p.body_filter,
-            scheme: p.scheme,
-            state: entry_state(p.state)?,
-            visibility: p.visibility,
-            token_divisor: ctx.app.config.token_divisor,
-        })
+        .run(PagedEntries { query, page })
         .await
         .map_err(store_error)?;
     let rows: Vec<EntryInfo> = rows.into_iter().map(EntryInfo::from).collect();

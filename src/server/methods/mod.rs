@@ -7,6 +7,7 @@ mod fallback;
 mod models;
 mod runs;
 mod session;
+mod skills;
 
 use super::router::MethodSpec;
 
@@ -37,7 +38,7 @@ macro_rules! gated_method {
     };
 }
 
-/// Session, models and runs.
+/// Session, models, runs, skills and personas.
 pub static ALL: &[MethodSpec] = &[
     open_method!("rummy/hello", session::hello),
     open_method!("ping", session::ping),
@@ -51,6 +52,12 @@ pub static ALL: &[MethodSpec] = &[
     gated_method!("act", runs::act, true),
     gated_method!("getRuns", runs::get_runs),
     gated_method!("getRun", runs::get_run),
+    gated_method!("skill/add", skills::skill_add),
+    gated_method!("skill/remove", skills::skill_remove),
+    gated_method!("getSkills", skills::get_skills),
+    gated_method!("listSkills", skills::list_skills),
+    gated_method!("persona/set", skills::persona_set),
+    gated_method!("listPersonas", skills::list_personas),
 ];
 
 /// Entry methods (client writer tier), project file constraints and the

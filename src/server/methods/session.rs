@@ -1,7 +1,7 @@
 //! Handshake, liveness and discovery.
 
 use crate::protocol::jsonrpc::RpcError;
-use crate::protocol::session::{HelloParams, HelloResult, PingResult};
+use crate::protocol::session::{HelloParams, HelloResult, PingResult, SubscribeName};
 use crate::protocol::PROTOCOL_VERSION;
 use crate::server::admission::resolve_project_root;
 use crate::server::router::{describe, params, reply, store_error, Binding, CallCtx, Reply};
@@ -19,6 +19,11 @@ pub async fn hello(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
             )));
         }
     }
+    let run_changed = p
+        .subscribe
+        .as_deref()
+        .unwrap_or_default()
+        .contains(&SubscribeName::RunChanged);
     let name = p
         .name
         .filter(|n| !n.trim().is_empty())
@@ -57,6 +62,7 @@ pub async fn hello(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
         bind: Some(Binding {
             project_id,
             project_root: canonical,
+            run_changed,
         }),
         ..reply(&result)?
     })
