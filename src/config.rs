@@ -128,6 +128,9 @@ pub struct Config {
     /// before the server rejects it with outcome `timeout`; `None` waits
     /// forever, as upstream does.
     pub proposal_timeout: Option<Duration>,
+    /// `RUMMY_YOLO=1`: every run's proposals are accepted by the server
+    /// (as if each run had `attributes.yolo`); `ask_user` still waits.
+    pub yolo: bool,
     pub think: bool,
     pub budget_ceiling: f64,
     pub token_divisor: f64,
@@ -300,6 +303,7 @@ impl Config {
                 secs => Some(Duration::from_secs(secs)),
             },
             think: r.flag("RUMMY_THINK"),
+            yolo: r.flag("RUMMY_YOLO"),
             budget_ceiling,
             token_divisor,
             max_entry_tokens: r.int32("RUMMY_MAX_ENTRY_TOKENS", 512)?,

@@ -52,6 +52,8 @@ pub struct RunAttributes {
     pub no_web: Option<bool>,
     /// No proposals (no `ask_user`, `env`, `sh`).
     pub no_proposals: Option<bool>,
+    /// The server accepts every proposal itself, vetoes included (`ask_user` still waits for a client).
+    pub yolo: Option<bool>,
     /// On an existing run: start a child run that shares the parent's entries.
     pub fork: Option<bool>,
 }

@@ -57,4 +57,7 @@ pub struct LoopFlags {
     pub no_proposals: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f64>,
+    /// The server accepts this loop's proposals itself (not `ask_user`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub yolo: Option<bool>,
 }

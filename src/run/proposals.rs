@@ -175,6 +175,7 @@ pub async fn settle(
     engine: &Engine,
     run: &RunRow,
     inbox: &mut DrainInbox,
+    yolo: bool,
 ) -> Result<Option<(String, i64)>, String> {
     let err = |e: StoreError| e.to_string();
     let pending = engine
@@ -186,7 +187,7 @@ pub async fn settle(
         return Ok(None);
     }
     set_status(engine, run.id, RunStatus::Proposed).await?;
-    let waited = wait_all(engine, run, inbox, pending).await;
+    let waited = wait_all(engine, run, inbox, pending, yolo).await;
     // Back to 102 whatever happened, so the loop can end the run in any
     // status (202 may only go to 102, 200 or 499).
     set_status(engine, run.id, RunStatus::Running).await?;
@@ -198,6 +199,7 @@ async fn wait_all(
     run: &RunRow,
     inbox: &mut DrainInbox,
     pending: Vec<EntryRow>,
+    yolo: bool,
 ) -> Result<Option<(String, i64)>, String> {
     let mut failure: Option<(String, i64)> = None;
     for proposal in pending {
@@ -206,7 +208,15 @@ async fn wait_all(
             .map_err(|e| e.to_string())?;
         let Some(current) = current else { continue };
         if current.state == EntryState::Proposed && failure.is_some() {
-            cancel_one(engine, run, &current.path, "aborted").await;
+            settle_unanswered(
+                engine,
+                run,
+                &current.path,
+                EntryState::Cancelled,
+                "aborted",
+                None,
+            )
+            .await;
             continue;
         }
         if current.state == EntryState::Proposed {
@@ -223,7 +233,11 @@ async fn wait_all(
                     }],
                 },
             );
-            wait_one(engine, run, inbox, &current.path).await?;
+            if yolo && !is_question(&current) {
+                auto_accept(engine, run, &current.path).await;
+            } else {
+                wait_one(engine, run, inbox, &current.path).await?;
+            }
         }
         if let Some(done) = entry(engine, run.id, &proposal.path)
             .await
@@ -254,8 +268,32 @@ async fn wait_one(
     inbox: &mut DrainInbox,
     path: &str,
 ) -> Result<(), String> {
+    let limit = engine.config.proposal_timeout;
+    let deadline = limit.map(|t| tokio::time::Instant::now() + t);
     loop {
-        let Some(resolve) = inbox.next_resolution().await else {
+        let next = match deadline {
+            Some(at) => match tokio::time::timeout_at(at, inbox.next_resolution()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    let secs = limit.map_or(0, |t| t.as_secs());
+                    let error = format!(
+                        "No client answered within {secs} s (RUMMY_PROPOSAL_TIMEOUT); the proposal was not applied."
+                    );
+                    settle_unanswered(
+                        engine,
+                        run,
+                        path,
+                        EntryState::Failed,
+                        "timeout",
+                        Some(error),
+                    )
+                    .await;
+                    return Ok(());
+                }
+            },
+            None => inbox.next_resolution().await,
+        };
+        let Some(resolve) = next else {
             return Err("the run stopped while a proposal was waiting".into());
         };
         let Resolve {
@@ -309,12 +347,54 @@ async fn entry(engine: &Engine, run_id: i64, path: &str) -> Result<Option<EntryR
         .await
 }
 
-/// Settles one proposal as cancelled and tells every client.
-async fn cancel_one(engine: &Engine, run: &RunRow, path: &str, outcome: &str) {
+/// A yolo run: the server accepts the proposal itself, through the same
+/// path a client's acceptance takes (vetoes included).
+async fn auto_accept(engine: &Engine, run: &RunRow, path: &str) {
+    match apply(engine, run, path, Resolution::Accept, None).await {
+        Ok((state, outcome, vetoed)) => resolved_notice(
+            engine,
+            run,
+            path,
+            &Settled {
+                state,
+                outcome,
+                vetoed,
+                status: RunStatus::Running,
+            },
+        ),
+        Err(e) => tracing::error!(run = %run.alias, "could not accept proposal {path}: {e}"),
+    }
+}
+
+/// `ask_user` waits for a person even in a yolo run.
+fn is_question(row: &EntryRow) -> bool {
+    let attrs: Map<String, Value> = serde_json::from_str(&row.attributes).unwrap_or_default();
+    effect_of(row, &attrs) == Effect::Answer
+}
+
+/// Settles one proposal no client decided (cancelled by an abort of its
+/// turn, or failed on the proposal timeout) and tells every client.
+async fn settle_unanswered(
+    engine: &Engine,
+    run: &RunRow,
+    path: &str,
+    state: EntryState,
+    outcome: &str,
+    error: Option<String>,
+) {
+    let resolution = if state == EntryState::Cancelled {
+        "cancelled"
+    } else {
+        outcome
+    };
+    let mut attributes = json!({ RESOLUTION_ATTR: resolution });
+    if let Some(error) = error {
+        attributes["error"] = Value::String(error);
+    }
     let write = EntryWrite {
-        state: Some(EntryState::Cancelled),
+        state: Some(state),
         outcome: Some(outcome.to_string()),
-        attributes: Some(json!({ RESOLUTION_ATTR: "cancelled" })),
+        attributes: Some(attributes),
         ..EntryWrite::new(run.id, path, Writer::Plugin)
     };
     match engine.store.run(SetEntry(write)).await {
@@ -323,7 +403,7 @@ async fn cancel_one(engine: &Engine, run: &RunRow, path: &str, outcome: &str) {
             run,
             path,
             &Settled {
-                state: EntryState::Cancelled,
+                state,
                 outcome: Some(outcome.to_string()),
                 vetoed: false,
                 status: RunStatus::Proposed,

@@ -593,7 +593,8 @@ async fn run_turn(
         }
     }
     let offer = tool_set(mode, lp, engine.config.think);
-    let prints = dispatch_all(engine, &ctx, run, &offer, &parsed.commands, inbox).await?;
+    let yolo = engine.config.yolo || loop_flags(lp).yolo == Some(true);
+    let prints = dispatch_all(engine, &ctx, run, &offer, yolo, &parsed.commands, inbox).await?;
     let terminal_status = resolve_update(&ctx, &parsed.commands, &completion.content)
         .await
         .map_err(err)?;
@@ -678,6 +679,7 @@ async fn dispatch_all(
     ctx: &TurnCtx,
     run: &RunRow,
     offer: &ToolSet,
+    yolo: bool,
     commands: &[Command],
     inbox: &mut DrainInbox,
 ) -> Result<Vec<String>, String> {
@@ -763,7 +765,7 @@ async fn dispatch_all(
                     Ok(()) => {
                         // The turn waits here for each proposal the command
                         // raised (spec 03 §4.3 step 8); a rejected one fails.
-                        let settled = super::proposals::settle(engine, run, inbox).await?;
+                        let settled = super::proposals::settle(engine, run, inbox, yolo).await?;
                         let failure = match entry_failure(ctx, path).await.map_err(err)? {
                             Some(f) => Some(f),
                             None => {
@@ -918,12 +920,16 @@ async fn resolve_update(
 
 /// What the loop offers the model: its mode, `RUMMY_THINK` and the
 /// client's flags stored with the loop.
-fn tool_set(mode: Mode, lp: &LoopRow, think: bool) -> ToolSet {
-    let flags: LoopFlags = lp
-        .config
+/// The flags a client chose for this loop (stored with the loop).
+fn loop_flags(lp: &LoopRow) -> LoopFlags {
+    lp.config
         .as_deref()
         .and_then(|c| serde_json::from_str(c).ok())
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+fn tool_set(mode: Mode, lp: &LoopRow, think: bool) -> ToolSet {
+    let flags = loop_flags(lp);
     ToolSet {
         no_interaction: flags.no_interaction.unwrap_or(false),
         no_web: flags.no_web.unwrap_or(false),

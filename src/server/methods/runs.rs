@@ -81,6 +81,7 @@ pub async fn set(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
             no_web: typed(&attrs, "noWeb")?,
             no_proposals: typed(&attrs, "noProposals")?,
             temperature: None,
+            yolo: typed(&attrs, "yolo")?,
         },
     };
     run_lifecycle(ctx, request).await
@@ -105,6 +106,7 @@ async fn legacy(ctx: CallCtx, raw: Value, mode: Mode) -> Result<Reply, RpcError>
             no_web: p.no_web,
             no_proposals: p.no_proposals,
             temperature: None,
+            yolo: None,
         },
     };
     run_lifecycle(ctx, request).await
