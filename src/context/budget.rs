@@ -34,10 +34,7 @@ pub fn compute_budget(context_size: i64, ratio: f64, total_tokens: i64) -> Budge
 
 /// `measureMessages`: the tokens of each message's content, summed.
 pub fn measure_messages<'a>(contents: impl IntoIterator<Item = &'a str>, divisor: f64) -> i64 {
-    contents
-        .into_iter()
-        .map(|c| count_tokens(c, divisor))
-        .sum()
+    contents.into_iter().map(|c| count_tokens(c, divisor)).sum()
 }
 
 /// The figure a packet is checked by: what we measured, or the provider's
@@ -49,12 +46,7 @@ pub fn check_total(measured: i64, previous_actual: Option<i64>) -> i64 {
 
 /// Post-dispatch prediction of the next packet: this turn's size plus the
 /// projected bodies of every row this turn wrote or promoted.
-pub fn predict_next_packet(
-    rows: &[TurnContextRow],
-    turn: i64,
-    baseline: i64,
-    divisor: f64,
-) -> i64 {
+pub fn predict_next_packet(rows: &[TurnContextRow], turn: i64, baseline: i64, divisor: f64) -> i64 {
     let delta: i64 = rows
         .iter()
         .filter(|r| r.source_turn == turn && r.category != SYSTEM_CATEGORY)
@@ -116,10 +108,9 @@ pub fn overflow_body(overflow: i64, ceiling: i64, demoted: &[Demoted]) -> String
         body.push_str("\nDemoted:");
         for d in demoted {
             match d.turn.filter(|t| *t != 0) {
-                Some(t) => body.push_str(&format!(
-                    "\n- {} (turn {t}, {} tokens)",
-                    d.path, d.tokens
-                )),
+                Some(t) => {
+                    body.push_str(&format!("\n- {} (turn {t}, {} tokens)", d.path, d.tokens))
+                }
                 None => body.push_str(&format!("\n- {} ({} tokens)", d.path, d.tokens)),
             }
         }
@@ -132,7 +123,13 @@ mod tests {
     use super::*;
     use crate::store::EntryState;
 
-    fn row(path: &str, category: &str, ordinal: i64, source_turn: i64, body: &str) -> TurnContextRow {
+    fn row(
+        path: &str,
+        category: &str,
+        ordinal: i64,
+        source_turn: i64,
+        body: &str,
+    ) -> TurnContextRow {
         TurnContextRow {
             ordinal,
             path: path.into(),
@@ -154,7 +151,10 @@ mod tests {
         assert_eq!(b.tokens_free, 0);
         assert!(!b.ok);
         let b = compute_budget(12000, 0.9, 10800);
-        assert_eq!((b.ceiling, b.overflow, b.tokens_free, b.ok), (10800, 0, 0, true));
+        assert_eq!(
+            (b.ceiling, b.overflow, b.tokens_free, b.ok),
+            (10800, 0, 0, true)
+        );
         assert_eq!(b.token_usage, 10800);
         let b = compute_budget(12000, 0.9, 800);
         assert_eq!(b.tokens_free, 10000);
@@ -174,7 +174,13 @@ mod tests {
             row("known://old", "data", 1, 2, "xxxxxxxx"),
             row("known://new", "data", 2, 3, "xxxx"),
             row("log://turn_3/set/a", "logging", 3, 3, "xx"),
-            row("instructions://system", SYSTEM_CATEGORY, 0, 3, "xxxxxxxxxxxx"),
+            row(
+                "instructions://system",
+                SYSTEM_CATEGORY,
+                0,
+                3,
+                "xxxxxxxxxxxx",
+            ),
         ];
         assert_eq!(predict_next_packet(&rows, 3, 100, 2.0), 103);
         assert_eq!(predict_next_packet(&rows, 2, 100, 2.0), 104);
@@ -185,7 +191,10 @@ mod tests {
         let mut old = row("prompt://1", "prompt", 5, 1, "a");
         old.visibility = "summarized".into();
         let rows = vec![old, row("prompt://4", "prompt", 6, 4, "b")];
-        assert_eq!(latest_prompt(&rows).map(|r| r.path.as_str()), Some("prompt://4"));
+        assert_eq!(
+            latest_prompt(&rows).map(|r| r.path.as_str()),
+            Some("prompt://4")
+        );
         assert!(latest_prompt(&rows[..0]).is_none());
     }
 

@@ -10,8 +10,8 @@ use crate::context::budget::{
 };
 use crate::context::{assemble, Packet, PacketInput};
 use crate::store::{
-    ChangeVisibility, DemoteRunVisibleEntries, DemoteTurnEntries, DemotedEntry, LogError,
-    LoopRow, ModelContext, RunRow, SaveTurnContext, StoreError,
+    ChangeVisibility, DemoteRunVisibleEntries, DemoteTurnEntries, DemotedEntry, LogError, LoopRow,
+    ModelContext, RunRow, SaveTurnContext, StoreError,
 };
 use crate::tokens::count_tokens;
 use crate::tools::ToolSet;
@@ -102,8 +102,9 @@ impl Materializer<'_> {
 
 /// What the pre-LLM check decided.
 pub enum Gate {
-    /// Send this packet (possibly rebuilt after a Prompt Demotion).
-    Send(Packet),
+    /// Send this packet (possibly rebuilt after demotions). `struck` when a
+    /// run-wide demotion wrote a 413 to get it under the ceiling.
+    Send { packet: Packet, struck: bool },
     /// Nothing is sent: the turn takes a 413 strike. Carries the measured
     /// size of the packet that did not fit.
     Skip { measured: i64 },
@@ -111,40 +112,76 @@ pub enum Gate {
 
 /// The pre-LLM check (`hooks.budget.enforce`). The first check takes the
 /// larger of our measure and the provider's count of the previous packet;
-/// after a Prompt Demotion the rebuilt messages are measured afresh (the
+/// after any demotion the rebuilt messages are measured afresh (the
 /// stale-measure fix), so a turn after an overflow is never held to an old
-/// figure.
+/// figure. Beyond upstream: when the prompt is not enough (or not ours to
+/// demote), every visible entry is summarized before the turn gives up,
+/// because a skipped turn changes nothing and the next would fail alike.
 pub async fn pre_llm(m: &Materializer<'_>, iteration: u32, packet: Packet) -> Result<Gate, String> {
     let Some(size) = m.context_size else {
-        return Ok(Gate::Send(packet));
+        return Ok(Gate::Send {
+            packet,
+            struck: false,
+        });
     };
     let ratio = m.engine.config.budget_ceiling;
-    let first = compute_budget(size, ratio, packet.total_tokens);
-    if first.ok {
-        return Ok(Gate::Send(packet));
-    }
-    if iteration != 1 {
-        m.emit_413(pre_llm_message(&first, false), &[]).await?;
-        return Ok(Gate::Skip {
-            measured: packet.assembled_tokens,
+    let mut budget = compute_budget(size, ratio, packet.total_tokens);
+    if budget.ok {
+        return Ok(Gate::Send {
+            packet,
+            struck: false,
         });
     }
-    let Some(prompt) = latest_prompt(&packet.rows).map(|r| r.path.clone()) else {
-        m.emit_413(pre_llm_message(&first, false), &[]).await?;
-        return Ok(Gate::Skip {
-            measured: packet.assembled_tokens,
-        });
-    };
-    m.summarize(&prompt).await?;
-    tracing::debug!(run = %m.run.alias, turn = m.turn, %prompt, "prompt demoted to fit the budget");
-    let rebuilt = m.packet(0).await?;
-    let again = compute_budget(size, ratio, rebuilt.total_tokens);
-    if again.ok {
-        return Ok(Gate::Send(rebuilt));
+    let mut packet = packet;
+    let mut after_prompt = false;
+    if iteration == 1 {
+        if let Some(prompt) = latest_prompt(&packet.rows).map(|r| r.path.clone()) {
+            m.summarize(&prompt).await?;
+            tracing::debug!(run = %m.run.alias, turn = m.turn, %prompt, "prompt demoted to fit the budget");
+            packet = m.packet(0).await?;
+            budget = compute_budget(size, ratio, packet.total_tokens);
+            if budget.ok {
+                return Ok(Gate::Send {
+                    packet,
+                    struck: false,
+                });
+            }
+            after_prompt = true;
+        }
     }
-    m.emit_413(pre_llm_message(&again, true), &[]).await?;
+    let divisor = m.engine.config.token_divisor;
+    let demoted: Vec<Demoted> = m
+        .engine
+        .store
+        .run(DemoteRunVisibleEntries { run_id: m.run.id })
+        .await
+        .map_err(err)?
+        .into_iter()
+        .map(|d| Demoted {
+            tokens: count_tokens(&d.body, divisor),
+            path: d.path,
+            turn: Some(d.turn),
+        })
+        .collect();
+    if !demoted.is_empty() {
+        m.emit_413(
+            overflow_body(budget.overflow, budget.ceiling, &demoted),
+            &demoted,
+        )
+        .await?;
+        packet = m.packet(0).await?;
+        budget = compute_budget(size, ratio, packet.total_tokens);
+        if budget.ok {
+            return Ok(Gate::Send {
+                packet,
+                struck: true,
+            });
+        }
+    }
+    m.emit_413(pre_llm_message(&budget, after_prompt), &[])
+        .await?;
     Ok(Gate::Skip {
-        measured: rebuilt.assembled_tokens,
+        measured: packet.assembled_tokens,
     })
 }
 

@@ -15,8 +15,8 @@ use crate::protocol::notifications::{Notification, ProgressStatus, RunProgressNo
 use crate::store::paths::{is_invalid_target, log_path};
 use crate::store::{
     AllocateLogPaths, BeginTurn, EntryWrite, FinishLoop, GetEntry, GetModel, GetRunById, LogError,
-    LoopRow, PreviousPromptTokens, RecordTurnUsage, RunRow, SetEntry,
-    SetModelContextLength, SetRunStatus, StoreError, TurnUsage, Writer,
+    LoopRow, PreviousPromptTokens, RecordTurnUsage, RunRow, SetEntry, SetModelContextLength,
+    SetRunStatus, StoreError, TurnUsage, Writer,
 };
 use crate::store::{EntryState, RunStatus};
 use crate::tools::update::terminal_status;
@@ -443,36 +443,37 @@ async fn run_turn(
         .await
         .map_err(err)?;
     let packet = materializer.packet(previous.unwrap_or(0)).await?;
-    let packet = match budget_turn::pre_llm(&materializer, iteration, packet).await? {
-        Gate::Send(packet) => packet,
-        Gate::Skip { measured } => {
-            // A skipped turn still records its measure, so nothing later
-            // mistakes an older turn's figure for this one.
-            engine
-                .store
-                .run(RecordTurnUsage {
-                    turn_id: start.turn_id,
-                    usage: TurnUsage {
-                        context_tokens: measured,
-                        ..TurnUsage::default()
+    let (packet, budget_struck) =
+        match budget_turn::pre_llm(&materializer, iteration, packet).await? {
+            Gate::Send { packet, struck } => (packet, struck),
+            Gate::Skip { measured } => {
+                // A skipped turn still records its measure, so nothing later
+                // mistakes an older turn's figure for this one.
+                engine
+                    .store
+                    .run(RecordTurnUsage {
+                        turn_id: start.turn_id,
+                        usage: TurnUsage {
+                            context_tokens: measured,
+                            ..TurnUsage::default()
+                        },
+                    })
+                    .await
+                    .map_err(err)?;
+                return Ok(TurnOutcome {
+                    turn,
+                    result: TurnResult {
+                        strike: true,
+                        ..TurnResult::default()
                     },
-                })
-                .await
-                .map_err(err)?;
-            return Ok(TurnOutcome {
-                turn,
-                result: TurnResult {
-                    strike: true,
-                    ..TurnResult::default()
-                },
-                fresh: FreshTurn {
-                    model: None,
-                    temperature: binding.temperature,
-                    assembled_tokens: measured,
-                },
-            });
-        }
-    };
+                    fresh: FreshTurn {
+                        model: None,
+                        temperature: binding.temperature,
+                        assembled_tokens: measured,
+                    },
+                });
+            }
+        };
     progress(engine, run, turn, ProgressStatus::Thinking);
     let messages = [
         ChatMessage {
@@ -616,7 +617,7 @@ async fn run_turn(
     Ok(TurnOutcome {
         turn,
         result: TurnResult {
-            strike: ctx.error_count() > 0 || demoted,
+            strike: ctx.error_count() > 0 || demoted || budget_struck,
             terminal_status,
             loop_detected,
         },
