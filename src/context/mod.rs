@@ -266,6 +266,67 @@ mod tests {
         assert_eq!(status_of(EntryState::Cancelled, None), 499);
     }
 
+    fn context_row(path: &str, category: &str, body: &str, ordinal: i64) -> ContextRow {
+        ContextRow {
+            path: path.into(),
+            scheme: scheme_of(path).map(str::to_string),
+            visibility: "visible".into(),
+            state: EntryState::Resolved,
+            outcome: None,
+            body: body.into(),
+            attributes: "{}".into(),
+            category: category.into(),
+            turn: 1,
+            ordinal,
+        }
+    }
+
+    fn shown_usage(user: &str) -> i64 {
+        user.split("<budget tokenUsage=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .and_then(|n| n.parse().ok())
+            .expect("budget table")
+    }
+
+    #[test]
+    fn the_budget_table_shows_the_packet_it_is_in() {
+        let rows = vec![
+            context_row("known://a", "data", &"a".repeat(3000), 1),
+            context_row("prompt://1", "prompt", "go", 2),
+        ];
+        let tools = ToolRegistry::builtin();
+        let input = PacketInput {
+            rows: &rows,
+            tools: &tools,
+            tool_set: ToolSet::new(crate::tools::Mode::Ask, false),
+            persona: None,
+            context_size: Some(32768),
+            budget_ceiling: 0.9,
+            token_divisor: 2.0,
+            turn: 1,
+            usage_floor: 0,
+        };
+        let packet = assemble(&input);
+        assert_eq!(shown_usage(&packet.user), packet.assembled_tokens);
+        assert_eq!(packet.total_tokens, packet.assembled_tokens);
+        // The system prompt is recorded for the `system` bucket, first.
+        assert_eq!(packet.rows[0].category, budget::SYSTEM_CATEGORY);
+        assert_eq!(packet.rows[0].source_turn, 0);
+        assert_eq!(
+            count_tokens(&packet.rows[0].body, 2.0),
+            packet.system_tokens
+        );
+        // A larger provider count is what the table shows and the check uses.
+        let floored = assemble(&PacketInput {
+            usage_floor: 20000,
+            ..input
+        });
+        assert_eq!(shown_usage(&floored.user), 20000);
+        assert_eq!(floored.total_tokens, 20000);
+        assert!(floored.assembled_tokens < 20000);
+    }
+
     #[test]
     fn projection_keys() {
         assert_eq!(projection_key("src/a.rs"), "file");

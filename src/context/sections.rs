@@ -408,6 +408,36 @@ mod tests {
     }
 
     #[test]
+    fn reverted_reads_the_previous_turns_demotion() {
+        let mut err = row(
+            "log://turn_4/error/Token",
+            "logging",
+            "visible",
+            "x",
+            json!({"status": 413, "demotedCount": 3, "demotedTokens": 90}),
+        );
+        err.state = EntryState::Failed;
+        let rows = vec![err];
+        assert_eq!(reverted_count(&rows, 5), Some(3));
+        assert_eq!(
+            reverted_count(&rows, 6),
+            None,
+            "only the turn before counts"
+        );
+        let tools = ToolRegistry::builtin();
+        let prompt = prompt_block(&rows, &tools, &ToolSet::new(Mode::Act, false), Some(3));
+        assert!(prompt.contains(" reverted=\"3\""), "{prompt}");
+        let none = vec![row(
+            "log://turn_4/error/Token",
+            "logging",
+            "visible",
+            "x",
+            json!({"status": 413, "demotedCount": 0}),
+        )];
+        assert_eq!(reverted_count(&none, 5), None);
+    }
+
+    #[test]
     fn phases() {
         assert_eq!(current_phase(&[]), 4);
         let update = |s: i64| {
