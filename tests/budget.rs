@@ -274,7 +274,7 @@ async fn the_window_holds_over_a_long_note_taking_run() {
     let turns = last["params"]["turn"].as_i64().expect("turn");
     let streak = longest_streak(&all, turns);
     assert!(
-        streak >= 1 && streak < MAX_STRIKES,
+        (1..MAX_STRIKES).contains(&streak),
         "longest strike streak {streak}"
     );
 }

@@ -42,7 +42,7 @@ impl Materializer<'_> {
         let packet = assemble(&PacketInput {
             rows: &rows,
             tools: &self.engine.tools,
-            tool_set: self.tool_set.clone(),
+            tool_set: self.tool_set,
             persona: self.run.persona.as_deref(),
             context_size: self.context_size,
             budget_ceiling: config.budget_ceiling,
@@ -186,9 +186,9 @@ pub async fn pre_llm(m: &Materializer<'_>, iteration: u32, packet: Packet) -> Re
 }
 
 /// The size a turn is recorded with (`turns.context_tokens`): the larger of
-/// the provider's count and ours.
+/// the provider's count of this packet and ours.
 pub fn actual_tokens(prompt_tokens: i64, packet: &Packet) -> i64 {
-    check_total(packet.total_tokens, Some(prompt_tokens))
+    check_total(packet.assembled_tokens, Some(prompt_tokens))
 }
 
 /// Post-dispatch Turn Demotion (`hooks.budget.postDispatch`): predicts the

@@ -443,6 +443,7 @@ async fn run_turn(
         .await
         .map_err(err)?;
     let packet = materializer.packet(previous.unwrap_or(0)).await?;
+    progress(engine, run, turn, ProgressStatus::Thinking);
     let (packet, budget_struck) =
         match budget_turn::pre_llm(&materializer, iteration, packet).await? {
             Gate::Send { packet, struck } => (packet, struck),
@@ -474,7 +475,6 @@ async fn run_turn(
                 });
             }
         };
-    progress(engine, run, turn, ProgressStatus::Thinking);
     let messages = [
         ChatMessage {
             role: "system",
