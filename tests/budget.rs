@@ -345,3 +345,70 @@ async fn a_turn_after_an_overflow_is_measured_afresh() {
         assert!(request_tokens(&r) <= WINDOW);
     }
 }
+
+/// A later turn over the ceiling with nothing of its own to give up: every
+/// visible entry is summarized, the 413 lists them with their turns, and the
+/// rebuilt packet goes out instead of a skipped turn that would change
+/// nothing.
+#[actix_web::test]
+async fn a_later_turn_over_the_ceiling_demotes_run_wide_and_goes_out() {
+    // Twelve notes of 500 tokens: within the entry limit, too many to keep.
+    let mut first = String::new();
+    for n in 1..=12 {
+        let body: String = note_body(1, n).repeat(2).chars().take(1000).collect();
+        first.push_str(&format!(
+            "<set path=\"known://notes/g1_{n}\">{body}</set>\n"
+        ));
+    }
+    first.push_str("<update status=\"102\">noted</update>");
+    let t = start_server(vec![
+        Reply::Content(first),
+        Reply::Content("<update status=\"200\">done</update>".into()),
+    ])
+    .await;
+    let root = tempfile::tempdir().expect("project dir");
+    let root_path = root.path().to_string_lossy().into_owned();
+    let mut c = hello_client(
+        t.server.local_addr.expect("listening"),
+        "rescue",
+        &root_path,
+    )
+    .await;
+    let (alias, last) = run_to_end(
+        &mut c,
+        json!({"path": "run://", "body": "note it all", "attributes": {"model": "fake", "mode": "act", "contextLimit": WINDOW, "noRepo": true}}),
+    )
+    .await;
+    assert_eq!(
+        last["params"]["status"], 200,
+        "{}",
+        last["params"]["telemetry"]
+    );
+    let all = entries(&t, &alias).await;
+    let rescue = all
+        .iter()
+        .filter(|e| is_budget_413(e) && e.path.starts_with("log://turn_2/"))
+        .find(|e| e.body.contains("\n- known://notes/g1_1 (turn 1, "))
+        .expect("turn 2 demoted the notes run-wide");
+    assert!(attrs(rescue)["demotedCount"].as_i64().expect("count") >= 12);
+    for n in 1..=12 {
+        let note = all
+            .iter()
+            .find(|e| e.path == format!("known://notes/g1_{n}"))
+            .expect("note");
+        assert_eq!(note.visibility, "summarized");
+    }
+    let requests = t.provider.requests();
+    assert!(requests.len() >= 2, "turn 2 was sent, not skipped");
+    for (i, r) in requests.iter().enumerate() {
+        let size = request_tokens(r);
+        assert!(size <= WINDOW * 9 / 10, "request {i} was {size} tokens");
+    }
+    let second = requests[1]["messages"][1]["content"]
+        .as_str()
+        .expect("user");
+    assert!(
+        second.contains("- known://notes/g1_1 (turn 1, "),
+        "turn 2's own packet shows the model what was demoted"
+    );
+}
