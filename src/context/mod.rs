@@ -1,6 +1,7 @@
 //! Context assembly: the model-visible rows of a run, projected through
 //! their owners' views, rendered into the system and user messages.
 
+pub mod budget;
 pub mod sections;
 // Token counting lives in `crate::tokens`, which the store uses too; re-exported here so
 // `context::tokens` keeps naming it.
@@ -22,6 +23,11 @@ pub struct PacketInput<'a> {
     pub context_size: Option<i64>,
     pub budget_ceiling: f64,
     pub token_divisor: f64,
+    /// The run turn the packet is for (`reverted` reads the turn before).
+    pub turn: i64,
+    /// A lower bound on the packet's size from outside our count: the
+    /// provider's `prompt_tokens` of the previous packet, else 0.
+    pub usage_floor: i64,
 }
 
 /// The two messages plus the snapshot to store in `turn_context`.
@@ -32,6 +38,11 @@ pub struct Packet {
     pub rows: Vec<TurnContextRow>,
     /// Tokens of both messages as we count them.
     pub assembled_tokens: i64,
+    /// What the budget check enforces and `<budget>` shows:
+    /// `max(assembled_tokens, usage_floor)`.
+    pub total_tokens: i64,
+    /// Tokens of the system prompt alone (without `<context>`).
+    pub system_tokens: i64,
 }
 
 /// A row after projection, with its token figures.
@@ -153,41 +164,74 @@ pub fn project_rows(rows: &[ContextRow], tools: &ToolRegistry, divisor: f64) -> 
 
 /// Builds the packet for one turn.
 pub fn assemble(input: &PacketInput) -> Packet {
-    let rows = project_rows(input.rows, input.tools, input.token_divisor);
+    let divisor = input.token_divisor;
+    let rows = project_rows(input.rows, input.tools, divisor);
     let system_prompt = sections::system_prompt(input.tools, &input.tool_set, input.persona);
-    let system_tokens = count_tokens(&system_prompt, input.token_divisor);
-    let mut system = system_prompt;
+    let system_tokens = count_tokens(&system_prompt, divisor);
+    let mut system = system_prompt.clone();
     system.push_str(&sections::context_block(&rows));
-    let mut user = String::new();
-    user.push_str(&sections::log_block(&rows));
-    user.push_str(&sections::unknowns_block(&rows));
-    user.push_str(&sections::instructions_block(&rows));
-    if let Some(size) = input.context_size {
-        let ceiling = tokens::ceiling(size, input.budget_ceiling);
-        user.push_str(&sections::budget_block(&rows, ceiling, system_tokens));
-    }
-    user.push_str(&sections::prompt_block(&rows, input.tools, &input.tool_set));
-    let assembled_tokens =
-        count_tokens(&system, input.token_divisor) + count_tokens(&user, input.token_divisor);
-    let snapshot = rows
-        .into_iter()
-        .map(|r| TurnContextRow {
-            ordinal: r.ordinal,
-            path: r.path,
-            state: r.state,
-            outcome: r.outcome,
-            visibility: r.visibility,
-            body: r.body,
-            attributes: Value::Object(r.attributes).to_string(),
-            category: r.category,
-            source_turn: r.turn,
-        })
-        .collect();
+    let mut head = String::new();
+    head.push_str(&sections::log_block(&rows));
+    head.push_str(&sections::unknowns_block(&rows));
+    head.push_str(&sections::instructions_block(&rows));
+    let reverted = sections::reverted_count(&rows, input.turn);
+    let prompt = sections::prompt_block(&rows, input.tools, &input.tool_set, reverted);
+    let system_cost = count_tokens(&system, divisor);
+    let measure = |user: &str| system_cost + count_tokens(user, divisor);
+    let user = match input.context_size {
+        None => format!("{head}{prompt}"),
+        Some(size) => {
+            // The table shows the size of the packet it is part of: render,
+            // measure, re-render until the figure stops moving (its digits
+            // are the only thing that changes).
+            let cap = budget::compute_budget(size, input.budget_ceiling, 0).ceiling;
+            let mut shown = sections::row_usage(&rows, system_tokens).max(input.usage_floor);
+            let mut user = String::new();
+            for _ in 0..4 {
+                user = format!(
+                    "{head}{}{prompt}",
+                    sections::budget_block(&rows, cap, system_tokens, shown)
+                );
+                let measured = measure(&user).max(input.usage_floor);
+                if measured == shown {
+                    break;
+                }
+                shown = measured;
+            }
+            user
+        }
+    };
+    let assembled_tokens = measure(&user);
+    let mut snapshot: Vec<TurnContextRow> = Vec::with_capacity(rows.len() + 1);
+    snapshot.push(TurnContextRow {
+        ordinal: 0,
+        path: "instructions://system".into(),
+        state: EntryState::Resolved,
+        outcome: None,
+        visibility: "visible".into(),
+        body: system_prompt,
+        attributes: "{}".into(),
+        category: budget::SYSTEM_CATEGORY.into(),
+        source_turn: 0,
+    });
+    snapshot.extend(rows.into_iter().map(|r| TurnContextRow {
+        ordinal: r.ordinal,
+        path: r.path,
+        state: r.state,
+        outcome: r.outcome,
+        visibility: r.visibility,
+        body: r.body,
+        attributes: Value::Object(r.attributes).to_string(),
+        category: r.category,
+        source_turn: r.turn,
+    }));
     Packet {
         system,
         user,
         rows: snapshot,
         assembled_tokens,
+        total_tokens: assembled_tokens.max(input.usage_floor),
+        system_tokens,
     }
 }
 
@@ -220,6 +264,67 @@ mod tests {
         assert_eq!(status_of(EntryState::Proposed, None), 202);
         assert_eq!(status_of(EntryState::Streaming, None), 102);
         assert_eq!(status_of(EntryState::Cancelled, None), 499);
+    }
+
+    fn context_row(path: &str, category: &str, body: &str, ordinal: i64) -> ContextRow {
+        ContextRow {
+            path: path.into(),
+            scheme: scheme_of(path).map(str::to_string),
+            visibility: "visible".into(),
+            state: EntryState::Resolved,
+            outcome: None,
+            body: body.into(),
+            attributes: "{}".into(),
+            category: category.into(),
+            turn: 1,
+            ordinal,
+        }
+    }
+
+    fn shown_usage(user: &str) -> i64 {
+        user.split("<budget tokenUsage=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .and_then(|n| n.parse().ok())
+            .expect("budget table")
+    }
+
+    #[test]
+    fn the_budget_table_shows_the_packet_it_is_in() {
+        let rows = vec![
+            context_row("known://a", "data", &"a".repeat(3000), 1),
+            context_row("prompt://1", "prompt", "go", 2),
+        ];
+        let tools = ToolRegistry::builtin();
+        let input = PacketInput {
+            rows: &rows,
+            tools: &tools,
+            tool_set: ToolSet::new(crate::tools::Mode::Ask, false),
+            persona: None,
+            context_size: Some(32768),
+            budget_ceiling: 0.9,
+            token_divisor: 2.0,
+            turn: 1,
+            usage_floor: 0,
+        };
+        let packet = assemble(&input);
+        assert_eq!(shown_usage(&packet.user), packet.assembled_tokens);
+        assert_eq!(packet.total_tokens, packet.assembled_tokens);
+        // The system prompt is recorded for the `system` bucket, first.
+        assert_eq!(packet.rows[0].category, budget::SYSTEM_CATEGORY);
+        assert_eq!(packet.rows[0].source_turn, 0);
+        assert_eq!(
+            count_tokens(&packet.rows[0].body, 2.0),
+            packet.system_tokens
+        );
+        // A larger provider count is what the table shows and the check uses.
+        let floored = assemble(&PacketInput {
+            usage_floor: 20000,
+            ..input
+        });
+        assert_eq!(shown_usage(&floored.user), 20000);
+        assert_eq!(floored.total_tokens, 20000);
+        assert!(floored.assembled_tokens < 20000);
     }
 
     #[test]

@@ -253,15 +253,22 @@ fn percent(part: i64, whole: i64) -> i64 {
     }
 }
 
-/// `<budget>`: what the visible context costs against the ceiling.
-pub fn budget_block(rows: &[ProjectedRow], ceiling: i64, system_tokens: i64) -> String {
+/// Upstream's `<budget>` tokenUsage: Σ sTokens + Σ aTokens of visible rows
+/// + the system prompt.
+pub fn row_usage(rows: &[ProjectedRow], system_tokens: i64) -> i64 {
     let floor: i64 = rows.iter().map(|r| r.s_tokens).sum();
     let premium: i64 = rows
         .iter()
         .filter(|r| r.visibility == "visible")
         .map(|r| r.a_tokens)
         .sum();
-    let usage = floor + premium + system_tokens;
+    floor + premium + system_tokens
+}
+
+/// `<budget>`: what the visible context costs against the ceiling.
+/// `usage` is the packet size the budget check enforces, so the model
+/// reads the figure it is held to.
+pub fn budget_block(rows: &[ProjectedRow], ceiling: i64, system_tokens: i64, usage: i64) -> String {
     let free = (ceiling - usage).max(0);
     let mut by_scheme: Vec<(String, i64, i64)> = Vec::new();
     for r in rows.iter().filter(|r| r.visibility == "visible") {
@@ -305,8 +312,23 @@ pub fn budget_block(rows: &[ProjectedRow], ceiling: i64, system_tokens: i64) -> 
     out
 }
 
+/// `reverted="N"`: how many promotions the previous turn's Turn Demotion
+/// took back (its 413 error entry's `demotedCount`).
+pub fn reverted_count(rows: &[ProjectedRow], turn: i64) -> Option<i64> {
+    let prefix = format!("log://turn_{}/error/", turn - 1);
+    rows.iter()
+        .filter(|r| r.path.starts_with(&prefix) && attr_status(r) == 413)
+        .filter_map(|r| r.attributes.get("demotedCount").and_then(|v| v.as_i64()))
+        .find(|n| *n > 0)
+}
+
 /// `<prompt>`: the loop's prompt and the commands on offer.
-pub fn prompt_block(rows: &[ProjectedRow], tools: &ToolRegistry, set: &ToolSet) -> String {
+pub fn prompt_block(
+    rows: &[ProjectedRow],
+    tools: &ToolRegistry,
+    set: &ToolSet,
+    reverted: Option<i64>,
+) -> String {
     let mode = set.mode;
     let commands: Vec<&str> = tools.advertised(set).iter().map(|t| t.name()).collect();
     let prompt = latest_prompt(rows);
@@ -321,6 +343,9 @@ pub fn prompt_block(rows: &[ProjectedRow], tools: &ToolRegistry, set: &ToolSet) 
     let _ = write!(a, " commands=\"{}\"", commands.join(","));
     if mode == Mode::Ask {
         a.push_str(" warn=\"File editing disallowed.\"");
+    }
+    if let Some(n) = reverted {
+        let _ = write!(a, " reverted=\"{n}\"");
     }
     let body = match prompt {
         Some(p) => {
@@ -384,6 +409,36 @@ mod tests {
     }
 
     #[test]
+    fn reverted_reads_the_previous_turns_demotion() {
+        let mut err = row(
+            "log://turn_4/error/Token",
+            "logging",
+            "visible",
+            "x",
+            json!({"status": 413, "demotedCount": 3, "demotedTokens": 90}),
+        );
+        err.state = EntryState::Failed;
+        let rows = vec![err];
+        assert_eq!(reverted_count(&rows, 5), Some(3));
+        assert_eq!(
+            reverted_count(&rows, 6),
+            None,
+            "only the turn before counts"
+        );
+        let tools = ToolRegistry::builtin();
+        let prompt = prompt_block(&rows, &tools, &ToolSet::new(Mode::Act, false), Some(3));
+        assert!(prompt.contains(" reverted=\"3\""), "{prompt}");
+        let none = vec![row(
+            "log://turn_4/error/Token",
+            "logging",
+            "visible",
+            "x",
+            json!({"status": 413, "demotedCount": 0}),
+        )];
+        assert_eq!(reverted_count(&none, 5), None);
+    }
+
+    #[test]
     fn phases() {
         assert_eq!(current_phase(&[]), 4);
         let update = |s: i64| {
@@ -437,12 +492,13 @@ mod tests {
         assert!(unknowns_block(&rows)
             .contains("<unknown path=\"unknown://q\" turn=\"1\" visibility=\"summarized\""));
         let tools = ToolRegistry::builtin();
-        let prompt = prompt_block(&rows, &tools, &ToolSet::new(Mode::Ask, false));
+        let prompt = prompt_block(&rows, &tools, &ToolSet::new(Mode::Ask, false), None);
         assert_eq!(
             prompt,
             "<prompt mode=\"ask\" path=\"prompt://1\" commands=\"get,set,rm,cp,mv,ask_user,update\" warn=\"File editing disallowed.\" visibility=\"visible\" tokens=\"1\">What?</prompt>"
         );
-        let budget = budget_block(&rows, 100, 10);
+        assert_eq!(row_usage(&rows, 10), 17);
+        let budget = budget_block(&rows, 100, 10, 17);
         assert!(
             budget.starts_with("<budget tokenUsage=\"17\" tokensFree=\"83\">"),
             "{budget}"

@@ -3,6 +3,7 @@
 //! turn executor (RECORD, DISPATCH), the verdict and the `run/state` report.
 
 pub mod actor;
+pub mod budget_turn;
 pub mod cycles;
 pub mod policy;
 pub mod proposals;

@@ -2,6 +2,7 @@
 //! RECORD, DISPATCH, resolve the update, decide.
 
 use super::actor::DrainInbox;
+use super::budget_turn::{self, Gate, Materializer};
 use super::cycles::{
     command_fingerprint, turn_fingerprint, CycleDetector, LOOP_DETECTED, LOOP_STATUS,
 };
@@ -9,15 +10,14 @@ use super::policy;
 use super::report::{run_state, FreshTurn};
 use super::verdict::{decide, TurnResult, Verdict};
 use super::{Engine, LoopFlags};
-use crate::context::{assemble, PacketInput};
 use crate::llm::{ChatMessage, CompletionRequest, LlmError, Provider, RetryNotice};
 use crate::parse::{parse, Command};
 use crate::protocol::notifications::{Notification, ProgressStatus, RunProgressNotification};
 use crate::store::paths::{is_invalid_target, log_path};
 use crate::store::{
     AllocateLogPaths, BeginTurn, EntryWrite, FinishLoop, GetEntry, GetModel, GetRunById, LogError,
-    LoopRow, ModelContext, RecordTurnUsage, RunRow, SaveTurnContext, SetEntry,
-    SetModelContextLength, SetRunStatus, StoreError, TurnUsage, Writer,
+    LoopRow, PreviousPromptTokens, RecordTurnUsage, RunRow, SetEntry, SetModelContextLength,
+    SetRunStatus, StoreError, TurnUsage, Writer,
 };
 use crate::store::{EntryState, RunStatus};
 use crate::tools::update::terminal_status;
@@ -444,27 +444,55 @@ async fn run_turn(
         )
         .await?;
     }
-    let rows = engine.store.run(ModelContext(run.id)).await.map_err(err)?;
-    let packet = assemble(&PacketInput {
-        rows: &rows,
-        tools: &engine.tools,
+    let materializer = Materializer {
+        engine,
+        run,
+        lp,
+        turn,
         tool_set: tool_set(mode, lp, engine.config.think),
-        persona: run.persona.as_deref(),
         context_size: binding.context_size,
-        budget_ceiling: engine.config.budget_ceiling,
-        token_divisor: engine.config.token_divisor,
-    });
-    engine
+    };
+    let previous = engine
         .store
-        .run(SaveTurnContext {
+        .run(PreviousPromptTokens {
             run_id: run.id,
-            loop_id: lp.id,
             turn,
-            rows: packet.rows.clone(),
         })
         .await
         .map_err(err)?;
+    let packet = materializer.packet(previous.unwrap_or(0)).await?;
     progress(engine, run, turn, ProgressStatus::Thinking);
+    let (packet, budget_struck) =
+        match budget_turn::pre_llm(&materializer, iteration, packet).await? {
+            Gate::Send { packet, struck } => (packet, struck),
+            Gate::Skip { measured } => {
+                // A skipped turn still records its measure, so nothing later
+                // mistakes an older turn's figure for this one.
+                engine
+                    .store
+                    .run(RecordTurnUsage {
+                        turn_id: start.turn_id,
+                        usage: TurnUsage {
+                            context_tokens: measured,
+                            ..TurnUsage::default()
+                        },
+                    })
+                    .await
+                    .map_err(err)?;
+                return Ok(TurnOutcome {
+                    turn,
+                    result: TurnResult {
+                        strike: true,
+                        ..TurnResult::default()
+                    },
+                    fresh: FreshTurn {
+                        model: None,
+                        temperature: binding.temperature,
+                        assembled_tokens: measured,
+                    },
+                });
+            }
+        };
     let messages = [
         ChatMessage {
             role: "system",
@@ -478,7 +506,7 @@ async fn run_turn(
     let mut fresh = FreshTurn {
         model: None,
         temperature: binding.temperature,
-        assembled_tokens: packet.assembled_tokens,
+        assembled_tokens: packet.total_tokens,
     };
     let request = CompletionRequest {
         model: &binding.wire_model,
@@ -539,12 +567,9 @@ async fn run_turn(
         .chain(thoughts)
         .collect();
     let reasoning = (!reasoning.is_empty()).then(|| reasoning.join("\n"));
+    let actual = budget_turn::actual_tokens(completion.usage.prompt_tokens, &packet);
     let usage = TurnUsage {
-        context_tokens: if completion.usage.prompt_tokens > 0 {
-            completion.usage.prompt_tokens
-        } else {
-            packet.assembled_tokens
-        },
+        context_tokens: actual,
         reasoning_content: reasoning.clone(),
         ..completion.usage.clone()
     };
@@ -595,6 +620,7 @@ async fn run_turn(
     let offer = tool_set(mode, lp, engine.config.think);
     let yolo = engine.config.yolo || loop_flags(lp).yolo == Some(true);
     let prints = dispatch_all(engine, &ctx, run, &offer, yolo, &parsed.commands, inbox).await?;
+    let demoted = budget_turn::post_dispatch(&materializer, actual).await?;
     let terminal_status = resolve_update(&ctx, &parsed.commands, &completion.content)
         .await
         .map_err(err)?;
@@ -611,7 +637,7 @@ async fn run_turn(
     Ok(TurnOutcome {
         turn,
         result: TurnResult {
-            strike: ctx.error_count() > 0,
+            strike: ctx.error_count() > 0 || demoted || budget_struck,
             terminal_status,
             loop_detected,
         },

@@ -272,6 +272,15 @@ impl StoreOp for ReportRun {
                 }),
             }
         }
+        // The order `run/state` documents: data, logging, unknown, prompt,
+        // system (the system prompt's own row).
+        let rank = |bucket: &str| {
+            ["data", "logging", "unknown", "prompt", "system"]
+                .iter()
+                .position(|b| *b == bucket)
+                .unwrap_or(5)
+        };
+        distribution.sort_by_key(|b| rank(&b.bucket));
         Ok(RunReport {
             history,
             unknowns,
@@ -286,7 +295,37 @@ impl StoreOp for ReportRun {
     }
 }
 
+/// The provider's `prompt_tokens` for the run's latest turn before `turn`,
+/// when that turn called the provider and the provider counted (a skipped
+/// turn has none, so an old figure never outlives the packet it measured).
+pub struct PreviousPromptTokens {
+    pub run_id: i64,
+    pub turn: i64,
+}
+
+#[derive(QueryableByName)]
+struct PromptTokensRow {
+    #[diesel(sql_type = BigInt)]
+    prompt_tokens: i64,
+}
+
+impl StoreOp for PreviousPromptTokens {
+    type Output = Option<i64>;
+    fn run(self, conn: &mut SqliteConnection) -> StoreResult<Option<i64>> {
+        let row: Option<PromptTokensRow> = diesel::sql_query(
+            "SELECT prompt_tokens FROM turns WHERE run_id = ? AND sequence < ? \
+             ORDER BY sequence DESC, id DESC LIMIT 1",
+        )
+        .bind::<BigInt, _>(self.run_id)
+        .bind::<BigInt, _>(self.turn)
+        .get_result(conn)
+        .optional()?;
+        Ok(row.map(|r| r.prompt_tokens).filter(|n| *n > 0))
+    }
+}
+
 store_ops!(
+    PreviousPromptTokens => Option<i64>,
     ModelContext => Vec<ContextRow>,
     SaveTurnContext => (),
     ReportRun => RunReport,

@@ -484,7 +484,87 @@ pub(crate) fn fold_chunks(conn: &mut SqliteConnection) -> StoreResult<()> {
     Ok(())
 }
 
+/// One entry a budget demotion summarized.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct DemotedEntry {
+    #[diesel(sql_type = BigInt)]
+    pub view_id: i64,
+    #[diesel(sql_type = Text)]
+    pub path: String,
+    #[diesel(sql_type = Text)]
+    pub body: String,
+    #[diesel(sql_type = BigInt)]
+    pub turn: i64,
+}
+
+/// The candidates of both demotions: visible, not failed or cancelled, and
+/// of a scheme the model sees (an invisible entry costs the packet nothing).
+const DEMOTABLE: &str = "SELECT rv.id AS view_id, e.path AS path, e.body AS body, rv.turn AS turn \
+     FROM run_views rv JOIN entries e ON e.id = rv.entry_id \
+     WHERE rv.run_id = ? AND rv.visibility = 'visible' \
+       AND rv.state NOT IN ('failed', 'cancelled') \
+       AND EXISTS (SELECT 1 FROM schemes s \
+                   WHERE s.name = COALESCE(e.scheme, 'file') AND s.model_visible = 1)";
+
+fn summarize(conn: &mut SqliteConnection, found: &[DemotedEntry]) -> StoreResult<()> {
+    let ids: Vec<i64> = found.iter().map(|d| d.view_id).collect();
+    for chunk in ids.chunks(ID_CHUNK) {
+        diesel::update(run_views::table.filter(run_views::id.eq_any(chunk)))
+            .set((
+                run_views::visibility.eq("summarized"),
+                run_views::updated_at.eq(now()),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// `demoteTurnEntries`: summarizes what turn `turn` promoted, except
+/// `known://` and `unknown://` entries; state is left alone. Returns every
+/// demoted entry, bare files included (upstream left them out of the report).
+pub struct DemoteTurnEntries {
+    pub run_id: i64,
+    pub turn: i64,
+}
+
+impl StoreOp for DemoteTurnEntries {
+    type Output = Vec<DemotedEntry>;
+    fn run(self, conn: &mut SqliteConnection) -> StoreResult<Vec<DemotedEntry>> {
+        let sql = format!(
+            "{DEMOTABLE} AND rv.turn = ? \
+             AND (e.scheme IS NULL OR e.scheme NOT IN ('known', 'unknown')) ORDER BY rv.id"
+        );
+        let found: Vec<DemotedEntry> = diesel::sql_query(sql)
+            .bind::<BigInt, _>(self.run_id)
+            .bind::<BigInt, _>(self.turn)
+            .load(conn)?;
+        summarize(conn, &found)?;
+        Ok(found)
+    }
+}
+
+/// `demoteRunVisibleEntries`: the fallback when a turn promoted nothing,
+/// summarizing every visible entry of the run (no scheme exempt), by view
+/// turn then entry.
+pub struct DemoteRunVisibleEntries {
+    pub run_id: i64,
+}
+
+impl StoreOp for DemoteRunVisibleEntries {
+    type Output = Vec<DemotedEntry>;
+    fn run(self, conn: &mut SqliteConnection) -> StoreResult<Vec<DemotedEntry>> {
+        let sql = format!("{DEMOTABLE} ORDER BY rv.turn, e.id");
+        let found: Vec<DemotedEntry> = diesel::sql_query(sql)
+            .bind::<BigInt, _>(self.run_id)
+            .load(conn)?;
+        summarize(conn, &found)?;
+        Ok(found)
+    }
+}
+
 store_ops!(
+    DemoteTurnEntries => Vec<DemotedEntry>,
+    DemoteRunVisibleEntries => Vec<DemotedEntry>,
     ChangeVisibility => Vec<String>,
     SetByPattern => Vec<String>,
     RemoveEntries => Vec<String>,

@@ -4,6 +4,7 @@
 //! immediate transaction `EntryStore::execute` uses, so "refused and changes
 //! nothing" is checked with production's all-or-nothing semantics.
 
+mod budget;
 mod changes;
 mod entries;
 mod fixture;
