@@ -54,6 +54,9 @@ pub struct RunAttributes {
     pub no_proposals: Option<bool>,
     /// The server accepts every proposal itself, vetoes included (`ask_user` still waits for a client).
     pub yolo: Option<bool>,
+    /// On an existing run with a body: queue the prompt as a new loop even while a loop runs
+    /// (without it, a prompt matching the running loop's mode and flags joins its next turn).
+    pub queue: Option<bool>,
     /// On an existing run: start a child run that shares the parent's entries.
     pub fork: Option<bool>,
 }

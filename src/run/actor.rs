@@ -162,7 +162,25 @@ impl RunActor {
                 match next {
                     Ok(Some(lp)) => {
                         failures = 0;
-                        execute_loop(engine.clone(), run_id, lp, &mut inbox).await;
+                        execute_loop(engine.clone(), run_id, lp.clone(), &mut inbox).await;
+                        // A prompt steered in as the loop ended is never lost:
+                        // it becomes the run's next loop.
+                        for steered in inbox.take_injected() {
+                            let queued = engine
+                                .store
+                                .run(EnqueueLoop {
+                                    run_id,
+                                    mode: steered.mode.as_str().into(),
+                                    model: lp.model.clone(),
+                                    prompt: steered.prompt,
+                                    config: serde_json::to_value(&steered.flags)
+                                        .unwrap_or_default(),
+                                })
+                                .await;
+                            if let Err(e) = queued {
+                                tracing::error!(run_id, "could not queue a steered prompt: {e}");
+                            }
+                        }
                     }
                     // Nothing left unless a loop was queued meanwhile. This
                     // check and the drain's end run in one poll, so an

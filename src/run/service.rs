@@ -3,12 +3,13 @@
 //! ends (`rummy run`, ACP) all call it; none of them holds run logic.
 //! Every message for a run travels through the `RunRegistry`.
 
-use super::actor::{Abort, Configure, Enqueue, Resolve, RunActorError};
+use super::actor::{Abort, Configure, Enqueue, Inject, Resolve, RunActorError};
 use super::proposals::{ResolveError, Settled};
 use super::registry::{AbortAllRuns, ActiveRunActors, RunRegistry, ToRun};
 use super::{Engine, LoopFlags};
 use crate::store::{
-    CreateRun, EntryState, GetEntry, GetModel, GetRun, RunRow, StoreError, RESOLUTION_ATTR,
+    ActiveLoop, CreateRun, EntryState, GetEntry, GetModel, GetRun, LoopRow, RunRow, StoreError,
+    RESOLUTION_ATTR,
 };
 use crate::tools::Mode;
 use actix::prelude::*;
@@ -99,7 +100,9 @@ pub struct StartRun {
     pub flags: LoopFlags,
 }
 
-/// Another prompt for an existing run: its next loop. `flags.temperature`
+/// Another prompt for an existing run. While a loop runs with the same
+/// mode and flags, the prompt steers it (it joins the loop's next turn);
+/// otherwise, or with `queue`, it is the run's next loop. `flags.temperature`
 /// applies to that loop only and is checked like a start's.
 #[derive(Debug, Clone)]
 pub struct ContinueRun {
@@ -108,6 +111,30 @@ pub struct ContinueRun {
     pub mode: Mode,
     pub prompt: String,
     pub flags: LoopFlags,
+    /// Always queue a new loop (the FIFO), never steer.
+    pub queue: bool,
+}
+
+/// A steered prompt may join the running loop only if it asks for nothing
+/// that loop does not already have, so an act prompt never widens an ask
+/// loop (omitted settings inherit the loop's).
+fn joins(active: &LoopRow, mode: Mode, flags: &LoopFlags) -> bool {
+    let running: LoopFlags = active
+        .config
+        .as_deref()
+        .and_then(|c| serde_json::from_str(c).ok())
+        .unwrap_or_default();
+    let same =
+        |asked: Option<bool>, has: Option<bool>| asked.is_none_or(|a| a == has.unwrap_or(false));
+    active.mode == mode.as_str()
+        && same(flags.no_repo, running.no_repo)
+        && same(flags.no_interaction, running.no_interaction)
+        && same(flags.no_web, running.no_web)
+        && same(flags.no_proposals, running.no_proposals)
+        && same(flags.yolo, running.yolo)
+        && flags
+            .temperature
+            .is_none_or(|t| running.temperature == Some(t))
 }
 
 /// A child run that starts from its parent's views.
@@ -224,6 +251,22 @@ impl RunService {
     pub async fn continue_run(&self, req: ContinueRun) -> RunResult<RunRow> {
         check_flags(&req.flags)?;
         let run = self.require(req.project_id, &req.alias).await?;
+        if !req.queue {
+            let active = self.engine.store.run(ActiveLoop(run.id)).await?;
+            if active.is_some_and(|lp| joins(&lp, req.mode, &req.flags)) {
+                let steer = Inject {
+                    mode: req.mode,
+                    prompt: req.prompt.clone(),
+                    flags: req.flags.clone(),
+                };
+                match self.to_run(&run, steer).await? {
+                    Ok(()) => return Ok(run),
+                    // The loop ended meanwhile: the prompt starts the next one.
+                    Err(RunActorError::NotRunning(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
         self.enqueue(&run, req.mode, req.prompt, req.flags).await?;
         Ok(run)
     }

@@ -431,11 +431,23 @@ async fn run_turn(
         turn,
         mode,
     );
-    if iteration == 1 {
+    // The loop's own prompt opens its first turn; prompts steered into the
+    // running loop join a later one (several at once become one prompt).
+    let prompt = if iteration == 1 {
+        Some(lp.prompt.clone())
+    } else {
+        let steered: Vec<String> = inbox
+            .take_injected()
+            .into_iter()
+            .map(|i| i.prompt)
+            .collect();
+        (!steered.is_empty()).then(|| steered.join("\n\n"))
+    };
+    if let Some(prompt) = prompt {
         write(
             engine,
             EntryWrite {
-                body: Some(lp.prompt.clone()),
+                body: Some(prompt),
                 attributes: Some(json!({ "mode": mode.as_str() })),
                 turn,
                 loop_id: Some(lp.id),

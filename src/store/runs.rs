@@ -294,6 +294,21 @@ impl StoreOp for EnqueueLoop {
     }
 }
 
+/// The run's running loop, if any (what a steered prompt must match).
+pub struct ActiveLoop(pub i64);
+
+impl StoreOp for ActiveLoop {
+    type Output = Option<LoopRow>;
+    fn run(self, conn: &mut SqliteConnection) -> StoreResult<Option<LoopRow>> {
+        Ok(loops::table
+            .filter(loops::run_id.eq(self.0))
+            .filter(loops::status.eq(RunStatus::Running))
+            .select(LOOP_COLUMNS)
+            .first(conn)
+            .optional()?)
+    }
+}
+
 /// Claims the run's oldest pending loop (100 -> 102), FIFO.
 pub struct ClaimNextLoop(pub i64);
 
@@ -566,6 +581,7 @@ store_ops!(
     ClaimNextLoop => Option<LoopRow>,
     CompleteLoop => (),
     FinishLoop => bool,
+    ActiveLoop => Option<LoopRow>,
     AbortRun => Option<RunRow>,
     BeginTurn => TurnStart,
     RecordTurnUsage => (),

@@ -27,6 +27,8 @@ struct RunRequest {
     persona: Option<String>,
     context_limit: Option<i64>,
     fork: bool,
+    /// Continue with a new loop even while one runs (no steering).
+    queue: bool,
     flags: LoopFlags,
 }
 
@@ -75,6 +77,7 @@ pub async fn set(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
         persona: typed(&attrs, "persona")?,
         context_limit: typed(&attrs, "contextLimit")?,
         fork: typed(&attrs, "fork")?.unwrap_or(false),
+        queue: typed(&attrs, "queue")?.unwrap_or(false),
         flags: LoopFlags {
             no_repo: typed(&attrs, "noRepo")?,
             no_interaction: typed(&attrs, "noInteraction")?,
@@ -100,6 +103,7 @@ async fn legacy(ctx: CallCtx, raw: Value, mode: Mode) -> Result<Reply, RpcError>
         persona: p.persona,
         context_limit: p.context_limit,
         fork: p.fork.unwrap_or(false),
+        queue: false,
         flags: LoopFlags {
             no_repo: p.no_repo,
             no_interaction: p.no_interaction,
@@ -234,6 +238,7 @@ async fn run_lifecycle(ctx: CallCtx, req: RunRequest) -> Result<Reply, RpcError>
             mode,
             prompt,
             flags,
+            queue: req.queue,
         })
         .await
         .map_err(service_error)?;
