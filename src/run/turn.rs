@@ -610,9 +610,12 @@ async fn run_turn(
     if !parsed.unparsed.is_empty() {
         write(
             engine,
+            // Unlike the other audit records, upstream leaves the unparsed
+            // text visible.
             EntryWrite {
                 state: Some(EntryState::Failed),
                 outcome: Some("unparsed".into()),
+                visibility: Some("visible".into()),
                 ..audit(
                     run.id,
                     lp.id,
