@@ -103,12 +103,6 @@ impl DrainInbox {
         self.injected.drain(..).collect()
     }
 
-    /// Proposal resolutions that have arrived, oldest first.
-    pub fn take_resolutions(&mut self) -> Vec<Resolve> {
-        self.absorb();
-        self.resolutions.drain(..).collect()
-    }
-
     /// Configuration changes that have arrived, oldest first.
     pub fn take_configured(&mut self) -> Vec<Configure> {
         self.absorb();
