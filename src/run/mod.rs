@@ -5,6 +5,7 @@
 pub mod actor;
 pub mod budget_turn;
 pub mod cycles;
+mod dispatch;
 pub mod policy;
 pub mod proposals;
 pub mod registry;
