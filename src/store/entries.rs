@@ -350,7 +350,7 @@ impl StoreOp for GetEntry {
     }
 }
 
-type EntryColumns = (
+pub(crate) type EntryColumns = (
     entries::path,
     entries::scheme,
     entries::body,
@@ -361,7 +361,7 @@ type EntryColumns = (
     run_views::turn,
 );
 
-const ENTRY_COLUMNS: EntryColumns = (
+pub(crate) const ENTRY_COLUMNS: EntryColumns = (
     entries::path,
     entries::scheme,
     entries::body,

@@ -24,16 +24,7 @@ impl StoreOp for PendingProposals {
             .filter(run_views::run_id.eq(self.0))
             .filter(run_views::state.eq(EntryState::Proposed))
             .order(run_views::id.asc())
-            .select((
-                entries::path,
-                entries::scheme,
-                entries::body,
-                entries::attributes,
-                run_views::state,
-                run_views::outcome,
-                run_views::visibility,
-                run_views::turn,
-            ))
+            .select(super::entries::ENTRY_COLUMNS)
             .load(conn)?)
     }
 }

@@ -61,6 +61,16 @@ fn entry_state(state: Option<String>) -> Result<Option<EntryState>, RpcError> {
 
 /// The caller's run by alias: `run is required` / `Run 'x' not found.`
 pub(super) async fn resolve_run(ctx: &CallCtx, run: Option<String>) -> Result<RunRow, RpcError> {
+    find_run(ctx, run, |alias| format!("Run '{alias}' not found.")).await
+}
+
+/// The caller's run by alias, with the method's own not-found wording
+/// (upstream words it differently per method).
+pub(super) async fn find_run(
+    ctx: &CallCtx,
+    run: Option<String>,
+    not_found: fn(&str) -> String,
+) -> Result<RunRow, RpcError> {
     let alias = run
         .filter(|r| !r.is_empty())
         .ok_or_else(|| bad("run is required"))?;
@@ -73,7 +83,7 @@ pub(super) async fn resolve_run(ctx: &CallCtx, run: Option<String>) -> Result<Ru
         })
         .await
         .map_err(store_error)?
-        .ok_or_else(|| bad(format!("Run '{alias}' not found.")))
+        .ok_or_else(|| bad(not_found(&alias)))
 }
 
 fn ok() -> Result<Reply, RpcError> {

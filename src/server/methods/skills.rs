@@ -12,8 +12,7 @@ use crate::protocol::skills::{
 use crate::protocol::{StatusOk, StatusOkResult};
 use crate::server::router::{params, reply, store_error, CallCtx, Reply};
 use crate::store::{
-    EntryState, EntryWrite, GetRun, QueryEntries, RemoveEntries, RunRow, SetEntry, SetRunPersona,
-    Writer,
+    EntryState, EntryWrite, QueryEntries, RemoveEntries, RunRow, SetEntry, SetRunPersona, Writer,
 };
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -57,19 +56,7 @@ fn file_path(ctx: &CallCtx, folder: &str, name: &str) -> PathBuf {
 /// The caller's run: `run is required` / `Run not found: x` (upstream's
 /// wording for these methods).
 async fn resolve_run(ctx: &CallCtx, run: Option<String>) -> Result<RunRow, RpcError> {
-    let alias = run
-        .filter(|r| !r.is_empty())
-        .ok_or_else(|| bad("run is required"))?;
-    let project_id = ctx.project()?.project_id;
-    ctx.app
-        .store
-        .run(GetRun {
-            alias: alias.clone(),
-            project_id: Some(project_id),
-        })
-        .await
-        .map_err(store_error)?
-        .ok_or_else(|| bad(format!("Run not found: {alias}")))
+    super::entries::find_run(ctx, run, |alias| format!("Run not found: {alias}")).await
 }
 
 /// Blocking file work, off the async threads.
