@@ -157,6 +157,10 @@ pub struct GetRunResult {
     /// Body of the newest update, of any status; absent without one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_summary: Option<String>,
+    /// The run's proposals waiting on a client's decision, oldest first,
+    /// shaped like `run/proposal` items (beyond 2.0.0).
+    #[serde(rename = "pendingProposals", default)]
+    pub pending_proposals: Vec<super::notifications::ProposedEntry>,
 }
 
 /// What a run holds: usage, reasoning, unparsed content and its log.

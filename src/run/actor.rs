@@ -7,7 +7,7 @@
 //! forgets it (it then stops, the registry holding its only address).
 
 use super::registry::{Idle, RunRegistry};
-use super::turn::{execute_loop, publish_state};
+use super::turn::{execute_loop, publish_state, LoopStart};
 use super::{Engine, LoopFlags};
 use crate::store::{AbortRun, ClaimNextLoop, EnqueueLoop, LoopRow, RunStatus, StoreError};
 use crate::tools::Mode;
@@ -25,6 +25,9 @@ pub enum RunActorError {
     /// The message needs a running loop and none is running.
     #[error("run '{0}' has no running loop")]
     NotRunning(String),
+    /// A resume arrived while the run already works.
+    #[error("run '{0}' is already running")]
+    AlreadyRunning(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -143,20 +146,29 @@ impl RunActor {
         }
     }
 
-    fn start_drain(&mut self, ctx: &mut Context<Self>) {
+    /// Starts the drain; `resume` is a loop interrupted by a restart while
+    /// it waited on a proposal, taken up again before any queued loop.
+    fn start_drain(&mut self, ctx: &mut Context<Self>, resume: Option<LoopRow>) {
         let (events, rx) = mpsc::unbounded_channel();
         let engine = self.engine.clone();
         let run_id = self.run_id;
         let drain = async move {
             let mut inbox = DrainInbox::new(rx);
             let mut failures = 0u32;
+            let mut resume = resume;
             loop {
-                let next: Result<Option<LoopRow>, StoreError> =
-                    engine.store.run(ClaimNextLoop(run_id)).await;
+                let (next, start) = match resume.take() {
+                    Some(lp) => (Ok(Some(lp)), LoopStart::Resumed),
+                    None => (
+                        engine.store.run(ClaimNextLoop(run_id)).await,
+                        LoopStart::Fresh,
+                    ),
+                };
+                let next: Result<Option<LoopRow>, StoreError> = next;
                 match next {
                     Ok(Some(lp)) => {
                         failures = 0;
-                        execute_loop(engine.clone(), run_id, lp.clone(), &mut inbox).await;
+                        execute_loop(engine.clone(), run_id, lp.clone(), start, &mut inbox).await;
                         // A prompt steered in as the loop ended is never lost:
                         // it becomes the run's next loop.
                         for steered in inbox.take_injected() {
@@ -282,7 +294,7 @@ impl Handler<Enqueue> for RunActor {
                             // The drain may be about to end: tell it there is more.
                             act.to_drain(DrainEvent::LoopQueued)
                         } else {
-                            act.start_drain(ctx);
+                            act.start_drain(ctx, None);
                             Ok(())
                         }
                     });
@@ -290,6 +302,29 @@ impl Handler<Enqueue> for RunActor {
                     queued
                 }),
         )
+    }
+}
+
+/// Takes up a loop a restart interrupted while it waited on a proposal:
+/// the drain waits on the same proposal, then finishes the turn from what
+/// was recorded and goes on.
+#[derive(Message)]
+#[rtype(result = "Result<(), RunActorError>")]
+pub struct Resume {
+    pub interrupted: LoopRow,
+}
+
+impl Handler<Resume> for RunActor {
+    type Result = Result<(), RunActorError>;
+    fn handle(&mut self, msg: Resume, ctx: &mut Context<Self>) -> Self::Result {
+        let started = if self.drain.is_some() {
+            Err(RunActorError::AlreadyRunning(self.alias.clone()))
+        } else {
+            self.start_drain(ctx, Some(msg.interrupted));
+            Ok(())
+        };
+        self.settle();
+        started
     }
 }
 
@@ -336,6 +371,42 @@ impl Handler<Abort> for RunActor {
                 act.settle();
                 result
             }),
+        )
+    }
+}
+
+/// Server shutdown: a run waiting on a proposal is left waiting in the
+/// store (the drain is dropped, nothing is written), so the next start
+/// resumes it; answers true then. Any other run is left to `Abort`.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct Suspend;
+
+impl Handler<Suspend> for RunActor {
+    type Result = ResponseActFuture<Self, bool>;
+
+    fn handle(&mut self, _: Suspend, _: &mut Context<Self>) -> Self::Result {
+        let store = self.engine.store.clone();
+        let run_id = self.run_id;
+        Box::pin(
+            async move { store.run(crate::store::GetRunById(run_id)).await }
+                .into_actor(self)
+                .map(|run, act, ctx| {
+                    let waiting = run.is_ok_and(|r| r.status == RunStatus::Proposed);
+                    let suspended = match act.drain.take() {
+                        Some(drain) if waiting => {
+                            ctx.cancel_future(drain.handle);
+                            tracing::info!(run = %act.alias, "left waiting on its proposal for the next start");
+                            true
+                        }
+                        other => {
+                            act.drain = other;
+                            false
+                        }
+                    };
+                    act.settle();
+                    suspended
+                }),
         )
     }
 }

@@ -11,6 +11,7 @@ pub mod proposals;
 pub mod registry;
 pub mod report;
 pub mod service;
+mod step;
 pub mod turn;
 pub mod verdict;
 

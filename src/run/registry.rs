@@ -4,7 +4,7 @@
 //! being lost on its way: an actor is forgotten only when it has handled
 //! everything the registry forwarded to it.
 
-use super::actor::{Abort, IsBusy, RunActor};
+use super::actor::{Abort, IsBusy, RunActor, Suspend};
 use super::Engine;
 use actix::dev::ToEnvelope;
 use actix::prelude::*;
@@ -94,7 +94,8 @@ impl Handler<Idle> for RunRegistry {
     }
 }
 
-/// Shutdown: abort every busy run so nothing is left half-done.
+/// Shutdown: abort every busy run so nothing is left half-done, except a
+/// run waiting on a proposal, which waits again after the next start.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct AbortAllRuns {
@@ -119,7 +120,17 @@ impl Handler<AbortAllRuns> for RunRegistry {
                         msg: IsBusy,
                     })
                     .await;
-                if matches!(busy, Ok(Ok(true))) {
+                if !matches!(busy, Ok(Ok(true))) {
+                    continue;
+                }
+                let suspended = registry
+                    .send(ToRun {
+                        run_id,
+                        alias: alias.clone(),
+                        msg: Suspend,
+                    })
+                    .await;
+                if !matches!(suspended, Ok(Ok(true))) {
                     let _ = registry
                         .send(ToRun {
                             run_id,

@@ -4,14 +4,14 @@
 use super::Engine;
 use crate::context::tokens::ceiling;
 use crate::protocol::notifications::{
-    ContextBucket, RunLogItem, RunStateNotification, RunTelemetry, UnknownItem,
+    ContextBucket, ProposedEntry, RunLogItem, RunStateNotification, RunTelemetry, UnknownItem,
 };
 use crate::protocol::runs::{
     GetRunResult, RunContext, RunHistoryItem, RunSummary, RunUsage, TurnText,
 };
 use crate::store::{
-    Bucket, GetModel, HistoryRow, PathBody, ReportRun, RunListItem, RunReport, RunRow, RunStatus,
-    StoreError,
+    Bucket, GetModel, HistoryRow, PathBody, PendingProposals, ReportRun, RunListItem, RunReport,
+    RunRow, RunStatus, StoreError,
 };
 use serde_json::Value;
 
@@ -168,6 +168,7 @@ pub async fn run_detail(engine: &Engine, run: &RunRow) -> Result<GetRunResult, S
             token_divisor: engine.config.token_divisor,
         })
         .await?;
+    let pending = engine.store.run(PendingProposals(run.id)).await?;
     let u = &report.usage;
     Ok(GetRunResult {
         run: run.alias.clone(),
@@ -192,6 +193,15 @@ pub async fn run_detail(engine: &Engine, run: &RunRow) -> Result<GetRunResult, S
         },
         last_user_prompt: report.last_prompt,
         last_summary: report.last_update,
+        pending_proposals: pending
+            .into_iter()
+            .map(|row| ProposedEntry {
+                path: row.path,
+                body: row.body,
+                attributes: row.attributes,
+                turn: row.turn,
+            })
+            .collect(),
     })
 }
 

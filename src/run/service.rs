@@ -3,13 +3,13 @@
 //! ends (`rummy run`, ACP) all call it; none of them holds run logic.
 //! Every message for a run travels through the `RunRegistry`.
 
-use super::actor::{Abort, Configure, Enqueue, Inject, Resolve, RunActorError};
+use super::actor::{Abort, Configure, Enqueue, Inject, Resolve, Resume, RunActorError};
 use super::proposals::{ResolveError, Settled};
 use super::registry::{AbortAllRuns, ActiveRunActors, RunRegistry, ToRun};
 use super::{Engine, LoopFlags};
 use crate::store::{
-    ActiveLoop, CreateRun, EntryState, GetEntry, GetModel, GetRun, LoopRow, RunRow, StoreError,
-    RESOLUTION_ATTR,
+    ActiveLoop, CreateRun, EntryState, GetEntry, GetModel, GetRun, GetRunById, LoopRow, RunRow,
+    RunStatus, StoreError, RESOLUTION_ATTR,
 };
 use crate::tools::Mode;
 use actix::prelude::*;
@@ -36,6 +36,8 @@ pub enum RunServiceError {
     NotFound(String),
     #[error("run '{0}' has no running loop")]
     NotRunning(String),
+    #[error("run '{0}' is already running")]
+    AlreadyRunning(String),
     /// A resolution for an entry that is not waiting on a decision.
     #[error("{path} is not a pending proposal of run '{run}'{why}")]
     NotPending {
@@ -66,6 +68,7 @@ impl From<RunActorError> for RunServiceError {
     fn from(e: RunActorError) -> Self {
         match e {
             RunActorError::NotRunning(alias) => RunServiceError::NotRunning(alias),
+            RunActorError::AlreadyRunning(alias) => RunServiceError::AlreadyRunning(alias),
             RunActorError::Store(e) => RunServiceError::Store(e),
         }
     }
@@ -251,7 +254,9 @@ impl RunService {
     pub async fn continue_run(&self, req: ContinueRun) -> RunResult<RunRow> {
         check_flags(&req.flags)?;
         let run = self.require(req.project_id, &req.alias).await?;
-        if !req.queue {
+        // A run waiting on a proposal keeps waiting: the prompt is its next
+        // loop, never part of the turn that is waiting.
+        if !req.queue && run.status != RunStatus::Proposed {
             let active = self.engine.store.run(ActiveLoop(run.id)).await?;
             if active.is_some_and(|lp| joins(&lp, req.mode, &req.flags)) {
                 let steer = Inject {
@@ -375,6 +380,20 @@ impl RunService {
                 msg,
             })
             .await??)
+    }
+
+    /// Takes up a run a restart interrupted while it waited on a proposal
+    /// (boot calls this for each run recovery left waiting).
+    pub async fn resume(&self, run_id: i64) -> RunResult<()> {
+        let run = self.engine.store.run(GetRunById(run_id)).await?;
+        let interrupted = self
+            .engine
+            .store
+            .run(ActiveLoop(run.id))
+            .await?
+            .ok_or_else(|| RunServiceError::NotRunning(run.alias.clone()))?;
+        self.to_run(&run, Resume { interrupted }).await??;
+        Ok(())
     }
 
     /// Cancels the run from any client of its project: the running loop is

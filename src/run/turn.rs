@@ -2,22 +2,19 @@
 //! RECORD, DISPATCH, resolve the update, decide.
 
 use super::actor::DrainInbox;
-use super::budget_turn::{self, Gate, Materializer};
-use super::cycles::{turn_fingerprint, CycleDetector, LOOP_DETECTED, LOOP_STATUS};
+use super::cycles::CycleDetector;
 use super::report::{run_state, FreshTurn};
-use super::verdict::{decide, TurnResult, Verdict};
+use super::step::TurnSteps;
+use super::verdict::{decide, Verdict};
 use super::{Engine, LoopFlags};
-use crate::llm::{ChatMessage, CompletionRequest, LlmError, Provider, RetryNotice};
-use crate::parse::{parse, Command};
-use crate::protocol::notifications::{Notification, ProgressStatus, RunProgressNotification};
+use crate::llm::Provider;
+use crate::protocol::notifications::Notification;
+use crate::store::RunStatus;
 use crate::store::{
-    BeginTurn, EntryWrite, FinishLoop, GetModel, GetRunById, LogError, LoopRow,
-    PreviousPromptTokens, RecordTurnUsage, RunRow, SetEntry, SetModelContextLength, SetRunStatus,
-    StoreError, TurnUsage, Writer,
+    FinishLoop, GetInterruptedTurn, GetModel, GetRunById, LogError, LoopRow, RunRow,
+    SetModelContextLength, SetRunStatus, StoreError,
 };
-use crate::store::{EntryState, RunStatus};
-use crate::tools::update::terminal_status;
-use crate::tools::{Mode, ToolSet, TurnCtx};
+use crate::tools::{Mode, ToolSet};
 use futures_util::FutureExt;
 use serde_json::json;
 use std::panic::AssertUnwindSafe;
@@ -34,11 +31,23 @@ pub struct LoopEnd {
 }
 
 /// What a run needs to call its model.
-struct ModelBinding {
-    provider: Arc<dyn Provider>,
-    wire_model: String,
-    context_size: Option<i64>,
-    temperature: Option<f64>,
+pub(super) struct ModelBinding {
+    pub provider: Arc<dyn Provider>,
+    pub wire_model: String,
+    pub context_size: Option<i64>,
+    pub temperature: Option<f64>,
+    /// The temperature the run or loop asked for, without the
+    /// `RUMMY_TEMPERATURE` fallback: what `run/state` reports ("only if
+    /// set", as upstream).
+    pub chosen_temperature: Option<f64>,
+}
+
+/// How a loop begins: claimed from the queue, or taken up after a restart
+/// interrupted it while its last turn waited on a proposal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoopStart {
+    Fresh,
+    Resumed,
 }
 
 /// Runs one claimed loop to its end and records the outcome. A panic
@@ -48,9 +57,10 @@ pub async fn execute_loop(
     engine: Arc<Engine>,
     run_id: i64,
     lp: LoopRow,
+    start: LoopStart,
     inbox: &mut DrainInbox,
 ) -> LoopEnd {
-    let driven = AssertUnwindSafe(drive_loop(&engine, run_id, &lp, inbox))
+    let driven = AssertUnwindSafe(drive_loop(&engine, run_id, &lp, start, inbox))
         .catch_unwind()
         .await;
     let failure = match driven {
@@ -223,6 +233,7 @@ async fn bind_model(
             .temperature
             .or(run.temperature)
             .or(engine.config.temperature),
+        chosen_temperature: flags.temperature.or(run.temperature),
     })
 }
 
@@ -230,11 +241,13 @@ async fn drive_loop(
     engine: &Arc<Engine>,
     run_id: i64,
     lp: &LoopRow,
+    start: LoopStart,
     inbox: &mut DrainInbox,
 ) -> Result<LoopEnd, String> {
     let err = |e: StoreError| e.to_string();
     let run = engine.store.run(GetRunById(run_id)).await.map_err(err)?;
-    if run.status != RunStatus::Running {
+    // A resumed loop is still waiting on its proposal: its run stays 202.
+    if run.status != RunStatus::Running && start == LoopStart::Fresh {
         engine
             .store
             .run(SetRunStatus {
@@ -251,24 +264,42 @@ async fn drive_loop(
         .unwrap_or_default();
     let mode = Mode::parse(&lp.mode).unwrap_or(Mode::Ask);
     let binding = bind_model(engine, &run, &flags).await?;
-    if !flags.no_repo.unwrap_or(false) {
-        scan_project(engine, &run).await?;
-    }
+    let mut interrupted = match start {
+        LoopStart::Fresh => {
+            if !flags.no_repo.unwrap_or(false) {
+                scan_project(engine, &run).await?;
+            }
+            None
+        }
+        LoopStart::Resumed => Some(
+            engine
+                .store
+                .run(GetInterruptedTurn {
+                    run_id,
+                    loop_id: lp.id,
+                })
+                .await
+                .map_err(err)?
+                .ok_or("cannot resume the loop: its interrupted turn left no record")?,
+        ),
+    };
+    let first = interrupted.as_ref().map_or(1, |t| t.loop_turns.max(1));
+    // Strikes and fingerprints are kept per loop, as upstream's error
+    // plugin does (a resumed loop starts them afresh).
     let mut streak = 0;
-    // Fingerprints are kept per loop, as upstream's error plugin does.
     let mut cycles = CycleDetector::new(engine.config.min_cycles, engine.config.max_cycle_period);
-    for iteration in 1..=engine.config.max_turns {
-        let outcome = run_turn(
+    for iteration in first..=engine.config.max_turns.max(first) {
+        let steps = TurnSteps {
             engine,
-            &run,
+            run: &run,
             lp,
-            iteration,
             mode,
-            &binding,
-            &mut cycles,
-            inbox,
-        )
-        .await?;
+            binding: &binding,
+        };
+        let outcome = match interrupted.take() {
+            Some(turn) => steps.resume(turn, &mut cycles, inbox).await?,
+            None => steps.run(iteration, &mut cycles, inbox).await?,
+        };
         let verdict = decide(outcome.result, &mut streak, engine.config.max_strikes);
         match verdict {
             Verdict::Continue => {
@@ -372,399 +403,15 @@ async fn scan_project(engine: &Engine, run: &RunRow) -> Result<(), String> {
     Ok(())
 }
 
-struct TurnOutcome {
-    turn: i64,
-    result: TurnResult,
-    fresh: FreshTurn,
-}
-
-async fn write(engine: &Engine, w: EntryWrite) -> Result<(), String> {
-    engine
-        .store
-        .run(SetEntry(w))
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
-}
-
-/// One audit record (`system://N` and friends): archived, resolved, system.
-fn audit(run_id: i64, loop_id: i64, path: String, body: String, turn: i64) -> EntryWrite {
-    EntryWrite {
-        body: Some(body),
-        visibility: Some("archived".into()),
-        turn,
-        loop_id: Some(loop_id),
-        ..EntryWrite::new(run_id, path, Writer::System)
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn run_turn(
-    engine: &Arc<Engine>,
-    run: &RunRow,
-    lp: &LoopRow,
-    iteration: u32,
-    mode: Mode,
-    binding: &ModelBinding,
-    cycles: &mut CycleDetector,
-    inbox: &mut DrainInbox,
-) -> Result<TurnOutcome, String> {
-    let err = |e: StoreError| e.to_string();
-    let start = engine
-        .store
-        .run(BeginTurn {
-            run_id: run.id,
-            loop_id: lp.id,
-        })
-        .await
-        .map_err(err)?;
-    let turn = start.turn;
-    let ctx = TurnCtx::new(
-        engine.store.clone(),
-        engine.config.clone(),
-        run.id,
-        lp.id,
-        turn,
-        mode,
-    );
-    // The loop's own prompt opens its first turn; prompts steered into the
-    // running loop join a later one (several at once become one prompt).
-    let prompt = if iteration == 1 {
-        Some(lp.prompt.clone())
-    } else {
-        let steered: Vec<String> = inbox
-            .take_injected()
-            .into_iter()
-            .map(|i| i.prompt)
-            .collect();
-        (!steered.is_empty()).then(|| steered.join("\n\n"))
-    };
-    if let Some(prompt) = prompt {
-        write(
-            engine,
-            EntryWrite {
-                body: Some(prompt),
-                attributes: Some(json!({ "mode": mode.as_str() })),
-                turn,
-                loop_id: Some(lp.id),
-                ..EntryWrite::new(run.id, format!("prompt://{turn}"), Writer::Plugin)
-            },
-        )
-        .await?;
-    }
-    let materializer = Materializer {
-        engine,
-        run,
-        lp,
-        turn,
-        tool_set: tool_set(mode, lp, engine.config.think),
-        context_size: binding.context_size,
-    };
-    let previous = engine
-        .store
-        .run(PreviousPromptTokens {
-            run_id: run.id,
-            turn,
-        })
-        .await
-        .map_err(err)?;
-    let packet = materializer.packet(previous.unwrap_or(0)).await?;
-    progress(engine, run, turn, ProgressStatus::Thinking);
-    let (packet, budget_struck) =
-        match budget_turn::pre_llm(&materializer, iteration, packet).await? {
-            Gate::Send { packet, struck } => (packet, struck),
-            Gate::Skip { measured } => {
-                // A skipped turn still records its measure, so nothing later
-                // mistakes an older turn's figure for this one.
-                engine
-                    .store
-                    .run(RecordTurnUsage {
-                        turn_id: start.turn_id,
-                        usage: TurnUsage {
-                            context_tokens: measured,
-                            ..TurnUsage::default()
-                        },
-                    })
-                    .await
-                    .map_err(err)?;
-                return Ok(TurnOutcome {
-                    turn,
-                    result: TurnResult {
-                        strike: true,
-                        ..TurnResult::default()
-                    },
-                    fresh: FreshTurn {
-                        model: None,
-                        temperature: binding.temperature,
-                        assembled_tokens: measured,
-                    },
-                });
-            }
-        };
-    let messages = [
-        ChatMessage {
-            role: "system",
-            content: packet.system.clone(),
-        },
-        ChatMessage {
-            role: "user",
-            content: packet.user.clone(),
-        },
-    ];
-    let mut fresh = FreshTurn {
-        model: None,
-        temperature: binding.temperature,
-        assembled_tokens: packet.total_tokens,
-    };
-    let request = CompletionRequest {
-        model: &binding.wire_model,
-        messages: &messages,
-        temperature: binding.temperature,
-        context_size: binding.context_size,
-    };
-    // Waits between retries are announced, never written: an abort drops
-    // this future and leaves nothing of the call behind.
-    let on_retry = |n: &RetryNotice| {
-        publish_progress(
-            engine,
-            run,
-            RunProgressNotification {
-                run: run.alias.clone(),
-                turn,
-                status: ProgressStatus::Retrying,
-                attempt: Some(n.attempt),
-                error: Some(n.error.clone()),
-                delay_ms: Some(u64::try_from(n.delay.as_millis()).unwrap_or(u64::MAX)),
-            },
-        );
-    };
-    let completion = match engine
-        .providers
-        .complete(binding.provider.as_ref(), &request, &on_retry)
-        .await
-    {
-        Ok(c) => c,
-        Err(LlmError::ContextExceeded { message }) => {
-            ctx.log_error(format!("LLM context exceeded: {message}"), 413)
-                .await
-                .map_err(err)?;
-            return Ok(TurnOutcome {
-                turn,
-                result: TurnResult {
-                    strike: true,
-                    ..TurnResult::default()
-                },
-                fresh,
-            });
-        }
-        Err(e) => return Err(e.to_string()),
-    };
-    progress(engine, run, turn, ProgressStatus::Processing);
-    fresh.model = completion.model.clone();
-    let parsed = parse(&completion.content, engine.config.max_commands as usize);
-    let thoughts: Vec<String> = parsed
-        .commands
-        .iter()
-        .filter(|c| c.name == "think")
-        .map(Command::text)
-        .collect();
-    let reasoning: Vec<String> = completion
-        .reasoning
-        .iter()
-        .cloned()
-        .chain(thoughts)
-        .collect();
-    let reasoning = (!reasoning.is_empty()).then(|| reasoning.join("\n"));
-    let actual = budget_turn::actual_tokens(completion.usage.prompt_tokens, &packet);
-    let usage = TurnUsage {
-        context_tokens: actual,
-        reasoning_content: reasoning.clone(),
-        ..completion.usage.clone()
-    };
-    engine
-        .store
-        .run(RecordTurnUsage {
-            turn_id: start.turn_id,
-            usage,
-        })
-        .await
-        .map_err(err)?;
-    record_audit(
-        engine,
-        run,
-        lp,
-        turn,
-        &packet.system,
-        &packet.user,
-        &completion,
-        reasoning,
-    )
-    .await?;
-    for w in &parsed.warnings {
-        ctx.log_error(w.clone(), 422).await.map_err(err)?;
-    }
-    if !parsed.unparsed.is_empty() {
-        write(
-            engine,
-            // Unlike the other audit records, upstream leaves the unparsed
-            // text visible.
-            EntryWrite {
-                state: Some(EntryState::Failed),
-                outcome: Some("unparsed".into()),
-                visibility: Some("visible".into()),
-                ..audit(
-                    run.id,
-                    lp.id,
-                    format!("content://{turn}"),
-                    parsed.unparsed.clone(),
-                    turn,
-                )
-            },
-        )
-        .await?;
-        if parsed.commands.is_empty() && parsed.warnings.is_empty() {
-            ctx.log_error("Response contained no actionable tags.", 422)
-                .await
-                .map_err(err)?;
-        }
-    }
-    let offer = tool_set(mode, lp, engine.config.think);
-    let yolo = engine.config.yolo || loop_flags(lp).yolo == Some(true);
-    let prints =
-        super::dispatch::dispatch_all(engine, &ctx, run, &offer, yolo, &parsed.commands, inbox)
-            .await?;
-    let demoted = budget_turn::post_dispatch(&materializer, actual).await?;
-    let terminal_status = resolve_update(&ctx, &parsed.commands, &completion.content)
-        .await
-        .map_err(err)?;
-    // Checked after the update resolves, as upstream's verdict does; a turn
-    // with no recorded command is left out of the history.
-    let loop_detected = turn_fingerprint(&prints)
-        .and_then(|fp| cycles.push(fp))
-        .is_some();
-    if loop_detected {
-        ctx.log_error(LOOP_DETECTED, LOOP_STATUS)
-            .await
-            .map_err(err)?;
-    }
-    Ok(TurnOutcome {
-        turn,
-        result: TurnResult {
-            strike: ctx.error_count() > 0 || demoted || budget_struck,
-            terminal_status,
-            loop_detected,
-        },
-        fresh,
-    })
-}
-
-fn progress(engine: &Engine, run: &RunRow, turn: i64, status: ProgressStatus) {
-    publish_progress(
-        engine,
-        run,
-        RunProgressNotification {
-            run: run.alias.clone(),
-            turn,
-            status,
-            attempt: None,
-            error: None,
-            delay_ms: None,
-        },
-    );
-}
-
-fn publish_progress(engine: &Engine, run: &RunRow, payload: RunProgressNotification) {
-    match Notification::of(&payload) {
-        Ok(n) => engine.publish(run.project_id, n.method, n.params),
-        Err(e) => tracing::error!(run = run.alias, "could not encode run/progress: {e}"),
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn record_audit(
-    engine: &Engine,
-    run: &RunRow,
-    lp: &LoopRow,
-    turn: i64,
-    system: &str,
-    user: &str,
-    completion: &crate::llm::Completion,
-    reasoning: Option<String>,
-) -> Result<(), String> {
-    let a =
-        |scheme: &str, body: String| audit(run.id, lp.id, format!("{scheme}://{turn}"), body, turn);
-    write(engine, a("system", system.to_string())).await?;
-    write(engine, a("user", user.to_string())).await?;
-    write(engine, a("assistant", completion.content.clone())).await?;
-    if let Some(r) = reasoning {
-        write(engine, a("reasoning", r)).await?;
-    }
-    let content: String = completion.content.chars().take(4096).collect();
-    let model = json!({
-        "content": content,
-        "reasoning_content": completion.reasoning,
-        "usage": completion.usage,
-        "model": completion.model,
-    });
-    write(engine, a("model", model.to_string())).await
-}
-
-/// The last `<update>` decides (spec 02 §6.5); returns a terminal status.
-async fn resolve_update(
-    ctx: &TurnCtx,
-    commands: &[Command],
-    content: &str,
-) -> Result<Option<RunStatus>, StoreError> {
-    let Some(update) = commands.iter().rev().find(|c| c.name == "update") else {
-        let message = if content.trim().is_empty() {
-            "Response empty - Update with status 500 if unable to fulfill request."
-        } else {
-            "Missing update"
-        };
-        ctx.log_error(message, 422).await?;
-        return Ok(None);
-    };
-    let text = update.text();
-    match update.status() {
-        Some(s) if terminal_status(s).is_some() => {
-            if text.is_empty() {
-                ctx.log_error("Missing update", 422).await?;
-                Ok(None)
-            } else {
-                Ok(terminal_status(s))
-            }
-        }
-        Some(s) if (100..=199).contains(&s) => {
-            if text.is_empty() {
-                ctx.log_error("Missing update", 422).await?;
-            }
-            Ok(None)
-        }
-        _ => {
-            let shown = update.attr("status").unwrap_or_default();
-            ctx.log_error(
-                format!(
-                    "Invalid status {shown} on update — use 1xx to continue or 200 to conclude."
-                ),
-                422,
-            )
-            .await?;
-            Ok(None)
-        }
-    }
-}
-
-/// What the loop offers the model: its mode, `RUMMY_THINK` and the
-/// client's flags stored with the loop.
 /// The flags a client chose for this loop (stored with the loop).
-fn loop_flags(lp: &LoopRow) -> LoopFlags {
+pub(super) fn loop_flags(lp: &LoopRow) -> LoopFlags {
     lp.config
         .as_deref()
         .and_then(|c| serde_json::from_str(c).ok())
         .unwrap_or_default()
 }
 
-fn tool_set(mode: Mode, lp: &LoopRow, think: bool) -> ToolSet {
+pub(super) fn tool_set(mode: Mode, lp: &LoopRow, think: bool) -> ToolSet {
     let flags = loop_flags(lp);
     ToolSet {
         no_interaction: flags.no_interaction.unwrap_or(false),

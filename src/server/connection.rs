@@ -8,7 +8,9 @@
 use super::router::{dispatch, find, Binding, CallCtx};
 use super::AppState;
 use crate::hub::{Push, Subscribe, Unsubscribe};
-use crate::protocol::jsonrpc::{error_frame, parse_frame, result_frame, Inbound};
+use crate::protocol::jsonrpc::{
+    error_frame, notification_frame, parse_frame, result_frame, Inbound,
+};
 use actix::prelude::*;
 use actix_web_actors::ws;
 use serde_json::Value;
@@ -91,6 +93,9 @@ impl ClientConnection {
                     Err(error) => error_frame(&id, error),
                 };
                 ctx.text(frame);
+            }
+            for notice in &outcome.notices {
+                ctx.text(notification_frame(notice.method, &notice.params));
             }
             if is_hello {
                 act.hello_in_flight = false;

@@ -242,8 +242,11 @@ pub async fn start(mut config: Config, options: StartOptions) -> Result<ServerHa
         }
     }
     let recovered = store.run(RecoverInterrupted).await?;
-    if recovered > 0 {
-        tracing::info!("marked {recovered} interrupted run(s) aborted (499)");
+    if recovered.aborted > 0 {
+        tracing::info!(
+            "marked {} interrupted run(s) aborted (499)",
+            recovered.aborted
+        );
     }
     let hub = Hub::with_change_feed(store.addr().clone().recipient()).start();
     let engine = Arc::new(Engine {
@@ -254,6 +257,15 @@ pub async fn start(mut config: Config, options: StartOptions) -> Result<ServerHa
         config: config.clone(),
     });
     let runs = RunService::start(engine.clone());
+    // Runs that were waiting on a proposal wait again, on the same one.
+    for run_id in recovered.waiting {
+        if let Err(e) = runs.resume(run_id).await {
+            tracing::error!(
+                run_id,
+                "could not resume the run's wait on its proposal: {e}"
+            );
+        }
+    }
     let next_client = Arc::new(AtomicU64::new(1));
     let (local_addr, http) = if options.listen {
         let (addr, http) = listen(Listener {

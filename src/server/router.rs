@@ -5,6 +5,7 @@
 use super::methods;
 use super::AppState;
 use crate::protocol::jsonrpc::{RpcError, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND};
+use crate::protocol::notifications::Notification;
 use crate::protocol::schema;
 use crate::protocol::session::DiscoverResult;
 use crate::store::{LogRpc, StoreError};
@@ -44,15 +45,21 @@ impl CallCtx {
     }
 }
 
-/// A handler's success: the result, and a new binding for `rummy/hello`.
+/// A handler's success: the result, a new binding for `rummy/hello`, and
+/// notifications for this client alone, sent right after the reply.
 pub struct Reply {
     pub result: Value,
     pub bind: Option<Binding>,
+    pub notices: Vec<Notification>,
 }
 
 impl From<Value> for Reply {
     fn from(result: Value) -> Self {
-        Reply { result, bind: None }
+        Reply {
+            result,
+            bind: None,
+            notices: Vec::new(),
+        }
     }
 }
 
@@ -81,6 +88,7 @@ pub struct MethodSpec {
 pub struct Outcome {
     pub reply: Result<Value, RpcError>,
     pub bind: Option<Binding>,
+    pub notices: Vec<Notification>,
 }
 
 /// The handler of a method or of one of its older aliases.
@@ -143,9 +151,9 @@ pub async fn dispatch(
             }
         }
     };
-    let (reply, bind) = match outcome {
-        Ok(r) => (Ok(r.result), r.bind),
-        Err(e) => (Err(e), None),
+    let (reply, bind, notices) = match outcome {
+        Ok(r) => (Ok(r.result), r.bind, r.notices),
+        Err(e) => (Err(e), None, Vec::new()),
     };
     let log = LogRpc::record(
         bind.as_ref().map(|b| b.project_id).or(project_id),
@@ -165,7 +173,11 @@ pub async fn dispatch(
             tracing::debug!("{method} refused: {}", e.message);
         }
     }
-    Outcome { reply, bind }
+    Outcome {
+        reply,
+        bind,
+        notices,
+    }
 }
 
 /// The `discover` result, derived from the protocol registry once.

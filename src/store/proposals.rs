@@ -2,8 +2,8 @@
 //! decision, and the sweep that cancels them when the run is cancelled.
 
 use super::entries::{find_view, write_entry, EntryRow, EntryWrite};
-use super::schema::{entries, run_views};
-use super::{store_ops, EntryState, StoreOp, StoreResult, Writer};
+use super::schema::{entries, run_views, runs};
+use super::{store_ops, EntryState, RunStatus, StoreOp, StoreResult, Writer};
 use diesel::prelude::*;
 use diesel::SqliteConnection;
 use serde_json::json;
@@ -26,6 +26,29 @@ impl StoreOp for PendingProposals {
             .order(run_views::id.asc())
             .select(super::entries::ENTRY_COLUMNS)
             .load(conn)?)
+    }
+}
+
+/// The proposals waiting in a project's runs, by run alias, oldest first
+/// (what a client that says hello is told again).
+pub struct ProjectPendingProposals(pub i64);
+
+impl StoreOp for ProjectPendingProposals {
+    type Output = Vec<(String, EntryRow)>;
+    fn run(self, conn: &mut SqliteConnection) -> StoreResult<Vec<(String, EntryRow)>> {
+        let waiting: Vec<(i64, String)> = runs::table
+            .filter(runs::project_id.eq(self.0))
+            .filter(runs::status.eq(RunStatus::Proposed))
+            .order(runs::id.asc())
+            .select((runs::id, runs::alias))
+            .load(conn)?;
+        let mut out = Vec::new();
+        for (run_id, alias) in waiting {
+            for row in PendingProposals(run_id).run(conn)? {
+                out.push((alias.clone(), row));
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -77,6 +100,7 @@ impl StoreOp for RemoveView {
 
 store_ops!(
     PendingProposals => Vec<EntryRow>,
+    ProjectPendingProposals => Vec<(String, EntryRow)>,
     CancelProposals => Vec<String>,
     RemoveView => bool,
 );

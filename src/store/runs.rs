@@ -516,27 +516,6 @@ impl StoreOp for RecordTurnUsage {
     }
 }
 
-/// Boot recovery after a crash or restart: running loops go back to the
-/// queue and unfinished runs end 499 (spec 03 §4.2).
-pub struct RecoverInterrupted;
-
-impl StoreOp for RecoverInterrupted {
-    type Output = usize;
-    fn run(self, conn: &mut SqliteConnection) -> StoreResult<usize> {
-        diesel::update(loops::table.filter(loops::status.eq(RunStatus::Running)))
-            .set(loops::status.eq(RunStatus::Queued))
-            .execute(conn)?;
-        let stuck: Vec<i64> = runs::table
-            .filter(runs::status.eq_any([RunStatus::Queued, RunStatus::Running]))
-            .select(runs::id)
-            .load(conn)?;
-        for id in &stuck {
-            set_run_status(conn, *id, RunStatus::Aborted)?;
-        }
-        Ok(stuck.len())
-    }
-}
-
 /// Runs still in flight (used at shutdown).
 pub struct ActiveRunIds;
 
@@ -585,6 +564,5 @@ store_ops!(
     AbortRun => Option<RunRow>,
     BeginTurn => TurnStart,
     RecordTurnUsage => (),
-    RecoverInterrupted => usize,
     ActiveRunIds => Vec<i64>,
 );

@@ -96,6 +96,8 @@ diesel::table! {
         total_tokens -> BigInt,
         cost -> Double,
         created_at -> Nullable<Text>,
+        /// JSON array: the log paths RECORD allocated, in dispatch order.
+        dispatch_plan -> Nullable<Text>,
     }
 }
 

@@ -77,6 +77,13 @@ impl TurnCtx {
         }
     }
 
+    /// A turn taken up again after a restart, with the error entries it
+    /// had already written.
+    pub fn with_errors(self, errors: u32) -> Self {
+        self.errors.store(errors, Ordering::Relaxed);
+        self
+    }
+
     /// Error entries written this turn; any makes the turn a strike.
     pub fn error_count(&self) -> u32 {
         self.errors.load(Ordering::Relaxed)

@@ -1,11 +1,12 @@
 //! Handshake, liveness and discovery.
 
 use crate::protocol::jsonrpc::RpcError;
+use crate::protocol::notifications::{Notification, ProposedEntry, RunProposalNotification};
 use crate::protocol::session::{HelloParams, HelloResult, PingResult, SubscribeName};
 use crate::protocol::PROTOCOL_VERSION;
 use crate::server::admission::resolve_project_root;
 use crate::server::router::{describe, params, reply, store_error, Binding, CallCtx, Reply};
-use crate::store::UpsertProject;
+use crate::store::{ProjectPendingProposals, UpsertProject};
 use serde_json::Value;
 
 pub async fn hello(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
@@ -58,12 +59,36 @@ pub async fn hello(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
         project_id,
         project_root: root.clone(),
     };
+    // A client joining a project hears every proposal still waiting in it,
+    // as it would have when the proposal was made (also after a restart).
+    let pending = ctx
+        .app
+        .store
+        .run(ProjectPendingProposals(project_id))
+        .await
+        .map_err(store_error)?;
+    let notices = pending
+        .into_iter()
+        .map(|(run, row)| {
+            Notification::of(&RunProposalNotification {
+                run,
+                proposed: vec![ProposedEntry {
+                    path: row.path,
+                    body: row.body,
+                    attributes: row.attributes,
+                    turn: row.turn,
+                }],
+            })
+            .map_err(|e| RpcError::internal(format!("could not encode run/proposal: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Reply {
         bind: Some(Binding {
             project_id,
             project_root: canonical,
             run_changed,
         }),
+        notices,
         ..reply(&result)?
     })
 }

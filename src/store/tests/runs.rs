@@ -425,28 +425,104 @@ fn recover_interrupted_ends_unfinished_runs_and_requeues_running_loops() {
     set_status(&mut fx.conn, done, 102).unwrap();
     set_status(&mut fx.conn, done, 200).unwrap();
 
+    // At 202 with nothing pending: nothing to wait for, so it ends too.
     let pending = new_run(&mut fx.conn, fx.project, "pending").id;
     set_status(&mut fx.conn, pending, 102).unwrap();
     set_status(&mut fx.conn, pending, 202).unwrap();
 
-    let n = exec(&mut fx.conn, RecoverInterrupted).unwrap();
-    assert_eq!(n, 2);
+    let recovery = exec(&mut fx.conn, RecoverInterrupted).unwrap();
+    assert_eq!(recovery.aborted, 3);
+    assert!(recovery.waiting.is_empty());
     assert_eq!(run_status(&mut fx.conn, fx.run), 499);
     assert_eq!(run_status(&mut fx.conn, running), 499);
     assert_eq!(run_status(&mut fx.conn, done), 200);
-    assert_eq!(run_status(&mut fx.conn, pending), 202);
+    assert_eq!(run_status(&mut fx.conn, pending), 499);
     assert_eq!(loop_statuses(&mut fx.conn, running), [(1, 100), (2, 100)]);
     for (id, alias) in [(fx.run, "r1"), (running, "running")] {
         let e = get(&mut fx.conn, id, &format!("run://{alias}")).unwrap();
         assert_eq!(e.state, EntryState::Cancelled, "{alias}");
         assert_eq!(e.outcome.as_deref(), Some("status:499"));
     }
-    assert_eq!(
-        exec(&mut fx.conn, ActiveRunIds).unwrap(),
-        [pending],
-        "only the 202 run is still in flight"
-    );
+    assert!(exec(&mut fx.conn, ActiveRunIds).unwrap().is_empty());
 
     // A second recovery finds nothing.
-    assert_eq!(exec(&mut fx.conn, RecoverInterrupted).unwrap(), 0);
+    assert_eq!(exec(&mut fx.conn, RecoverInterrupted).unwrap().aborted, 0);
+}
+
+/// A run waiting on a proposal, with its turn's plan recorded: recovery
+/// leaves it waiting and its loop active; without a plan it ends 499 and
+/// its proposal is cancelled.
+#[test]
+fn recover_interrupted_keeps_a_run_waiting_on_a_proposal() {
+    let mut fx = fixture();
+    let waiting_run = |conn: &mut SqliteConnection, alias: &str, plan: bool| {
+        let id = new_run(conn, fx.project, alias).id;
+        set_status(conn, id, 102).unwrap();
+        let lp = enqueue(conn, id, "make a file");
+        exec(conn, ClaimNextLoop(id)).unwrap().unwrap();
+        let start = exec(
+            conn,
+            BeginTurn {
+                run_id: id,
+                loop_id: lp.id,
+            },
+        )
+        .unwrap();
+        exec(
+            conn,
+            SetEntry(EntryWrite {
+                body: Some("<set path=\"a.txt\">x</set>".into()),
+                turn: start.turn,
+                ..EntryWrite::new(id, format!("assistant://{}", start.turn), Writer::System)
+            }),
+        )
+        .unwrap();
+        if plan {
+            exec(
+                conn,
+                SaveDispatchPlan {
+                    turn_id: start.turn_id,
+                    paths: vec!["log://turn_1/set/a.txt".into()],
+                },
+            )
+            .unwrap();
+        }
+        exec(
+            conn,
+            SetEntry(EntryWrite {
+                body: Some("x".into()),
+                state: Some(EntryState::Proposed),
+                turn: start.turn,
+                ..EntryWrite::new(id, "log://turn_1/set/a.txt", Writer::Plugin)
+            }),
+        )
+        .unwrap();
+        set_status(conn, id, 202).unwrap();
+        (id, lp.id)
+    };
+    let (kept, kept_loop) = waiting_run(&mut fx.conn, "kept", true);
+    let (lost, _) = waiting_run(&mut fx.conn, "lost", false);
+
+    let recovery = exec(&mut fx.conn, RecoverInterrupted).unwrap();
+    assert_eq!(recovery.waiting, [kept]);
+    assert_eq!(run_status(&mut fx.conn, kept), 202);
+    assert_eq!(loop_statuses(&mut fx.conn, kept), [(1, 102)]);
+    let turn = exec(
+        &mut fx.conn,
+        GetInterruptedTurn {
+            run_id: kept,
+            loop_id: kept_loop,
+        },
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(turn.turn, 1);
+    assert_eq!(turn.plan, ["log://turn_1/set/a.txt"]);
+    assert_eq!(turn.reply, "<set path=\"a.txt\">x</set>");
+    assert_eq!((turn.errors, turn.loop_turns), (0, 1));
+
+    assert_eq!(run_status(&mut fx.conn, lost), 499);
+    let e = get(&mut fx.conn, lost, "log://turn_1/set/a.txt").unwrap();
+    assert_eq!(e.state, EntryState::Cancelled);
+    assert_eq!(e.outcome.as_deref(), Some("interrupted"));
 }

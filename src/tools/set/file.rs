@@ -86,9 +86,8 @@ pub(super) async fn propose(
         let old = current.unwrap_or_default();
         let mut attributes = change_attrs(ctx, &file, &old, &text);
         attributes.insert("merge".into(), json!(merge_block(&old, &text)));
-        if let Some(s) = summary {
-            attributes.insert("summary".into(), json!(s));
-        }
+        // Upstream writes `summary` even when the model gave none (null).
+        attributes.insert("summary".into(), json!(summary));
         ctx.write_log(
             log_path,
             text,
@@ -137,6 +136,11 @@ pub(super) async fn propose(
     if let Some(s) = &summary {
         attributes.insert("summary".into(), json!(s));
     }
+    // An edit's entries carry `warning` and `error` as upstream's do, null
+    // when there is nothing to say.
+    let warning = (!applied.warnings.is_empty()).then(|| applied.warnings.join("\n"));
+    attributes.insert("warning".into(), json!(warning));
+    attributes.insert("error".into(), Value::Null);
     ctx.store
         .run(SetEntry(EntryWrite {
             body: Some(applied.body.clone()),
@@ -147,9 +151,6 @@ pub(super) async fn propose(
             ..EntryWrite::new(ctx.run_id, format!("set://{file}"), Writer::Model)
         }))
         .await?;
-    if !applied.warnings.is_empty() {
-        attributes.insert("warning".into(), json!(applied.warnings.join("\n")));
-    }
     attributes.insert("proposal".into(), json!(format!("set://{file}")));
     let body = merge.unwrap_or(applied.body);
     ctx.write_log(
