@@ -311,10 +311,12 @@ impl Config {
             },
             think: r.flag("RUMMY_THINK"),
             yolo: r.flag("RUMMY_YOLO"),
+            // The shipped 600 / 1 MiB are in default.env; an empty value
+            // set over them means "off", as RUMMY_TEMPERATURE's does.
             sh_timeout: match r.parsed(
                 "RUMMY_SH_TIMEOUT",
                 "a whole number of seconds (0 or empty = no limit)",
-                600u64,
+                0u64,
             )? {
                 0 => None,
                 secs => Some(Duration::from_secs(secs)),
@@ -322,7 +324,7 @@ impl Config {
             stream_max_bytes: match r.parsed(
                 "RUMMY_STREAM_MAX_BYTES",
                 "a whole number of bytes (0 or empty = no cap)",
-                1_048_576u64,
+                0u64,
             )? {
                 0 => None,
                 bytes => Some(bytes),

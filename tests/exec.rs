@@ -159,7 +159,10 @@ async fn the_exit_code_decides_the_outcome() {
 
     let signaled = exec::run(request("kill -KILL $$", dir.path()), limits()).await;
     assert!(
-        matches!(signaled.outcome, Some(ExecOutcome::Signaled { signal: 9, .. })),
+        matches!(
+            signaled.outcome,
+            Some(ExecOutcome::Signaled { signal: 9, .. })
+        ),
         "{:?}",
         signaled.outcome
     );
@@ -221,7 +224,10 @@ async fn a_capped_channel_ends_with_the_marker_and_never_blocks_the_command() {
     let outcome = tokio::time::timeout(GENEROUS, async {
         loop {
             match rx.recv().await.expect("events until Finished") {
-                ExecEvent::Chunk { channel: STDOUT, bytes } => {
+                ExecEvent::Chunk {
+                    channel: STDOUT,
+                    bytes,
+                } => {
                     assert!(truncated.is_empty(), "no stdout after its marker");
                     stdout.extend(bytes);
                 }
@@ -249,7 +255,11 @@ async fn a_capped_channel_ends_with_the_marker_and_never_blocks_the_command() {
 async fn uncapped_output_is_complete_in_batches() {
     let dir = tempfile::tempdir().unwrap();
     let (tx, mut rx) = mpsc::channel(64);
-    let _handle = exec::spawn(request("head -c 3000000 /dev/zero", dir.path()), limits(), tx);
+    let _handle = exec::spawn(
+        request("head -c 3000000 /dev/zero", dir.path()),
+        limits(),
+        tx,
+    );
     let mut total = 0usize;
     let mut chunks = 0usize;
     let outcome = loop {
@@ -301,7 +311,10 @@ async fn cancel_kills_the_whole_group() {
     );
     let pgid = handle.pid().unwrap();
     wait_for_output(&mut rx, STDOUT, "ready").await;
-    assert!(live_members(pgid) >= 2, "bash or sleep and the background sleep");
+    assert!(
+        live_members(pgid) >= 2,
+        "bash or sleep and the background sleep"
+    );
     let t0 = Instant::now();
     handle.cancel();
     handle.cancel(); // idempotent
@@ -317,7 +330,11 @@ async fn cancel_kills_the_whole_group() {
         ),
         "{outcome:?}"
     );
-    assert_eq!(live_members(pgid), 0, "the group is gone once Finished arrives");
+    assert_eq!(
+        live_members(pgid),
+        0,
+        "the group is gone once Finished arrives"
+    );
     assert!(!exec::process_group_alive(pgid).await);
     eprintln!("cancel -> group gone and Finished (SIGTERM honoured): {to_finished:?}");
 }
@@ -331,7 +348,10 @@ async fn a_group_ignoring_sigterm_is_sigkilled_after_the_grace() {
     };
     let (tx, mut rx) = mpsc::channel(64);
     let handle = exec::spawn(
-        request("trap '' TERM; sleep 300 & echo ready; sleep 300", dir.path()),
+        request(
+            "trap '' TERM; sleep 300 & echo ready; sleep 300",
+            dir.path(),
+        ),
         limits,
         tx,
     );
@@ -422,4 +442,20 @@ async fn a_dropped_receiver_neither_blocks_nor_orphans_the_command() {
     let pgid = handle.pid().unwrap();
     // Nobody reads the events, yet the command runs to its end.
     wait_group_gone(pgid).await;
+}
+
+#[test]
+fn limits_come_from_the_two_settings() {
+    let config = rummy::Config::from_vars([
+        ("RUMMY_HOME", "/tmp/rummy-exec-test"),
+        ("RUMMY_SH_TIMEOUT", "7"),
+        ("RUMMY_STREAM_MAX_BYTES", "0"),
+    ])
+    .unwrap();
+    let limits = ExecLimits::from_config(&config);
+    assert_eq!(limits.timeout, Some(Duration::from_secs(7)));
+    assert_eq!(limits.max_bytes, None);
+    assert_eq!(limits.kill_grace, Duration::from_secs(2));
+    let shipped = rummy::Config::from_vars([("RUMMY_HOME", "/tmp/rummy-exec-test")]).unwrap();
+    assert_eq!(ExecLimits::from_config(&shipped), ExecLimits::default());
 }

@@ -23,10 +23,10 @@ pub(crate) fn signal_group(pgid: i32, signal: Signal) {
 /// hold no pipes and run nothing, so they are ignored by a `/proc` scan.
 /// Without a readable `/proc` the `kill` answer stands.
 pub(crate) async fn group_alive(pgid: i32) -> bool {
-    match killpg(Pid::from_raw(pgid), None) {
-        Err(Errno::ESRCH) => return false,
-        // EPERM: a member we may not signal (setuid) still exists.
-        Ok(()) | Err(_) => {}
+    // Any other answer means the group exists (EPERM: a member we may not
+    // signal, e.g. setuid, is still there).
+    if let Err(Errno::ESRCH) = killpg(Pid::from_raw(pgid), None) {
+        return false;
     }
     // Reading /proc is quick but still file I/O: keep it off the async thread.
     tokio::task::spawn_blocking(move || live_member_in_proc(pgid).unwrap_or(true))
@@ -40,7 +40,10 @@ fn live_member_in_proc(pgid: i32) -> Option<bool> {
     let entries = std::fs::read_dir("/proc").ok()?;
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(pid) = name.to_str().filter(|s| s.bytes().all(|b| b.is_ascii_digit())) else {
+        let Some(pid) = name
+            .to_str()
+            .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
+        else {
             continue;
         };
         // The process may end between listing and reading: skip it then.
@@ -90,7 +93,10 @@ impl GroupGuard {
 impl Drop for GroupGuard {
     fn drop(&mut self) {
         if self.armed {
-            tracing::warn!(pgid = self.pgid, "command supervisor dropped; killing its process group");
+            tracing::warn!(
+                pgid = self.pgid,
+                "command supervisor dropped; killing its process group"
+            );
             signal_group(self.pgid, Signal::SIGKILL);
         }
     }
@@ -106,10 +112,7 @@ mod tests {
             parse_stat("42 (sleep) S 1 40 40 0 -1 4194304"),
             Some(('S', 40))
         );
-        assert_eq!(
-            parse_stat("43 (a) b) (c) Z 1 41 41 0"),
-            Some(('Z', 41))
-        );
+        assert_eq!(parse_stat("43 (a) b) (c) Z 1 41 41 0"), Some(('Z', 41)));
         assert_eq!(parse_stat("garbage"), None);
         assert_eq!(parse_stat("1 (x) R"), None);
     }

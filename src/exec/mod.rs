@@ -196,10 +196,7 @@ impl ExecOutcome {
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
     #[error("could not start bash in {cwd}: {source}")]
-    Spawn {
-        cwd: String,
-        source: std::io::Error,
-    },
+    Spawn { cwd: String, source: std::io::Error },
     #[error("bash started without a process id")]
     NoPid,
     #[error("no tokio runtime to run the command on")]
@@ -472,7 +469,11 @@ async fn end_group(child: &mut Child, mut reaped: bool, pgid: i32, grace: Durati
     if wait_gone(child, &mut reaped, pgid, Instant::now() + grace).await {
         return true;
     }
-    tracing::info!(pgid, ?grace, "process group outlived SIGTERM; sending SIGKILL");
+    tracing::info!(
+        pgid,
+        ?grace,
+        "process group outlived SIGTERM; sending SIGKILL"
+    );
     group::signal_group(pgid, Signal::SIGKILL);
     if wait_gone(child, &mut reaped, pgid, Instant::now() + AFTER_KILL).await {
         return true;

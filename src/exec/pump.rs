@@ -76,7 +76,10 @@ impl<'a> Pump<'a> {
             // the group that never pauses would otherwise keep the (biased)
             // read branch ready forever.
             if drain_deadline.is_some_and(|d| Instant::now() >= d) {
-                tracing::debug!(channel = self.channel, "pipe still open after the command ended; stop reading");
+                tracing::debug!(
+                    channel = self.channel,
+                    "pipe still open after the command ended; stop reading"
+                );
                 break;
             }
             tokio::select! {
@@ -130,7 +133,8 @@ impl<'a> Pump<'a> {
         }
         // Over the cap: keep what fits, then the marker, once.
         let fits = usize::try_from(room).unwrap_or(data.len()).min(data.len());
-        self.batch.extend_from_slice(data.get(..fits).unwrap_or_default());
+        self.batch
+            .extend_from_slice(data.get(..fits).unwrap_or_default());
         self.stats.kept += fits as u64;
         self.truncated = true;
         let limit = self.limits.max_bytes.unwrap_or(self.stats.kept);
@@ -158,7 +162,10 @@ impl<'a> Pump<'a> {
 
     async fn send(&mut self, event: ExecEvent) {
         if self.sink_open && self.events.send(event).await.is_err() {
-            tracing::debug!(channel = self.channel, "output receiver gone; discarding the rest");
+            tracing::debug!(
+                channel = self.channel,
+                "output receiver gone; discarding the rest"
+            );
             self.sink_open = false;
         }
     }
