@@ -49,7 +49,8 @@ const AFTER_KILL: Duration = Duration::from_secs(5);
 pub struct ExecLimits {
     /// `RUMMY_SH_TIMEOUT`; `None` = no limit.
     pub timeout: Option<Duration>,
-    /// `RUMMY_STREAM_MAX_BYTES`, per channel; `None` = no cap.
+    /// `RUMMY_STREAM_MAX_BYTES`, per channel; `None` = no cap (`Some(0)`
+    /// keeps nothing but the marker).
     pub max_bytes: Option<u64>,
     /// Between SIGTERM and SIGKILL to the group.
     pub kill_grace: Duration,
