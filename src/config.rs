@@ -131,6 +131,13 @@ pub struct Config {
     /// `RUMMY_YOLO=1`: every run's proposals are accepted by the server
     /// (as if each run had `attributes.yolo`); `ask_user` still waits.
     pub yolo: bool,
+    /// `RUMMY_SH_TIMEOUT`: how long a command the server runs itself (yolo)
+    /// may take before its process group is killed; `None` (empty or 0) =
+    /// no limit.
+    pub sh_timeout: Option<Duration>,
+    /// `RUMMY_STREAM_MAX_BYTES`: output bytes kept per channel of such a
+    /// command; `None` (empty or 0) = no cap.
+    pub stream_max_bytes: Option<u64>,
     pub think: bool,
     pub budget_ceiling: f64,
     pub token_divisor: f64,
@@ -304,6 +311,24 @@ impl Config {
             },
             think: r.flag("RUMMY_THINK"),
             yolo: r.flag("RUMMY_YOLO"),
+            // The shipped 600 / 1 MiB are in default.env; an empty value
+            // set over them means "off", as RUMMY_TEMPERATURE's does.
+            sh_timeout: match r.parsed(
+                "RUMMY_SH_TIMEOUT",
+                "a whole number of seconds (0 or empty = no limit)",
+                0u64,
+            )? {
+                0 => None,
+                secs => Some(Duration::from_secs(secs)),
+            },
+            stream_max_bytes: match r.parsed(
+                "RUMMY_STREAM_MAX_BYTES",
+                "a whole number of bytes (0 or empty = no cap)",
+                0u64,
+            )? {
+                0 => None,
+                bytes => Some(bytes),
+            },
             budget_ceiling,
             token_divisor,
             max_entry_tokens: r.int32("RUMMY_MAX_ENTRY_TOKENS", 512)?,
@@ -664,6 +689,47 @@ mod tests {
                 err.starts_with("RUMMY_PROPOSAL_TIMEOUT must be a non-negative integer"),
                 "{bad}: {err}"
             );
+        }
+    }
+
+    #[test]
+    fn command_limits_default_and_turn_off_with_zero_or_empty() {
+        let c = Config::from_vars(base()).unwrap();
+        assert_eq!(c.sh_timeout, Some(Duration::from_secs(600)));
+        assert_eq!(c.stream_max_bytes, Some(1_048_576));
+        for off in ["0", "", " "] {
+            let mut vars = base();
+            vars.push(("RUMMY_SH_TIMEOUT", off));
+            vars.push(("RUMMY_STREAM_MAX_BYTES", off));
+            let c = Config::from_vars(vars).unwrap();
+            assert_eq!(c.sh_timeout, None, "{off:?}");
+            assert_eq!(c.stream_max_bytes, None, "{off:?}");
+        }
+        let mut vars = base();
+        vars.push(("RUMMY_SH_TIMEOUT", " 5 "));
+        vars.push(("RUMMY_STREAM_MAX_BYTES", "4096"));
+        let c = Config::from_vars(vars).unwrap();
+        assert_eq!(c.sh_timeout, Some(Duration::from_secs(5)));
+        assert_eq!(c.stream_max_bytes, Some(4096));
+    }
+
+    #[test]
+    fn bad_command_limits_are_refused_by_name() {
+        for (key, bad) in [
+            ("RUMMY_SH_TIMEOUT", "-1"),
+            ("RUMMY_SH_TIMEOUT", "1.5"),
+            ("RUMMY_SH_TIMEOUT", "10m"),
+            ("RUMMY_STREAM_MAX_BYTES", "1MiB"),
+            ("RUMMY_STREAM_MAX_BYTES", "-5"),
+        ] {
+            let mut vars = base();
+            vars.push((key, bad));
+            let err = Config::from_vars(vars).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("{key} must be a whole number of")),
+                "{key}={bad}: {err}"
+            );
+            assert!(err.contains(&format!("{bad:?}")), "{err}");
         }
     }
 

@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod context;
+pub mod exec;
 pub mod files;
 pub mod hedberg;
 pub mod hub;
