@@ -59,6 +59,7 @@ fn setup(entries: usize) -> Bench {
                 persona: None,
                 context_limit: Some(CONTEXT_SIZE),
                 prompt: "bench".into(),
+                flags: serde_json::json!({}),
             })
             .await
             .expect("run");

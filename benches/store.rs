@@ -53,6 +53,7 @@ fn setup(entries: usize) -> Bench {
                 persona: None,
                 context_limit: None,
                 prompt: "bench".into(),
+                flags: serde_json::json!({}),
             })
             .await
             .expect("run");

@@ -218,6 +218,7 @@ async fn a_loops_end_and_a_cancel_never_interleave() {
                 persona: None,
                 context_limit: None,
                 prompt: "hi".into(),
+                flags: serde_json::json!({}),
             })
             .await
             .expect("run");

@@ -108,6 +108,18 @@ pub struct RunSetResult {
     pub alias: String,
 }
 
+/// `run/rename` params (beyond 2.0.0: upstream documents the method but
+/// does not serve it).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct RunRenameParams {
+    /// The run's current alias.
+    #[schemars(required)]
+    pub run: Option<String>,
+    /// The new alias; refused when any run holds it.
+    #[schemars(required)]
+    pub name: Option<String>,
+}
+
 /// `getRuns` params.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct GetRunsParams {

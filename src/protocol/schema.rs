@@ -22,7 +22,8 @@ use super::notifications::{
     UiNotifyNotification, UiRenderNotification,
 };
 use super::runs::{
-    GetRunParams, GetRunResult, GetRunsParams, LegacyRunParams, RunSetResult, RunSummary,
+    GetRunParams, GetRunResult, GetRunsParams, LegacyRunParams, RunRenameParams, RunSetResult,
+    RunSummary,
 };
 use super::session::{
     DiscoverResult, HelloParams, HelloResult, MethodInfo, NotificationInfo, PingResult,
@@ -113,8 +114,9 @@ pub static METHODS: &[MethodDef] = &[
          append (streaming) or a pattern (bulk) update. A state on a proposed entry resolves it \
          (resolved = accept, cancelled = reject, failed = error; body = output or the answer) and \
          answers {run, status}, or {ok, state: \"failed\", outcome} when vetoed. On run://{alias}: starts a run (body = prompt, \
-         attributes model, mode ask|act and flags), continues it with a new prompt, forks it, or cancels \
-         it with state \"cancelled\"."),
+         attributes model, mode ask|act and flags), continues it with a new prompt, forks it, cancels \
+         it with state \"cancelled\", or, with attributes and no body, changes its stored settings \
+         (model, temperature, persona, contextLimit, flags) for its next loops."),
     method!("ask", LegacyRunParams => RunSetResult, SERVED,
         "Older verb: starts (or continues) a run in ask mode; same as set on run://."),
     method!("act", LegacyRunParams => RunSetResult, SERVED,
@@ -122,7 +124,11 @@ pub static METHODS: &[MethodDef] = &[
     method!("getRuns", GetRunsParams => Vec<RunSummary>, SERVED,
         "Lists this project's runs, newest first: [{run, status, turn, summary, created}]."),
     method!("getRun", GetRunParams => GetRunResult, SERVED,
-        "One run in detail: status, settings, usage, reasoning and history."),
+        "One run in detail: status, settings, usage, reasoning, history and the proposals \
+         waiting on a decision (pendingProposals)."),
+    method!("run/rename", RunRenameParams => RunSetResult, SERVED,
+        "Renames a run that is not working; refuses an alias another run holds. Answers \
+         {ok, alias} with the new alias. Same as mv from run://old to run://new."),
     method!("get", GetParams => OkResult, SERVED,
         "Promotes matching entries to visible (or sets another visibility); read-only otherwise."),
     method!("rm", RmParams => OkResult, SERVED, "Removes matching entries from the run."),

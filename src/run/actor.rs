@@ -39,19 +39,16 @@ pub enum DrainEvent {
     LoopQueued,
     Inject(Inject),
     Resolve(Resolve),
-    Configure(Configure),
 }
 
-/// The drain's side of its channel. Steering, proposal resolutions and
-/// configuration arrive here as events; the turn executor takes them at
-/// its checkpoints (the features that consume them land with their issues).
+/// The drain's side of its channel. Steering and proposal resolutions
+/// arrive here as events; the turn executor takes them at its checkpoints.
 pub struct DrainInbox {
     rx: mpsc::UnboundedReceiver<DrainEvent>,
     /// A `LoopQueued` arrived and the drain has not seen it yet.
     loop_queued: bool,
     injected: VecDeque<Inject>,
     resolutions: VecDeque<Resolve>,
-    configured: VecDeque<Configure>,
 }
 
 impl DrainInbox {
@@ -61,7 +58,6 @@ impl DrainInbox {
             loop_queued: false,
             injected: VecDeque::new(),
             resolutions: VecDeque::new(),
-            configured: VecDeque::new(),
         }
     }
 
@@ -70,7 +66,6 @@ impl DrainInbox {
             DrainEvent::LoopQueued => self.loop_queued = true,
             DrainEvent::Inject(i) => self.injected.push_back(i),
             DrainEvent::Resolve(r) => self.resolutions.push_back(r),
-            DrainEvent::Configure(c) => self.configured.push_back(c),
         }
     }
 
@@ -104,12 +99,6 @@ impl DrainInbox {
     pub fn take_injected(&mut self) -> Vec<Inject> {
         self.absorb();
         self.injected.drain(..).collect()
-    }
-
-    /// Configuration changes that have arrived, oldest first.
-    pub fn take_configured(&mut self) -> Vec<Configure> {
-        self.absorb();
-        self.configured.drain(..).collect()
     }
 }
 
@@ -439,15 +428,6 @@ pub enum Resolution {
     Error,
 }
 
-/// New settings for the running loop's later turns.
-#[derive(Debug, Default, Message)]
-#[rtype(result = "Result<(), RunActorError>")]
-pub struct Configure {
-    pub temperature: Option<f64>,
-    pub persona: Option<String>,
-    pub context_limit: Option<i64>,
-}
-
 macro_rules! forward_to_drain {
     ($msg:ident) => {
         impl Handler<$msg> for RunActor {
@@ -463,7 +443,6 @@ macro_rules! forward_to_drain {
 
 forward_to_drain!(Inject);
 forward_to_drain!(Resolve);
-forward_to_drain!(Configure);
 
 /// Whether the run is working right now.
 #[derive(Message)]

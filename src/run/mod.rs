@@ -64,3 +64,36 @@ pub struct LoopFlags {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub yolo: Option<bool>,
 }
+
+impl LoopFlags {
+    /// These flags, with each one left out taken from `stored` (the run's
+    /// stored flags). The temperature is not a stored flag: a loop without
+    /// one uses the run's stored temperature when it runs.
+    pub fn inherit(self, stored: &LoopFlags) -> LoopFlags {
+        LoopFlags {
+            no_repo: self.no_repo.or(stored.no_repo),
+            no_interaction: self.no_interaction.or(stored.no_interaction),
+            no_web: self.no_web.or(stored.no_web),
+            no_proposals: self.no_proposals.or(stored.no_proposals),
+            temperature: self.temperature,
+            yolo: self.yolo.or(stored.yolo),
+        }
+    }
+
+    /// The flags stored on a run (none for a run from before they were).
+    pub fn stored(run: &crate::store::RunRow) -> LoopFlags {
+        run.flags
+            .as_deref()
+            .and_then(|f| serde_json::from_str(f).ok())
+            .unwrap_or_default()
+    }
+
+    /// What is stored on the run: the flags without the temperature.
+    pub fn to_stored(&self) -> serde_json::Value {
+        serde_json::to_value(LoopFlags {
+            temperature: None,
+            ..self.clone()
+        })
+        .unwrap_or_default()
+    }
+}

@@ -3,13 +3,13 @@
 //! ends (`rummy run`, ACP) all call it; none of them holds run logic.
 //! Every message for a run travels through the `RunRegistry`.
 
-use super::actor::{Abort, Configure, Enqueue, Inject, Resolve, Resume, RunActorError};
+use super::actor::{Abort, Enqueue, Inject, Resolve, Resume, RunActorError};
 use super::proposals::{ResolveError, Settled};
 use super::registry::{AbortAllRuns, ActiveRunActors, RunRegistry, ToRun};
 use super::{Engine, LoopFlags};
 use crate::store::{
-    ActiveLoop, CreateRun, EntryState, GetEntry, GetModel, GetRun, GetRunById, LoopRow, RunRow,
-    RunStatus, StoreError, RESOLUTION_ATTR,
+    ActiveLoop, ConfigureRun as StoreConfigureRun, CreateRun, EntryState, GetEntry, GetModel,
+    GetRun, GetRunById, LoopRow, RenameRun, RunRow, RunStatus, StoreError, RESOLUTION_ATTR,
 };
 use crate::tools::Mode;
 use actix::prelude::*;
@@ -38,6 +38,12 @@ pub enum RunServiceError {
     NotRunning(String),
     #[error("run '{0}' is already running")]
     AlreadyRunning(String),
+    #[error("Run '{0}' is working; rename it once it has stopped.")]
+    Busy(String),
+    #[error(
+        "'{0}' is not a usable run alias: it must be non-empty, without '/' or control characters."
+    )]
+    BadName(String),
     /// A resolution for an entry that is not waiting on a decision.
     #[error("{path} is not a pending proposal of run '{run}'{why}")]
     NotPending {
@@ -138,6 +144,19 @@ fn joins(active: &LoopRow, mode: Mode, flags: &LoopFlags) -> bool {
         && flags
             .temperature
             .is_none_or(|t| running.temperature == Some(t))
+}
+
+/// New stored settings for a run's next loops; `None` keeps a setting.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigureRun {
+    pub project_id: i64,
+    pub alias: String,
+    pub model: Option<String>,
+    pub temperature: Option<f64>,
+    pub persona: Option<String>,
+    pub context_limit: Option<i64>,
+    /// Flags to change (omitted ones keep their stored value).
+    pub flags: Option<LoopFlags>,
 }
 
 /// A child run that starts from its parent's views.
@@ -272,7 +291,9 @@ impl RunService {
                 }
             }
         }
-        self.enqueue(&run, req.mode, req.prompt, req.flags).await?;
+        // A new loop takes the run's stored flags for the ones it omits.
+        let flags = req.flags.inherit(&LoopFlags::stored(&run));
+        self.enqueue(&run, req.mode, req.prompt, flags).await?;
         Ok(run)
     }
 
@@ -315,6 +336,11 @@ impl RunService {
                 .context_limit
                 .or(parent.and_then(|p| p.context_limit)),
         };
+        // A fork keeps its parent's flags unless it names its own.
+        let flags = match parent {
+            Some(p) => req.flags.clone().inherit(&LoopFlags::stored(p)),
+            None => req.flags.clone(),
+        };
         let generated = req.alias.is_none();
         let mut alias = req
             .alias
@@ -334,6 +360,7 @@ impl RunService {
                     persona: settings.persona.clone(),
                     context_limit: settings.context_limit,
                     prompt: req.prompt.clone(),
+                    flags: flags.to_stored(),
                 })
                 .await;
             match created {
@@ -346,7 +373,7 @@ impl RunService {
                 Err(e) => return Err(e.into()),
             }
         };
-        self.enqueue(&run, req.mode, req.prompt, req.flags).await?;
+        self.enqueue(&run, req.mode, req.prompt, flags).await?;
         Ok(run)
     }
 
@@ -473,20 +500,61 @@ impl RunService {
         }
     }
 
-    /// Changes settings of the run's running loop.
-    pub async fn configure(
-        &self,
-        project_id: i64,
-        alias: &str,
-        configure: Configure,
-    ) -> RunResult<()> {
+    /// Changes the run's stored settings for its next loops, from any
+    /// client of the project. Flags merge into the stored ones; a loop
+    /// already running keeps what it started with.
+    pub async fn configure(&self, req: ConfigureRun) -> RunResult<RunRow> {
         check_settings(&RunSettings {
-            temperature: configure.temperature,
+            temperature: req.temperature,
             persona: None,
-            context_limit: configure.context_limit,
+            context_limit: req.context_limit,
         })?;
+        if let Some(model) = &req.model {
+            self.check_model(model).await?;
+        }
+        let run = self.require(req.project_id, &req.alias).await?;
+        let flags = req
+            .flags
+            .map(|f| f.inherit(&LoopFlags::stored(&run)).to_stored());
+        Ok(self
+            .engine
+            .store
+            .run(StoreConfigureRun {
+                run_id: run.id,
+                model: req.model,
+                temperature: req.temperature,
+                persona: req.persona,
+                context_limit: req.context_limit,
+                flags,
+            })
+            .await?)
+    }
+
+    /// Gives a run a new alias (`run/rename`, `mv run://a run://b`). A run
+    /// with work in flight keeps its name: its notifications carry it.
+    pub async fn rename(&self, project_id: i64, alias: &str, to: &str) -> RunResult<RunRow> {
+        let to = to.trim();
+        if to.is_empty() || to.chars().any(|c| c.is_control() || c == '/') {
+            return Err(RunServiceError::BadName(to.to_string()));
+        }
         let run = self.require(project_id, alias).await?;
-        Ok(self.to_run(&run, configure).await??)
+        if matches!(
+            run.status,
+            RunStatus::Queued | RunStatus::Running | RunStatus::Proposed
+        ) {
+            return Err(RunServiceError::Busy(run.alias));
+        }
+        if to == run.alias {
+            return Ok(run);
+        }
+        Ok(self
+            .engine
+            .store
+            .run(RenameRun {
+                run_id: run.id,
+                to: to.to_string(),
+            })
+            .await?)
     }
 
     /// Ends every run in flight 499 (server shutdown).

@@ -22,9 +22,11 @@ pub struct RunRow {
     pub next_turn: i64,
     pub next_loop: i64,
     pub created_at: Option<String>,
+    /// JSON: the loop flags later loops inherit (`LoopFlags`).
+    pub flags: Option<String>,
 }
 
-type RunColumns = (
+pub(crate) type RunColumns = (
     runs::id,
     runs::project_id,
     runs::parent_run_id,
@@ -37,9 +39,10 @@ type RunColumns = (
     runs::next_turn,
     runs::next_loop,
     runs::created_at,
+    runs::flags,
 );
 
-const RUN_COLUMNS: RunColumns = (
+pub(crate) const RUN_COLUMNS: RunColumns = (
     runs::id,
     runs::project_id,
     runs::parent_run_id,
@@ -52,6 +55,7 @@ const RUN_COLUMNS: RunColumns = (
     runs::next_turn,
     runs::next_loop,
     runs::created_at,
+    runs::flags,
 );
 
 /// Creates a run (status 100) and its `run://{alias}` entry.
@@ -65,6 +69,8 @@ pub struct CreateRun {
     pub persona: Option<String>,
     pub context_limit: Option<i64>,
     pub prompt: String,
+    /// The loop flags later loops inherit (JSON object).
+    pub flags: Value,
 }
 
 impl StoreOp for CreateRun {
@@ -89,6 +95,7 @@ impl StoreOp for CreateRun {
                 runs::temperature.eq(self.temperature),
                 runs::persona.eq(&self.persona),
                 runs::context_limit.eq(self.context_limit),
+                runs::flags.eq(Some(self.flags.to_string())),
             ))
             .returning(RUN_COLUMNS)
             .get_result(conn)?;

@@ -59,6 +59,8 @@ diesel::table! {
         next_turn -> BigInt,
         next_loop -> BigInt,
         created_at -> Nullable<Text>,
+        /// JSON: the loop flags later loops inherit.
+        flags -> Nullable<Text>,
     }
 }
 

@@ -134,6 +134,7 @@ mod tests {
                 persona: None,
                 context_limit: None,
                 prompt: String::new(),
+                flags: serde_json::json!({}),
             })
             .await
             .unwrap();

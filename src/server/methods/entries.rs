@@ -275,6 +275,23 @@ async fn copy(
     remove_source: bool,
 ) -> Result<Reply, RpcError> {
     let p: CopyParams = params(method, raw)?;
+    // `mv run://a run://b` renames the run (spec 03 §2.2; 2.0.0 leaves the
+    // alias as it was).
+    if remove_source {
+        let from = p
+            .from
+            .as_deref()
+            .map(crate::store::paths::normalize_path)
+            .unwrap_or_default();
+        let to =
+            p.to.as_deref()
+                .map(crate::store::paths::normalize_path)
+                .unwrap_or_default();
+        if let (Some(a), Some(b)) = (from.strip_prefix("run://"), to.strip_prefix("run://")) {
+            super::runs::rename_run(&ctx, a, b).await?;
+            return ok();
+        }
+    }
     let run = resolve_run(&ctx, p.run).await?;
     let from = p
         .from

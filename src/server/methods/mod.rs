@@ -52,6 +52,7 @@ pub static ALL: &[MethodSpec] = &[
     gated_method!("act", runs::act, true),
     gated_method!("getRuns", runs::get_runs),
     gated_method!("getRun", runs::get_run),
+    gated_method!("run/rename", runs::rename),
     gated_method!("skill/add", skills::skill_add),
     gated_method!("skill/remove", skills::skill_remove),
     gated_method!("getSkills", skills::get_skills),

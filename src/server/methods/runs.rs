@@ -4,10 +4,11 @@
 
 use crate::protocol::jsonrpc::RpcError;
 use crate::protocol::runs::{
-    GetRunParams, GetRunsParams, LegacyRunParams, RunSetParams, RunSetResult, RunSummary,
+    GetRunParams, GetRunsParams, LegacyRunParams, RunRenameParams, RunSetParams, RunSetResult,
+    RunSummary,
 };
 use crate::run::report::run_detail;
-use crate::run::service::{ContinueRun, ForkRun, RunSettings, StartRun};
+use crate::run::service::{ConfigureRun, ContinueRun, ForkRun, RunSettings, StartRun};
 use crate::run::{LoopFlags, RunServiceError};
 use crate::server::router::{params, reply, store_error, CallCtx, Reply};
 use crate::store::paths::{normalize_path, scheme_of};
@@ -226,7 +227,37 @@ async fn run_lifecycle(ctx: CallCtx, req: RunRequest) -> Result<Reply, RpcError>
             .map_err(service_error)?;
         return ok(&child.alias);
     }
-    if let Some(prompt) = req.prompt.filter(|p| !p.is_empty()) {
+    let Some(prompt) = req.prompt.filter(|p| !p.is_empty()) else {
+        // Attributes and no body: the run's stored settings change for its
+        // next loops (spec 03 §2.2's `set run://x {attributes}`, a no-op in
+        // 2.0.0).
+        let flags = &req.flags;
+        let any_flag = flags.no_repo.is_some()
+            || flags.no_interaction.is_some()
+            || flags.no_web.is_some()
+            || flags.no_proposals.is_some()
+            || flags.yolo.is_some();
+        let any = any_flag
+            || req.model.is_some()
+            || req.temperature.is_some()
+            || req.persona.is_some()
+            || req.context_limit.is_some();
+        if any {
+            runs.configure(ConfigureRun {
+                project_id,
+                alias: run.alias.clone(),
+                model: req.model.filter(|m| !m.is_empty()),
+                temperature: req.temperature,
+                persona: req.persona,
+                context_limit: req.context_limit,
+                flags: any_flag.then(|| req.flags.clone()),
+            })
+            .await
+            .map_err(service_error)?;
+        }
+        return ok(&run.alias);
+    };
+    {
         let mode = parse_mode(&req.mode, " on inject")?;
         let flags = LoopFlags {
             temperature: req.temperature,
@@ -244,6 +275,34 @@ async fn run_lifecycle(ctx: CallCtx, req: RunRequest) -> Result<Reply, RpcError>
         .map_err(service_error)?;
     }
     ok(&run.alias)
+}
+
+/// `run/rename {run, name}`.
+pub async fn rename(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
+    let p: RunRenameParams = params("run/rename", raw)?;
+    let run = p
+        .run
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| bad("run is required"))?;
+    let name = p
+        .name
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| bad("name is required"))?;
+    let alias = rename_run(&ctx, &run, &name).await?;
+    ok(&alias)
+}
+
+/// Renames a run of the caller's project (`run/rename`, `mv run://a run://b`).
+/// Answers the new alias.
+pub async fn rename_run(ctx: &CallCtx, run: &str, to: &str) -> Result<String, RpcError> {
+    let project_id = ctx.project()?.project_id;
+    let renamed = ctx
+        .app
+        .runs
+        .rename(project_id, run, to)
+        .await
+        .map_err(service_error)?;
+    Ok(renamed.alias)
 }
 
 pub async fn get_runs(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {

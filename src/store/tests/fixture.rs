@@ -61,6 +61,7 @@ pub(super) fn create_run(project_id: i64, alias: &str) -> CreateRun {
         persona: None,
         context_limit: None,
         prompt: format!("prompt of {alias}"),
+        flags: serde_json::json!({}),
     }
 }
 
