@@ -50,18 +50,33 @@ fn the_demo_replays_a_whole_act_loop_offline_and_inspect_reads_it() {
         assert!(line.starts_with("[replay] "), "unlabelled line: {line:?}");
     }
     for line in stderr.lines() {
-        assert!(line.contains("replay"), "unlabelled progress line: {line:?}");
+        assert!(
+            line.contains("replay"),
+            "unlabelled progress line: {line:?}"
+        );
     }
     assert!(stdout.contains("This is a REPLAY"), "{stdout}");
     for turn in 1..=4 {
-        assert!(stdout.contains(&format!("── turn {turn} ")), "turn {turn}: {stdout}");
+        assert!(
+            stdout.contains(&format!("── turn {turn} ")),
+            "turn {turn}: {stdout}"
+        );
     }
     assert!(stdout.contains("packet: "), "{stdout}");
     assert!(stdout.contains("budget: "), "{stdout}");
     assert!(stdout.contains("log://turn_1/get/NOTES.md"), "{stdout}");
-    assert!(stdout.contains("proposal accepted: set hello.py"), "{stdout}");
-    assert!(stdout.contains("proposal accepted: edit hello.py"), "{stdout}");
-    assert!(stdout.contains("+print(f\"Hello, {name}!\")"), "the diff: {stdout}");
+    assert!(
+        stdout.contains("proposal accepted: set hello.py"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("proposal accepted: edit hello.py"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("+print(f\"Hello, {name}!\")"),
+        "the diff: {stdout}"
+    );
     assert!(stdout.contains("finished with status 200"), "{stdout}");
 
     // The current directory is never touched; the project is the demo's own.
@@ -69,14 +84,21 @@ fn the_demo_replays_a_whole_act_loop_offline_and_inspect_reads_it() {
     let dir = demo_dir(tmp.path());
     let script = std::fs::read_to_string(dir.join("project/hello.py")).expect("hello.py");
     assert!(script.starts_with("#!/usr/bin/env python3"), "{script}");
-    assert!(script.contains("sys.argv[1]"), "the edit was applied: {script}");
+    assert!(
+        script.contains("sys.argv[1]"),
+        "the edit was applied: {script}"
+    );
 
     let db = dir.join("rummy.db");
     let db_text = db.to_string_lossy().into_owned();
     assert!(stdout.contains(&format!("database: {db_text}")), "{stdout}");
     let before = std::fs::read(&db).expect("db bytes");
 
-    let runs = rummy(tmp.path(), cwd.path(), &["inspect", "--db", &db_text, "runs"]);
+    let runs = rummy(
+        tmp.path(),
+        cwd.path(),
+        &["inspect", "--db", &db_text, "runs"],
+    );
     let listing = text(&runs.stdout);
     assert_eq!(runs.status.code(), Some(0), "{}", text(&runs.stderr));
     assert!(listing.starts_with("RUN"), "{listing}");
@@ -85,10 +107,17 @@ fn the_demo_replays_a_whole_act_loop_offline_and_inspect_reads_it() {
     assert!(alias.starts_with("replay_"), "{row}");
     assert!(row.contains(" 200 "), "{row}");
 
-    let run = rummy(tmp.path(), cwd.path(), &["inspect", "--db", &db_text, "run", &alias]);
+    let run = rummy(
+        tmp.path(),
+        cwd.path(),
+        &["inspect", "--db", &db_text, "run", &alias],
+    );
     let shown = text(&run.stdout);
     assert!(shown.contains("status 200"), "{shown}");
-    assert!(shown.contains("last update: hello.py greets by name"), "{shown}");
+    assert!(
+        shown.contains("last update: hello.py greets by name"),
+        "{shown}"
+    );
 
     let packet = rummy(
         tmp.path(),
@@ -97,9 +126,16 @@ fn the_demo_replays_a_whole_act_loop_offline_and_inspect_reads_it() {
     );
     let packet = text(&packet.stdout);
     assert!(packet.contains("--- SYSTEM (system://1) ---"), "{packet}");
-    assert!(packet.contains("<get>NOTES.md</get>"), "the reply: {packet}");
+    assert!(
+        packet.contains("<get>NOTES.md</get>"),
+        "the reply: {packet}"
+    );
 
-    let turn = rummy(tmp.path(), cwd.path(), &["inspect", "--db", &db_text, "turn", &alias, "2"]);
+    let turn = rummy(
+        tmp.path(),
+        cwd.path(),
+        &["inspect", "--db", &db_text, "turn", &alias, "2"],
+    );
     let turn = text(&turn.stdout);
     assert!(turn.contains("packet rows by scheme"), "{turn}");
     assert!(turn.contains("log://turn_2/set/hello.py"), "{turn}");
@@ -107,13 +143,25 @@ fn the_demo_replays_a_whole_act_loop_offline_and_inspect_reads_it() {
     let entries = rummy(
         tmp.path(),
         cwd.path(),
-        &["inspect", "--db", &db_text, "entries", &alias, "--pattern", "known://**"],
+        &[
+            "inspect",
+            "--db",
+            &db_text,
+            "entries",
+            &alias,
+            "--pattern",
+            "known://**",
+        ],
     );
     let entries = text(&entries.stdout);
     assert!(entries.contains("known://style/greeting"), "{entries}");
     assert!(!entries.contains("log://"), "filtered: {entries}");
 
-    assert_eq!(std::fs::read(&db).expect("db bytes"), before, "inspect wrote nothing");
+    assert_eq!(
+        std::fs::read(&db).expect("db bytes"),
+        before,
+        "inspect wrote nothing"
+    );
 }
 
 #[test]

@@ -9,6 +9,9 @@ use common::{test_vars, FakeProvider, Reply};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+/// Settings for the binary.
+type Vars = Vec<(String, String)>;
+
 const DONE: &str = r#"<update status="200">done</update>"#;
 
 /// A throwaway RUMMY_HOME (with the database) and project directory.
@@ -59,9 +62,10 @@ fn code(out: &Output) -> i32 {
 
 #[actix_web::test]
 async fn a_finished_run_exits_0_and_prints_its_last_update() {
-    let provider =
-        FakeProvider::start(vec![Reply::Content(r#"<update status="200">four</update>"#.into())])
-            .await;
+    let provider = FakeProvider::start(vec![Reply::Content(
+        r#"<update status="200">four</update>"#.into(),
+    )])
+    .await;
     let place = Place::new();
     // One alias is configured, so --model is not needed.
     let out = rummy(&place, &vars(&place, &provider), &["run", "What is 2+2?"]).await;
@@ -75,9 +79,10 @@ async fn a_finished_run_exits_0_and_prints_its_last_update() {
 
 #[actix_web::test]
 async fn the_prompt_may_come_on_stdin() {
-    let provider =
-        FakeProvider::start(vec![Reply::Content(r#"<update status="200">read it</update>"#.into())])
-            .await;
+    let provider = FakeProvider::start(vec![Reply::Content(
+        r#"<update status="200">read it</update>"#.into(),
+    )])
+    .await;
     let place = Place::new();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rummy"));
     cmd.env_clear()
@@ -121,8 +126,12 @@ async fn bad_arguments_exit_2_and_call_no_model() {
     let base = vars(&place, &provider);
     let mut two = base.clone();
     two.push(("RUMMY_MODEL_other".into(), "openai/other-model".into()));
-    let cases: Vec<(Vec<(String, String)>, Vec<&str>, &str)> = vec![
-        (base.clone(), vec!["run", "--mode", "sideways", "x"], "sideways"),
+    let cases: Vec<(Vars, Vec<&str>, &str)> = vec![
+        (
+            base.clone(),
+            vec!["run", "--mode", "sideways", "x"],
+            "sideways",
+        ),
         (two, vec!["run", "x"], "--model"),
         (base.clone(), vec!["run"], "prompt"),
         (base.clone(), vec!["run", "--model", "nope", "x"], "nope"),
@@ -141,7 +150,10 @@ async fn bad_arguments_exit_2_and_call_no_model() {
         let out = rummy(&place, &env, &args).await;
         let stderr = text(&out.stderr);
         assert_eq!(code(&out), 2, "{args:?}: {stderr}");
-        assert!(stderr.contains(says), "{args:?} should mention {says}: {stderr}");
+        assert!(
+            stderr.contains(says),
+            "{args:?} should mention {says}: {stderr}"
+        );
         assert!(out.stdout.is_empty(), "{args:?}");
     }
     assert!(provider.requests().is_empty(), "no model was called");
@@ -149,11 +161,8 @@ async fn bad_arguments_exit_2_and_call_no_model() {
 
 #[actix_web::test]
 async fn a_timeout_cancels_the_run_and_exits_124() {
-    let provider = FakeProvider::start(vec![Reply::Delayed(
-        Duration::from_secs(60),
-        DONE.into(),
-    )])
-    .await;
+    let provider =
+        FakeProvider::start(vec![Reply::Delayed(Duration::from_secs(60), DONE.into())]).await;
     let place = Place::new();
     let out = rummy(
         &place,
@@ -184,8 +193,11 @@ const WRITE: &str = r#"<set path="out.txt">hello file</set><update status="102">
 
 #[actix_web::test]
 async fn accept_all_writes_the_proposed_file() {
-    let provider =
-        FakeProvider::start(vec![Reply::Content(WRITE.into()), Reply::Content(DONE.into())]).await;
+    let provider = FakeProvider::start(vec![
+        Reply::Content(WRITE.into()),
+        Reply::Content(DONE.into()),
+    ])
+    .await;
     let place = Place::new();
     let out = rummy(
         &place,
@@ -207,7 +219,9 @@ async fn accept_all_writes_the_proposed_file() {
 async fn reject_all_and_no_terminal_leave_the_file_alone() {
     for flags in [vec!["--reject-all"], vec![]] {
         let provider = FakeProvider::start(vec![
-            Reply::Content(r#"<set path="a.txt">rewritten</set><update status="102">u</update>"#.into()),
+            Reply::Content(
+                r#"<set path="a.txt">rewritten</set><update status="102">u</update>"#.into(),
+            ),
             Reply::Content(DONE.into()),
         ])
         .await;
@@ -233,8 +247,11 @@ async fn reject_all_and_no_terminal_leave_the_file_alone() {
 
 #[actix_web::test]
 async fn yolo_lets_the_server_accept() {
-    let provider =
-        FakeProvider::start(vec![Reply::Content(WRITE.into()), Reply::Content(DONE.into())]).await;
+    let provider = FakeProvider::start(vec![
+        Reply::Content(WRITE.into()),
+        Reply::Content(DONE.into()),
+    ])
+    .await;
     let place = Place::new();
     let out = rummy(
         &place,
@@ -248,11 +265,11 @@ async fn yolo_lets_the_server_accept() {
 
 #[actix_web::test]
 async fn with_a_server_holding_the_database_the_run_goes_over_its_websocket() {
-    let provider =
-        FakeProvider::start(vec![Reply::Content(WRITE.into()), Reply::Content(
-            r#"<update status="200">remote done</update>"#.into(),
-        )])
-        .await;
+    let provider = FakeProvider::start(vec![
+        Reply::Content(WRITE.into()),
+        Reply::Content(r#"<update status="200">remote done</update>"#.into()),
+    ])
+    .await;
     let place = Place::new();
     let env = vars(&place, &provider);
     let config = rummy::Config::from_vars(env.clone()).expect("config");
@@ -291,9 +308,10 @@ async fn with_a_server_holding_the_database_the_run_goes_over_its_websocket() {
 
 #[actix_web::test]
 async fn a_server_that_wants_a_token_gets_it_from_the_settings() {
-    let provider =
-        FakeProvider::start(vec![Reply::Content(r#"<update status="200">ok</update>"#.into())])
-            .await;
+    let provider = FakeProvider::start(vec![Reply::Content(
+        r#"<update status="200">ok</update>"#.into(),
+    )])
+    .await;
     let place = Place::new();
     let mut env = vars(&place, &provider);
     env.push(("RUMMY_AUTH_TOKEN".into(), "s3cret-token-value".into()));
@@ -303,7 +321,10 @@ async fn a_server_that_wants_a_token_gets_it_from_the_settings() {
         .expect("server");
     let lock = std::fs::read_to_string(place.home.path().join("rummy.db.lock")).expect("lock");
     assert!(lock.contains("token=required"), "{lock}");
-    assert!(!lock.contains("s3cret"), "the token itself is never written");
+    assert!(
+        !lock.contains("s3cret"),
+        "the token itself is never written"
+    );
     let out = rummy(&place, &env, &["run", "hi"]).await;
     assert_eq!(code(&out), 0, "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "ok\n");
@@ -316,4 +337,88 @@ async fn a_server_that_wants_a_token_gets_it_from_the_settings() {
     assert_eq!(code(&out), 2, "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("RUMMY_AUTH_TOKEN"));
     server.stop().await;
+}
+
+/// A terminal through `script(1)` (util-linux): stdin and stderr of the
+/// binary are a pty, so it asks; the answers come from the piped input.
+#[actix_web::test]
+async fn at_a_terminal_each_proposal_is_asked_about_with_the_diff_on_request() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("script(1) is not installed; the terminal path is not exercised");
+        return;
+    }
+    let provider = FakeProvider::start(vec![
+        Reply::Content(WRITE.into()),
+        Reply::Content(DONE.into()),
+    ])
+    .await;
+    let place = Place::new();
+    let command = format!(
+        "'{}' run --mode act 'write out.txt'",
+        env!("CARGO_BIN_EXE_rummy")
+    );
+    let mut cmd = Command::new("script");
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("SHELL", "/bin/sh")
+        .envs(vars(&place, &provider))
+        .current_dir(place.project.path())
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let out = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut child = cmd.spawn().expect("spawn script");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"d\na\n").expect("answers");
+        // Held open until the end: an early end of input could reach the
+        // terminal before the question is asked.
+        let out = child.wait_with_output().expect("output");
+        drop(stdin);
+        out
+    })
+    .await
+    .expect("join");
+    let shown = text(&out.stdout);
+    assert_eq!(code(&out), 0, "{shown}");
+    assert!(
+        shown.contains("[a]ccept, [r]eject or show the [d]iff?"),
+        "{shown}"
+    );
+    assert!(shown.contains("+hello file"), "the diff was shown: {shown}");
+    assert!(shown.contains("accepted (at the terminal)"), "{shown}");
+    assert_eq!(place.file("out.txt").as_deref(), Some("hello file"));
+}
+
+#[actix_web::test]
+async fn demo_with_a_model_sends_the_same_task_to_that_model() {
+    let provider = FakeProvider::start(vec![Reply::Content(
+        r#"<update status="200">did it</update>"#.into(),
+    )])
+    .await;
+    let place = Place::new();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut env = vars(&place, &provider);
+    env.push(("TMPDIR".into(), tmp.path().to_string_lossy().into_owned()));
+    let out = rummy(&place, &env, &["demo", "--model", "fake"]).await;
+    let stdout = text(&out.stdout);
+    assert_eq!(code(&out), 0, "{stdout}\n{}", text(&out.stderr));
+    assert!(stdout.lines().all(|l| l.starts_with("[demo] ")), "{stdout}");
+    assert!(
+        !stdout.contains("replay"),
+        "not labelled a replay: {stdout}"
+    );
+    assert!(
+        stdout.contains("finished with status 200: did it"),
+        "{stdout}"
+    );
+    let sent = provider.requests()[0].to_string();
+    assert!(sent.contains("Write hello.py"), "the demo task: {sent}");
+    // The user's own database is not touched.
+    assert!(!place.home.path().join("rummy.db").exists());
+    let out = rummy(&place, &env, &["demo", "--model", "absent"]).await;
+    assert_eq!(code(&out), 2, "{}", text(&out.stderr));
+    let made = std::fs::read_dir(tmp.path()).expect("tmp").count();
+    assert_eq!(made, 1, "a refused demo makes no directory");
 }

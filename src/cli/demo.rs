@@ -64,7 +64,7 @@ impl DemoView {
         text.push_str("entries this turn:\n");
         let mut update = None;
         for h in s.history.iter().filter(|h| h.turn == s.turn) {
-            let state = serde_json::to_value(&h.state)
+            let state = serde_json::to_value(h.state)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_default();
@@ -179,31 +179,36 @@ fn demo(args: DemoArgs) -> Result<u8, CliError> {
     let transcript = Transcript::demo()
         .map_err(|e| CliError::Failed(format!("the shipped demo transcript is broken: {e}")))?;
     let replay = args.model.is_none();
+    let configured = match &args.model {
+        // No settings at all: a fresh machine needs no provider or model.
+        None => None,
+        Some(m) => {
+            let config = Config::load()
+                .map_err(|e| CliError::Failed(format!("configuration error: {e}")))?;
+            if !config.models.iter().any(|c| &c.alias == m) {
+                return Err(CliError::Usage(format!(
+                    "model {m} is not configured: set RUMMY_MODEL_{m}=<provider>/<model>"
+                )));
+            }
+            Some(config)
+        }
+    };
     let dir = prepare(&transcript)?;
     let home = dir.join("home");
     let db = dir.join("rummy.db");
-    let mut config = if replay {
-        // No settings at all: a fresh machine needs no provider or model.
-        Config::from_vars([
+    let mut config = match configured {
+        Some(config) => config,
+        None => Config::from_vars([
             ("RUMMY_HOME", home.display().to_string()),
             ("RUMMY_DB_PATH", db.display().to_string()),
         ])
-    } else {
-        Config::load()
-    }
-    .map_err(|e| CliError::Failed(format!("configuration error: {e}")))?;
+        .map_err(|e| CliError::Failed(format!("configuration error: {e}")))?,
+    };
     init_cli_logging();
+    // The demo's own place, whatever the settings say.
     config.home = home;
     config.db_path = db.clone();
-    let model = match &args.model {
-        None => REPLAY_ALIAS.to_string(),
-        Some(m) if config.models.iter().any(|c| &c.alias == m) => m.clone(),
-        Some(m) => {
-            return Err(CliError::Usage(format!(
-                "model {m} is not configured: set RUMMY_MODEL_{m}=<provider>/<model>"
-            )))
-        }
-    };
+    let model = args.model.clone().unwrap_or_else(|| REPLAY_ALIAS.into());
     let mut providers = ProviderRegistry::from_config(&config);
     if replay {
         providers.insert(Arc::new(ReplayProvider::new(
@@ -229,7 +234,13 @@ fn demo(args: DemoArgs) -> Result<u8, CliError> {
     };
     let system = actix::System::new();
     system.block_on(run_demo(
-        config, providers, &transcript, request, view, &dir, replay,
+        config,
+        providers,
+        &transcript,
+        request,
+        view,
+        &dir,
+        replay,
     ))
 }
 
@@ -273,8 +284,15 @@ async fn run_demo(
             request.model
         ));
     }
-    view.say(&format!("project: {} (a fresh temporary directory)", project.display()));
-    view.say(&format!("task ({} mode): {}", request.mode.as_str(), request.prompt));
+    view.say(&format!(
+        "project: {} (a fresh temporary directory)",
+        project.display()
+    ));
+    view.say(&format!(
+        "task ({} mode): {}",
+        request.mode.as_str(),
+        request.prompt
+    ));
     let mut backend = LocalBackend::open(server, &project).await?;
     let options = DriveOptions {
         policy: Policy::AcceptAll,
@@ -300,14 +318,22 @@ async fn run_demo(
     };
     if let Ok(body) = std::fs::read_to_string(project.join("hello.py")) {
         view.say("hello.py now reads:");
-        view.say(&body.lines().map(|l| format!("    {l}\n")).collect::<String>());
+        view.say(
+            &body
+                .lines()
+                .map(|l| format!("    {l}\n"))
+                .collect::<String>(),
+        );
     }
     view.say(&format!("database: {}", db.display()));
     view.say(&format!(
         "look inside: rummy inspect --db {} runs   (then: run ALIAS, turn ALIAS 1 --packet, entries ALIAS)",
         db.display()
     ));
-    view.say(&format!("the demo's files stay in {}; delete it when done", dir.display()));
+    view.say(&format!(
+        "the demo's files stay in {}; delete it when done",
+        dir.display()
+    ));
     if replay {
         view.say("Next: point rummy at a provider (README, \"Pointing it at a provider\"), then try `rummy demo --model ALIAS`, `rummy run` or `rummy serve`.");
     }

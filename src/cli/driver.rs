@@ -35,7 +35,7 @@ pub enum Decision {
 /// A notification of the run, as every client of its project hears it.
 #[derive(Debug, Clone)]
 pub enum Event {
-    State(RunStateNotification),
+    State(Box<RunStateNotification>),
     Progress(RunProgressNotification),
     Proposal(RunProposalNotification),
     Resolved(RunResolvedNotification),
@@ -49,7 +49,7 @@ impl Event {
     pub fn from_frame(frame: &Value) -> Event {
         let params = frame.get("params").cloned().unwrap_or(Value::Null);
         let parsed = match frame.get("method").and_then(Value::as_str) {
-            Some("run/state") => serde_json::from_value(params).map(Event::State),
+            Some("run/state") => serde_json::from_value(params).map(|s| Event::State(Box::new(s))),
             Some("run/progress") => serde_json::from_value(params).map(Event::Progress),
             Some("run/proposal") => serde_json::from_value(params).map(Event::Proposal),
             Some("run/resolved") => serde_json::from_value(params).map(Event::Resolved),
@@ -86,8 +86,12 @@ pub trait RunBackend {
     async fn start(&mut self, req: &RunRequest) -> Result<String, CliError>;
     /// The next notification of the project; `None` when the backend closed.
     async fn next_event(&mut self) -> Option<Event>;
-    async fn resolve(&mut self, alias: &str, path: &str, decision: Decision)
-        -> Result<(), CliError>;
+    async fn resolve(
+        &mut self,
+        alias: &str,
+        path: &str,
+        decision: Decision,
+    ) -> Result<(), CliError>;
     async fn cancel(&mut self, alias: &str, reason: &str) -> Result<(), CliError>;
     /// The run's recorded status and last update.
     async fn finish(&mut self, alias: &str) -> Result<RunEnd, CliError>;
@@ -170,12 +174,12 @@ pub async fn drive(
             () = &mut expired => {
                 let secs = options.timeout.map_or(0, |t| t.as_secs());
                 view.note(&format!("timed out after {secs} s; cancelling run {alias}"));
-                backend.cancel(&alias, "timed out (rummy run --timeout)").await?;
+                cancel(backend, &alias, "timed out (rummy run --timeout)", view).await;
                 return Ok(Outcome::TimedOut);
             }
             _ = &mut interrupted => {
                 view.note(&format!("interrupted; cancelling run {alias}"));
-                backend.cancel(&alias, "interrupted (Ctrl-C)").await?;
+                cancel(backend, &alias, "interrupted (Ctrl-C)", view).await;
                 return Ok(Outcome::Interrupted);
             }
         };
@@ -205,7 +209,7 @@ pub async fn drive(
                         () = &mut expired => {
                             view.resume();
                             view.note(&format!("timed out; cancelling run {alias}"));
-                            backend.cancel(&alias, "timed out (rummy run --timeout)").await?;
+                            cancel(backend, &alias, "timed out (rummy run --timeout)", view).await;
                             return Ok(Outcome::TimedOut);
                         }
                     };
@@ -221,12 +225,15 @@ pub async fn drive(
     }
 }
 
+/// Cancels on the way out; a failure (the run ended meanwhile) is only told.
+async fn cancel(backend: &mut dyn RunBackend, alias: &str, reason: &str, view: &mut dyn View) {
+    if let Err(e) = backend.cancel(alias, reason).await {
+        view.note(&format!("could not cancel run {alias}: {e}"));
+    }
+}
+
 /// The decision on one proposal and who made it.
-async fn decide(
-    p: &ProposedEntry,
-    policy: Policy,
-    view: &mut dyn View,
-) -> (Decision, String) {
+async fn decide(p: &ProposedEntry, policy: Policy, view: &mut dyn View) -> (Decision, String) {
     let question = proposal_tool(&p.path) == "ask_user";
     let ask = policy == Policy::Ask || (question && super::interactive());
     if ask {

@@ -155,7 +155,14 @@ fn run_id(conn: &mut SqliteConnection, alias: &str) -> Result<i64, CliError> {
 }
 
 fn list_runs(conn: &mut SqliteConnection) -> Result<String, CliError> {
-    type Row = (String, i64, Option<String>, i64, Option<String>, Option<String>);
+    type Row = (
+        String,
+        i64,
+        Option<String>,
+        i64,
+        Option<String>,
+        Option<String>,
+    );
     let rows: Vec<Row> = runs::table
         .inner_join(projects::table)
         .select((
@@ -212,7 +219,9 @@ fn show_run(conn: &mut SqliteConnection, alias: &str) -> Result<String, CliError
     out.push_str("\nloops\n");
     let rows: Vec<Vec<String>> = loop_rows
         .into_iter()
-        .map(|(seq, mode, st, prompt)| vec![seq.to_string(), mode, st.to_string(), short(&prompt, 60)])
+        .map(|(seq, mode, st, prompt)| {
+            vec![seq.to_string(), mode, st.to_string(), short(&prompt, 60)]
+        })
         .collect();
     out.push_str(&table(&["LOOP", "MODE", "STATUS", "PROMPT"], &rows));
     type Usage = (i64, i64, i64, i64, i64, f64);
@@ -290,7 +299,11 @@ fn show_turn(
     };
     if packet {
         let mut out = String::new();
-        for (label, scheme) in [("SYSTEM", "system"), ("USER", "user"), ("ASSISTANT", "assistant")] {
+        for (label, scheme) in [
+            ("SYSTEM", "system"),
+            ("USER", "user"),
+            ("ASSISTANT", "assistant"),
+        ] {
             let text = body(conn, format!("{scheme}://{n}"))?;
             out.push_str(&format!(
                 "--- {label} ({scheme}://{n}) ---\n{}\n\n",
@@ -302,7 +315,11 @@ fn show_turn(
     let usage: Option<(i64, i64, i64)> = turns::table
         .filter(turns::run_id.eq(id))
         .filter(turns::sequence.eq(n))
-        .select((turns::context_tokens, turns::prompt_tokens, turns::completion_tokens))
+        .select((
+            turns::context_tokens,
+            turns::prompt_tokens,
+            turns::completion_tokens,
+        ))
         .first(conn)
         .optional()
         .map_err(db_error)?;

@@ -53,11 +53,10 @@ impl LocalBackend {
     pub async fn open(server: ServerHandle, root: &Path) -> Result<LocalBackend, CliError> {
         let given = root.to_string_lossy().into_owned();
         let allowed = server.engine.config.project_roots.clone();
-        let canonical =
-            tokio::task::spawn_blocking(move || resolve_project_root(&given, &allowed))
-                .await
-                .map_err(|e| CliError::Failed(e.to_string()))?
-                .map_err(CliError::Usage)?;
+        let canonical = tokio::task::spawn_blocking(move || resolve_project_root(&given, &allowed))
+            .await
+            .map_err(|e| CliError::Failed(e.to_string()))?
+            .map_err(CliError::Usage)?;
         let project_id = server
             .store
             .run(UpsertProject {

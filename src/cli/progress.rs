@@ -281,9 +281,7 @@ pub fn ask_terminal(p: &ProposedEntry) -> Decision {
         );
         let _ = err.flush();
         match read().as_deref().map(str::to_ascii_lowercase).as_deref() {
-            Some("a") | Some("accept") | Some("y") | Some("yes") => {
-                return Decision::Accept(None)
-            }
+            Some("a") | Some("accept") | Some("y") | Some("yes") => return Decision::Accept(None),
             Some("r") | Some("reject") | Some("n") | Some("no") | None => {
                 return Decision::Reject(None)
             }

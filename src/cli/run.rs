@@ -125,9 +125,9 @@ pub fn project_dir(given: Option<&Path>) -> Result<PathBuf, CliError> {
         None => std::env::current_dir()
             .map_err(|e| CliError::Usage(format!("no current directory: {e}")))?,
     };
-    let dir = dir.canonicalize().map_err(|e| {
-        CliError::Usage(format!("--project {}: {e}", dir.display()))
-    })?;
+    let dir = dir
+        .canonicalize()
+        .map_err(|e| CliError::Usage(format!("--project {}: {e}", dir.display())))?;
     if !dir.is_dir() {
         return Err(CliError::Usage(format!(
             "--project {} is not a directory",
@@ -160,8 +160,8 @@ pub async fn open_backend(
                 (true, Some(t)) => Some(t),
                 (true, None) => {
                     return Err(CliError::Usage(format!(
-                        "the server at {url} holds the database and requires RUMMY_AUTH_TOKEN; set it"
-                    )))
+                    "the server at {url} holds the database and requires RUMMY_AUTH_TOKEN; set it"
+                )))
                 }
             };
             Ok(Box::new(

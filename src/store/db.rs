@@ -320,6 +320,22 @@ mod tests {
         assert_eq!(now.len(), 20, "{now}");
         assert!(now.starts_with("20") && now.ends_with('Z'), "{now}");
     }
+
+    #[test]
+    fn a_noted_listener_is_read_back_without_the_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("rummy.db");
+        let mut held = lock(&db).unwrap();
+        assert_eq!(read_holder(&db).unwrap().listen, None);
+        held.note_listener("ws://127.0.0.1:4000", true).unwrap();
+        let record = read_holder(&db).unwrap();
+        assert_eq!(record.listen.as_deref(), Some("ws://127.0.0.1:4000"));
+        assert!(record.token_required);
+        assert_eq!(record.pid, Some(std::process::id().to_string()));
+        // The refusal still names the holder.
+        assert!(lock(&db).unwrap_err().to_string().contains("pid "));
+        assert_eq!(read_holder(&dir.path().join("none.db")), None);
+    }
     use diesel::prelude::*;
     use diesel::result::Error as DieselError;
     use diesel::sql_types::{BigInt, Nullable, Text};
