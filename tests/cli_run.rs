@@ -422,3 +422,29 @@ async fn demo_with_a_model_sends_the_same_task_to_that_model() {
     let made = std::fs::read_dir(tmp.path()).expect("tmp").count();
     assert_eq!(made, 1, "a refused demo makes no directory");
 }
+
+#[actix_web::test]
+async fn without_a_terminal_a_question_is_declined_even_with_accept_all() {
+    let provider = FakeProvider::start(vec![
+        Reply::Content(
+            r#"<ask_user question="Which colour?">red; blue</ask_user><update status="102">asked</update>"#
+                .into(),
+        ),
+        Reply::Content(DONE.into()),
+    ])
+    .await;
+    let place = Place::new();
+    let out = rummy(
+        &place,
+        &vars(&place, &provider),
+        &["run", "--mode", "act", "--accept-all", "pick a colour"],
+    )
+    .await;
+    let stderr = text(&out.stderr);
+    assert_eq!(code(&out), 0, "{stderr}");
+    assert!(
+        stderr.contains("proposal question: Which colour?: rejected (no terminal to answer it)"),
+        "{stderr}"
+    );
+    assert_eq!(provider.requests().len(), 2, "the run went on");
+}
