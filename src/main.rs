@@ -37,6 +37,17 @@ enum Command {
         #[arg(long)]
         pretty: bool,
     },
+    /// Run one prompt to its end and print the run's last update (for
+    /// scripts and CI); exit 0 for status 200, 1 otherwise, 2 for bad
+    /// arguments, 124 on --timeout. Uses the running server when one holds
+    /// the database.
+    Run(rummy::cli::run::RunArgs),
+    /// A whole act loop offline, replayed from examples/demo/ in a fresh
+    /// temporary project (no provider key needed); --model ALIAS runs the
+    /// same task against a real model.
+    Demo(rummy::cli::demo::DemoArgs),
+    /// Read-only look into a database: runs, one run, a turn's packet, entries.
+    Inspect(rummy::cli::inspect::InspectArgs),
     /// Parse one model reply from standard input and print the commands and
     /// warnings as JSON: {"commands": [...], "warnings": [...], "unparsed": "..."}.
     Parse {
@@ -61,6 +72,13 @@ fn init_logging(debug: bool) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // These load their own settings and log to stderr only.
+    let cli = match cli.command {
+        Command::Run(args) => return rummy::cli::run::main(args),
+        Command::Demo(args) => return rummy::cli::demo::main(args),
+        Command::Inspect(args) => return rummy::cli::inspect::main(args),
+        command => Cli { command },
+    };
     if let Command::Settings = cli.command {
         print!("{}", rummy::config::DEFAULT_ENV);
         return ExitCode::SUCCESS;
@@ -109,7 +127,12 @@ fn main() -> ExitCode {
             }
             serve(config)
         }
-        Command::Settings | Command::Schema { .. } | Command::Parse { .. } => ExitCode::SUCCESS,
+        Command::Settings
+        | Command::Schema { .. }
+        | Command::Parse { .. }
+        | Command::Run(_)
+        | Command::Demo(_)
+        | Command::Inspect(_) => ExitCode::SUCCESS,
     }
 }
 

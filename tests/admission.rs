@@ -469,6 +469,7 @@ async fn the_engine_runs_without_a_listener() {
         StartOptions {
             listen: false,
             tools: Some(std::sync::Arc::new(rummy::tools::ToolRegistry::builtin())),
+            ..StartOptions::default()
         },
     )
     .await

@@ -48,6 +48,9 @@ pub struct StartOptions {
     pub listen: bool,
     /// The tools runs may use; `None` = [`ToolRegistry::builtin`].
     pub tools: Option<Arc<ToolRegistry>>,
+    /// The LLM providers; `None` = the configured ones
+    /// (`rummy demo` adds its offline replay provider here).
+    pub providers: Option<ProviderRegistry>,
 }
 
 impl Default for StartOptions {
@@ -55,6 +58,7 @@ impl Default for StartOptions {
         StartOptions {
             listen: true,
             tools: None,
+            providers: None,
         }
     }
 }
@@ -191,7 +195,7 @@ async fn websocket(
 pub async fn start(mut config: Config, options: StartOptions) -> Result<ServerHandle, StartError> {
     // Before anything touches the database: a second process must neither
     // migrate under a live one nor mark its runs interrupted.
-    let lock = {
+    let mut lock = {
         let path = config.db_path.clone();
         tokio::task::spawn_blocking(move || crate::store::db::lock(&path))
             .await
@@ -252,7 +256,9 @@ pub async fn start(mut config: Config, options: StartOptions) -> Result<ServerHa
     let engine = Arc::new(Engine {
         store: store.clone(),
         hub: hub.clone(),
-        providers: ProviderRegistry::from_config(&config),
+        providers: options
+            .providers
+            .unwrap_or_else(|| ProviderRegistry::from_config(&config)),
         tools,
         config: config.clone(),
     });
@@ -276,6 +282,7 @@ pub async fn start(mut config: Config, options: StartOptions) -> Result<ServerHa
             runs: runs.clone(),
             next_client: next_client.clone(),
         })?;
+        note_listener(&mut lock, addr, config.admission.auth_token.is_some());
         (Some(addr), Some(http))
     } else {
         tracing::info!("rummy started without a listener");
@@ -291,6 +298,21 @@ pub async fn start(mut config: Config, options: StartOptions) -> Result<ServerHa
         http,
         lock: std::sync::Mutex::new(Some(lock)),
     })
+}
+
+/// Records the listener in the lock file for `rummy run`; a failure only
+/// warns (`rummy run` then reports the database as busy).
+fn note_listener(lock: &mut crate::store::db::DbLock, addr: SocketAddr, token: bool) {
+    let mut reachable = addr;
+    if addr.ip().is_unspecified() {
+        reachable.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    if let Err(e) = lock.note_listener(&format!("ws://{reachable}"), token) {
+        tracing::warn!("could not record the listener in the lock file: {e}");
+    }
 }
 
 /// The folders skills and personas are read from (upstream's installer

@@ -92,14 +92,70 @@ pub fn open(path: &Path, mmap_mb: u64) -> Result<SqliteConnection, DbError> {
 /// process exclude each other too.
 #[derive(Debug)]
 pub struct DbLock {
-    _file: std::fs::File,
+    file: std::fs::File,
     path: PathBuf,
+    /// What the lock file says now (`key=value` lines).
+    record: String,
 }
 
 impl DbLock {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Adds where this process listens to the lock file, so `rummy run`
+    /// can reach the server that holds the database instead of failing on
+    /// the lock. Only whether a token is required is written, never the token.
+    pub fn note_listener(&mut self, url: &str, token_required: bool) -> std::io::Result<()> {
+        use std::io::{Seek, Write};
+        self.record.push_str(&format!(
+            "listen={url}\ntoken={}\n",
+            if token_required { "required" } else { "none" }
+        ));
+        self.file.set_len(0)?;
+        self.file.rewind()?;
+        self.file.write_all(self.record.as_bytes())?;
+        self.file.flush()
+    }
+}
+
+/// What a lock file says about the process holding it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HolderRecord {
+    pub pid: Option<String>,
+    pub started: Option<String>,
+    /// `ws://ADDR:PORT` when the holder serves a WebSocket listener.
+    pub listen: Option<String>,
+    /// The listener wants `RUMMY_AUTH_TOKEN`.
+    pub token_required: bool,
+}
+
+impl HolderRecord {
+    pub fn parse(record: &str) -> HolderRecord {
+        let field = |key: &str| {
+            record.lines().find_map(|l| {
+                l.strip_prefix(key)
+                    .and_then(|v| v.strip_prefix('='))
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_string)
+            })
+        };
+        HolderRecord {
+            pid: field("pid"),
+            started: field("started"),
+            listen: field("listen"),
+            token_required: field("token").as_deref() == Some("required"),
+        }
+    }
+}
+
+/// The record in a database's lock file, whoever holds it (read only; a
+/// missing file reads as `None`).
+pub fn read_holder(db: &Path) -> Option<HolderRecord> {
+    std::fs::read_to_string(lock_path(db))
+        .ok()
+        .map(|t| HolderRecord::parse(&t))
 }
 
 /// Why the database lock could not be taken.
@@ -172,20 +228,13 @@ pub fn lock(db: &Path) -> Result<DbLock, LockError> {
         .and_then(|()| file.write_all(record.as_bytes()))
         .and_then(|()| file.flush())
         .map_err(io)?;
-    Ok(DbLock { _file: file, path })
+    Ok(DbLock { file, path, record })
 }
 
 /// "pid 123, started 2026-01-01T00:00:00Z" from a lock file's record.
 fn describe_holder(record: &str) -> String {
-    let field = |key: &str| {
-        record.lines().find_map(|l| {
-            l.strip_prefix(key)
-                .and_then(|v| v.strip_prefix('='))
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-        })
-    };
-    match (field("pid"), field("started")) {
+    let r = HolderRecord::parse(record);
+    match (r.pid, r.started) {
         (Some(pid), Some(started)) => format!("pid {pid}, started {started}"),
         (Some(pid), None) => format!("pid {pid}"),
         _ => "a process that has not recorded itself yet".to_string(),
@@ -270,6 +319,22 @@ mod tests {
         let now = utc_now_iso8601();
         assert_eq!(now.len(), 20, "{now}");
         assert!(now.starts_with("20") && now.ends_with('Z'), "{now}");
+    }
+
+    #[test]
+    fn a_noted_listener_is_read_back_without_the_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("rummy.db");
+        let mut held = lock(&db).unwrap();
+        assert_eq!(read_holder(&db).unwrap().listen, None);
+        held.note_listener("ws://127.0.0.1:4000", true).unwrap();
+        let record = read_holder(&db).unwrap();
+        assert_eq!(record.listen.as_deref(), Some("ws://127.0.0.1:4000"));
+        assert!(record.token_required);
+        assert_eq!(record.pid, Some(std::process::id().to_string()));
+        // The refusal still names the holder.
+        assert!(lock(&db).unwrap_err().to_string().contains("pid "));
+        assert_eq!(read_holder(&dir.path().join("none.db")), None);
     }
     use diesel::prelude::*;
     use diesel::result::Error as DieselError;
