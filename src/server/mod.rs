@@ -13,7 +13,9 @@ use crate::llm::ProviderRegistry;
 use crate::run::{Engine, RunService};
 use crate::store::schemes::bootstrap_schemes;
 use crate::store::schemes::RegisterSchemes;
+use crate::store::streams::SweepOpenStreams;
 use crate::store::{PurgeOldRuns, RecoverInterrupted, Store, StoreError, UpsertModel};
+use crate::stream::StreamRegistry;
 use crate::tools::ToolRegistry;
 use actix::prelude::*;
 use actix_web::http::header;
@@ -245,6 +247,14 @@ pub async fn start(mut config: Config, options: StartOptions) -> Result<ServerHa
     if recovered > 0 {
         tracing::info!("marked {recovered} interrupted run(s) aborted (499)");
     }
+    let swept = store
+        .run(SweepOpenStreams {
+            token_divisor: config.token_divisor,
+        })
+        .await?;
+    if swept > 0 {
+        tracing::info!("closed {swept} stream(s) left open by the last run of the server (cancelled, server restart)");
+    }
     let hub = Hub::with_change_feed(store.addr().clone().recipient()).start();
     let engine = Arc::new(Engine {
         store: store.clone(),
@@ -252,6 +262,7 @@ pub async fn start(mut config: Config, options: StartOptions) -> Result<ServerHa
         providers: ProviderRegistry::from_config(&config),
         tools,
         config: config.clone(),
+        streams: StreamRegistry::new(store.clone(), hub.clone(), config.token_divisor).start(),
     });
     let runs = RunService::start(engine.clone());
     let next_client = Arc::new(AtomicU64::new(1));
