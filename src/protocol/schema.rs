@@ -531,7 +531,9 @@ mod tests {
         assert!(d.methods.contains_key("stream"));
         assert!(d.methods.contains_key("sh") && d.methods.contains_key("ask_user"));
         assert!(
-            !d.methods.keys().any(|m| !METHODS.iter().any(|x| x.served && x.name == m.as_str())),
+            !d.methods
+                .keys()
+                .any(|m| !METHODS.iter().any(|x| x.served && x.name == m.as_str())),
             "only served methods are discovered"
         );
         assert!(d.notifications.contains_key("run/proposal"));

@@ -132,6 +132,12 @@ impl ServerHandle {
     /// released.
     pub async fn stop(&self) {
         self.runs.abort_all("server shutting down").await;
+        // Streams stay open (the next boot closes them), with their output kept.
+        let _ = self
+            .engine
+            .streams
+            .send(crate::stream::FlushRun { run_id: None })
+            .await;
         // Not graceful: WebSocket clients would hold a graceful stop open
         // until the shutdown timeout, and no request is left half-done.
         if let Some(http) = &self.http {

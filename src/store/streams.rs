@@ -96,7 +96,9 @@ impl StreamEnding {
                 exit_code,
                 duration,
             } => {
-                let dur = given(duration).map(|d| format!(" ({d})")).unwrap_or_default();
+                let dur = given(duration)
+                    .map(|d| format!(" ({d})"))
+                    .unwrap_or_default();
                 format!("ran '{command}', exit={exit_code}{dur}. Output: {output}")
             }
             StreamEnding::Aborted { reason, duration } => {
@@ -263,7 +265,11 @@ impl StoreOp for AppendChannels {
 /// `body = body || text` for one entry. A marker row in `entry_chunks`
 /// exists only inside this statement group: it makes `run/changed` report
 /// the write as an `append` (not a whole-body change).
-pub(crate) fn append_body(conn: &mut SqliteConnection, entry_id: i64, text: &str) -> StoreResult<()> {
+pub(crate) fn append_body(
+    conn: &mut SqliteConnection,
+    entry_id: i64,
+    text: &str,
+) -> StoreResult<()> {
     diesel::sql_query("INSERT INTO entry_chunks (entry_id, chunk) VALUES (?, '')")
         .bind::<BigInt, _>(entry_id)
         .execute(conn)?;
@@ -300,7 +306,13 @@ struct ChannelBody {
 impl StoreOp for FinishStream {
     type Output = usize;
     fn run(self, conn: &mut SqliteConnection) -> StoreResult<usize> {
-        finish(conn, self.run_id, &normalize_path(&self.log_path), &self.ending, self.token_divisor)
+        finish(
+            conn,
+            self.run_id,
+            &normalize_path(&self.log_path),
+            &self.ending,
+            self.token_divisor,
+        )
     }
 }
 

@@ -45,7 +45,12 @@ pub async fn open(engine: &Engine, run: &RunRow, row: &EntryRow) -> Result<Produ
     let attributes: Map<String, Value> = serde_json::from_str(&row.attributes).unwrap_or_default();
     let command = command_of(&attributes);
     let err = |e: StoreError| e.to_string();
-    let turn = engine.store.run(GetRunById(run.id)).await.map_err(err)?.next_turn;
+    let turn = engine
+        .store
+        .run(GetRunById(run.id))
+        .await
+        .map_err(err)?
+        .next_turn;
     engine
         .store
         .run(OpenChannels {
@@ -85,7 +90,13 @@ pub fn opened_body(row: &EntryRow) -> String {
 /// follows sees all output received so far. Failures only warn: a reader
 /// then sees slightly older output.
 pub async fn flush_run(engine: &Engine, run_id: i64) {
-    if let Err(e) = engine.streams.send(FlushRun { run_id }).await {
+    if let Err(e) = engine
+        .streams
+        .send(FlushRun {
+            run_id: Some(run_id),
+        })
+        .await
+    {
         tracing::warn!(run_id, "could not flush the run's streams: {e}");
     }
 }

@@ -71,7 +71,10 @@ impl Handler<Acquire> for StreamRegistry {
                     })
                     .await
                     .map_err(store_err)?;
-                let run = store.run(GetRunById(lookup.run_id)).await.map_err(store_err)?;
+                let run = store
+                    .run(GetRunById(lookup.run_id))
+                    .await
+                    .map_err(store_err)?;
                 Ok((status, run))
             }
             .into_actor(self)
@@ -124,12 +127,12 @@ impl Handler<Ended> for StreamRegistry {
     }
 }
 
-/// Flushes every stream of a run; answers once all buffered output of
-/// those streams is in the store.
+/// Flushes every stream of a run (every stream with `run_id` None, as
+/// the server stops); answers once their buffered output is in the store.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct FlushRun {
-    pub run_id: i64,
+    pub run_id: Option<i64>,
 }
 
 impl Handler<FlushRun> for StreamRegistry {
@@ -138,7 +141,7 @@ impl Handler<FlushRun> for StreamRegistry {
         let producers: Vec<Addr<StreamProducer>> = self
             .producers
             .iter()
-            .filter(|(k, _)| k.run_id == msg.run_id)
+            .filter(|(k, _)| msg.run_id.is_none_or(|r| k.run_id == r))
             .map(|(_, a)| a.clone())
             .collect();
         Box::pin(async move {

@@ -74,10 +74,7 @@ impl Tool for Shell {
     ) -> Result<(), ToolError> {
         let (command, attributes) = proposal_attributes(cmd);
         if command.trim().is_empty() {
-            let error = format!(
-                "command is required: <{0}>command</{0}>",
-                self.name
-            );
+            let error = format!("command is required: <{0}>command</{0}>", self.name);
             ctx.write_log(
                 log_path,
                 "",
