@@ -353,3 +353,28 @@ impl Handler<WatchCancel> for StreamProducer {
         MessageResult(self.cancel.subscribe())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn channel(pending: usize, stored: usize) -> Channel {
+        Channel {
+            path: "sh://turn_1/x_1".into(),
+            pending: vec![b'x'; pending],
+            stored,
+        }
+    }
+
+    #[test]
+    fn batches_grow_with_the_body_so_rewrites_stay_linear() {
+        assert!(!channel(MIN_BATCH - 1, 0).due());
+        assert!(channel(MIN_BATCH, 0).due());
+        // A 10 MiB body waits for 5 MiB before it is rewritten again.
+        let stored = 10 * 1024 * 1024;
+        assert!(!channel(stored / 2 - 1, stored).due());
+        assert!(channel(stored / 2, stored).due());
+        // Past 16 MiB the batch stops growing, bounding what is buffered.
+        assert!(channel(MAX_BATCH, 64 * 1024 * 1024).due());
+    }
+}
