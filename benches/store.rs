@@ -13,7 +13,6 @@ use rummy::store::{
     Writer,
 };
 use rummy::tools::ToolRegistry;
-use std::time::Duration;
 
 struct Bench {
     _dir: tempfile::TempDir,
