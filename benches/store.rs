@@ -1,7 +1,7 @@
 //! Entry store benchmarks, through the real `EntryStore` actor (message
 //! passing included): set/get throughput, a pattern query over 10,000
 //! entries, materializing the model-visible rows of runs of 100 / 1,000 /
-//! 10,000 entries, and streaming 1,000 vs 10,000 chunks of 4 KiB.
+//! 10,000 entries. Streamed output ingest is measured in `stream_ingest`.
 //!
 //! Run: `cargo bench --bench store`
 
@@ -9,11 +9,10 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use rummy::context::project_rows;
 use rummy::store::schemes::{bootstrap_schemes, RegisterSchemes};
 use rummy::store::{
-    AppendEntry, CreateRun, EntryState, EntryWrite, GetEntry, ModelContext, QueryEntries, SetEntry,
-    Store, UpsertProject, Writer,
+    CreateRun, EntryWrite, GetEntry, ModelContext, QueryEntries, SetEntry, Store, UpsertProject,
+    Writer,
 };
 use rummy::tools::ToolRegistry;
-use std::time::Duration;
 
 struct Bench {
     _dir: tempfile::TempDir,
@@ -153,62 +152,5 @@ fn materialize(c: &mut Criterion) {
     group.finish();
 }
 
-fn append(c: &mut Criterion) {
-    let chunk = "x".repeat(4096);
-    let mut group = c.benchmark_group("append 4KiB chunks");
-    group.sample_size(10);
-    group.measurement_time(Duration::from_secs(20));
-    for chunks in [1_000usize, 10_000] {
-        group.throughput(Throughput::Bytes((chunks * chunk.len()) as u64));
-        group.bench_with_input(
-            BenchmarkId::from_parameter(chunks),
-            &chunks,
-            |bench, &chunks| {
-                bench.iter_batched(
-                    || {
-                        let b = setup(0);
-                        b.system
-                            .block_on(b.store.run(SetEntry(EntryWrite {
-                                body: Some(String::new()),
-                                state: Some(EntryState::Streaming),
-                                ..EntryWrite::new(b.run_id, "sh://turn_1/out_1", Writer::Plugin)
-                            })))
-                            .expect("stream entry");
-                        b
-                    },
-                    |b| {
-                        b.system.block_on(async {
-                            for _ in 0..chunks {
-                                b.store
-                                    .run(AppendEntry {
-                                        run_id: b.run_id,
-                                        path: "sh://turn_1/out_1".into(),
-                                        chunk: chunk.clone(),
-                                        writer: Writer::Plugin,
-                                    })
-                                    .await
-                                    .expect("append");
-                            }
-                            // The next read folds every chunk into the body once.
-                            let row = b
-                                .store
-                                .run(GetEntry {
-                                    run_id: b.run_id,
-                                    path: "sh://turn_1/out_1".into(),
-                                })
-                                .await
-                                .expect("read")
-                                .expect("entry");
-                            assert_eq!(row.body.len(), chunks * 4096);
-                        })
-                    },
-                    criterion::BatchSize::PerIteration,
-                )
-            },
-        );
-    }
-    group.finish();
-}
-
-criterion_group!(benches, set_and_get, pattern_query, materialize, append);
+criterion_group!(benches, set_and_get, pattern_query, materialize);
 criterion_main!(benches);

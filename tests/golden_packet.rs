@@ -107,3 +107,68 @@ async fn an_ask_turn_packet_matches_the_golden_text() {
         messages[1]["content"].as_str().expect("user text"),
     );
 }
+
+/// Spec 02 §1.6's worked example, with every tool registered: an act run
+/// in a project holding `trivia/capitals.csv`; turn 1 records the unknown
+/// (summarized), turn 2 reads the file, distils it into a known, demotes
+/// the file, archives turn 1's log and says 155; turn 3's packet (the
+/// discovery phase, persona "Be terse.") is the golden one.
+#[actix_web::test]
+async fn the_worked_example_packet_matches_the_golden_text() {
+    let t = start_server(vec![
+        Reply::Content(
+            "<set path=\"unknown://countries/france/capital\" visibility=\"summarized\">\
+             What is the capital of France?</set>\n\
+             <update status=\"145\">france defined</update>"
+                .into(),
+        ),
+        Reply::Content(
+            "<get path=\"trivia/capitals.csv\"/>\n\
+             <set path=\"known://countries/france/capital\" summary=\"countries,france,capital\">\
+             Paris is the capital of France.\n[source](trivia/capitals.csv)</set>\n\
+             <set path=\"trivia/capitals.csv\" visibility=\"summarized\"/>\n\
+             <mv path=\"log://turn_1/**\" visibility=\"archived\"/>\n\
+             <update status=\"155\">france distilled</update>"
+                .into(),
+        ),
+        Reply::Content("<update status=\"200\">Paris</update>".into()),
+    ])
+    .await;
+    let root = tempfile::tempdir().expect("root");
+    std::fs::create_dir_all(root.path().join("trivia")).expect("dir");
+    std::fs::write(
+        root.path().join("trivia/capitals.csv"),
+        "country,capital\nFrance,Paris\nJapan,Tokyo\nPeru,Lima\nKenya,Nairobi\n",
+    )
+    .expect("file");
+    let mut c = hello_client(
+        t.server.local_addr.expect("listening"),
+        "golden-example",
+        &root.path().to_string_lossy(),
+    )
+    .await;
+    c.call(
+        "set",
+        json!({"path": "run://example", "body": "What is the capital of France? Answer in one word.",
+               "attributes": {"model": "fake", "mode": "act", "persona": "Be terse."}}),
+    )
+    .await
+    .expect("run starts");
+    let end = c
+        .wait_notification("run/state", LONG, |n| {
+            n["params"]["run"] == "example" && n["params"]["status"] != 102
+        })
+        .await;
+    assert_eq!(end["params"]["status"], 200);
+    let requests = t.provider.requests();
+    assert_eq!(requests.len(), 3);
+    let messages = requests[2]["messages"].as_array().expect("messages");
+    check(
+        "worked_example.system.txt",
+        messages[0]["content"].as_str().expect("system text"),
+    );
+    check(
+        "worked_example.user.txt",
+        messages[1]["content"].as_str().expect("user text"),
+    );
+}

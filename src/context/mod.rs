@@ -84,8 +84,8 @@ fn project(tools: &ToolRegistry, key: &str, row: &ProjectionRow, visible: bool) 
         };
     }
     match (key, visible) {
-        // Schemes whose tools other issues bring; their rows are registered
-        // already, so their entries project as spec 02 §1.5 says.
+        // Schemes whose tools are not registered (a custom registry); their
+        // rows exist already, so their entries project as spec 02 §1.5 says.
         ("sh" | "env", true) => format!(
             "# {key} {}\n{}",
             row.attr("command").unwrap_or_default(),

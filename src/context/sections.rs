@@ -164,6 +164,9 @@ pub fn log_block(rows: &[ProjectedRow]) -> String {
             if let Some(o) = &r.outcome {
                 let _ = write!(a, " outcome=\"{o}\"");
             }
+            if let Some(c) = r.attributes.get("command").and_then(|v| v.as_str()) {
+                let _ = write!(a, " command=\"{c}\"");
+            }
             let summary = summary_attr(r);
             if !summary.is_empty() {
                 let _ = write!(a, " summary=\"{summary}\"");
@@ -186,7 +189,10 @@ pub fn log_block(rows: &[ProjectedRow]) -> String {
                 .filter(|_| slice.is_none())
                 .and_then(|t| rows.iter().find(|x| x.path == t))
                 .map_or(r.a_tokens, |x| x.a_tokens);
-            let _ = write!(a, " tokens=\"{tokens}\"");
+            // A command's cost lies in its channels, which show their own.
+            if !matches!(tag, "sh" | "env") {
+                let _ = write!(a, " tokens=\"{tokens}\"");
+            }
             element(tag, &a, &r.body)
         })
         .collect();

@@ -156,6 +156,16 @@ pub static METHODS: &[MethodDef] = &[
     method!("think", ToolCallParams => StatusOkResult, SERVED,
         "Tool fallback: records a thought as log://turn_N/think/{path} (body = the reasoning); \
          nothing else is written. Not found when RUMMY_THINK is off."),
+    method!("sh", ToolCallParams => StatusOkResult, SERVED,
+        "Tool fallback: proposes the shell command `path` (or attributes.command) as the model's <sh> \
+         would, at log://turn_N/sh/{command}; the run's next loop announces it (run/proposal), and \
+         once accepted its output is streamed with the stream methods."),
+    method!("env", ToolCallParams => StatusOkResult, SERVED,
+        "Tool fallback: like sh, for a command that only inspects (<env>; allowed in ask mode)."),
+    method!("ask_user", ToolCallParams => StatusOkResult, SERVED,
+        "Tool fallback: proposes the question `path` (or attributes.question) as the model's \
+         <ask_user> would, at log://turn_N/ask_user/{question}; `body` lists the choices \
+         (`;`-separated). The run's next loop announces it."),
     method!("skill/add", SkillAddParams => SkillAddResult, SERVED,
         "Attaches RUMMY_HOME/skills/{name}.md to a run as skill://{name} (visible, shown to the model \
          before other data)."),
@@ -170,14 +180,20 @@ pub static METHODS: &[MethodDef] = &[
          it. Loops started afterwards use it."),
     method!("listPersonas", NoParams => Vec<HomeFile>, SERVED,
         "Lists the persona files in RUMMY_HOME/personas: [{name, path}]."),
-    method!("stream", StreamParams => StatusOkResult, PLANNED,
-        "Not served yet. Appends a chunk of a streaming command's output to its channel."),
-    method!("stream/completed", StreamCompletedParams => StreamFinishedResult, PLANNED,
-        "Not served yet. A streaming command exited: closes its channels."),
-    method!("stream/aborted", StreamAbortedParams => StreamAbortedResult, PLANNED,
-        "Not served yet. The client killed a streaming command: closes its channels as cancelled."),
-    method!("stream/cancel", StreamCancelParams => StreamFinishedResult, PLANNED,
-        "Not served yet. The user cancelled a streaming command; every client gets stream/cancelled."),
+    method!("stream", StreamParams => StatusOkResult, SERVED,
+        "Appends a chunk of an accepted sh/env command's output: `path` is the command's log entry, \
+         channel 1 (stdout) or 2 (stderr) names the entry {action}://turn_N/{command}_{channel}. \
+         Refused once the stream has ended."),
+    method!("stream/completed", StreamCompletedParams => StreamFinishedResult, SERVED,
+        "The command exited: its channels resolve (exit_code 0, the default) or fail with outcome \
+         exit:{code}, and the log entry reports the exit, the duration and each channel's size."),
+    method!("stream/aborted", StreamAbortedParams => StreamAbortedResult, SERVED,
+        "The client killed the command: its channels end cancelled (outcome = reason, else aborted) \
+         and the log entry says so. Answers {status: \"ok\", channels} as upstream does."),
+    method!("stream/cancel", StreamCancelParams => StreamFinishedResult, SERVED,
+        "Any client of the project stops a command, an orphaned one included: its channels end \
+         cancelled (outcome = reason, else cancelled) and every client gets stream/cancelled so \
+         whoever runs it kills it."),
 ];
 
 /// Every notification, in the order `rummy schema` lists them.
@@ -196,8 +212,9 @@ pub static NOTIFICATIONS: &[NotificationDef] = &[
          attributes, turn}]}, one at a time. Answer with set {run, path, state: resolved|cancelled|failed, body?}."),
     notification!(RunResolvedNotification, SERVED,
         "A proposal was settled (beyond 2.0.0): {run, path, state, outcome}."),
-    notification!(StreamCancelledNotification, PLANNED,
-        "Not sent yet. A streaming command was cancelled: {run, path, reason}."),
+    notification!(StreamCancelledNotification, SERVED,
+        "A streaming command was cancelled (stream/cancel): {run, path, reason}; the client running \
+         it should kill it."),
     notification!(UiRenderNotification, PLANNED, "Not sent yet. Text for the client to show: {text, append}."),
     notification!(UiNotifyNotification, PLANNED, "Not sent yet. A message for the user: {text, level}."),
 ];
@@ -517,9 +534,13 @@ mod tests {
             d.methods["file/constraint"].params["visibility"],
             "string — A project file rule's visibility; one of active | readonly | ignore"
         );
+        assert!(d.methods.contains_key("stream"));
+        assert!(d.methods.contains_key("sh") && d.methods.contains_key("ask_user"));
         assert!(
-            !d.methods.contains_key("stream"),
-            "unserved methods are not discovered"
+            !d.methods
+                .keys()
+                .any(|m| !METHODS.iter().any(|x| x.served && x.name == m.as_str())),
+            "only served methods are discovered"
         );
         assert!(d.notifications.contains_key("run/proposal"));
     }

@@ -2,9 +2,9 @@
 //! into the run (`stream`) and reports how it ended (`stream/completed`,
 //! `stream/aborted`, `stream/cancel`).
 //!
-//! **Not served yet**: these types follow spec 03 §2 so the schema names
-//! them ahead of the streaming-command feature; the method table does not
-//! list them, and `rummy schema` marks them `"served": false`.
+//! Params are optional in the Rust types (and required in the schema) so
+//! a missing one gets upstream's own message (`channel is required
+//! (numeric)`, ...), in upstream's order.
 //!
 //! `path` is always the command's `log://turn_N/{action}/…` entry; the
 //! output channels are derived from it (`{action}://turn_N/…_{channel}`).
@@ -16,22 +16,28 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct StreamParams {
     /// Run alias.
-    pub run: String,
+    #[schemars(required)]
+    pub run: Option<String>,
     /// The command's log entry.
-    pub path: String,
+    #[schemars(required)]
+    pub path: Option<String>,
     /// 1 for stdout, 2 for stderr.
-    pub channel: i64,
+    #[schemars(required)]
+    pub channel: Option<i64>,
     /// Text appended to the channel's entry.
-    pub chunk: String,
+    #[schemars(required)]
+    pub chunk: Option<String>,
 }
 
 /// `stream/completed` params: the command exited.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct StreamCompletedParams {
     /// Run alias.
-    pub run: String,
+    #[schemars(required)]
+    pub run: Option<String>,
     /// The command's log entry.
-    pub path: String,
+    #[schemars(required)]
+    pub path: Option<String>,
     /// Omitted means 0; non-zero marks the channels failed (`exit:<code>`).
     pub exit_code: Option<i64>,
     /// How long the command ran, as shown in the log entry (e.g. `0.1s`).
@@ -52,9 +58,11 @@ pub struct StreamFinishedResult {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct StreamAbortedParams {
     /// Run alias.
-    pub run: String,
+    #[schemars(required)]
+    pub run: Option<String>,
     /// The command's log entry.
-    pub path: String,
+    #[schemars(required)]
+    pub path: Option<String>,
     /// Why; omitted records `aborted`.
     pub reason: Option<String>,
     /// How long the command ran.
@@ -74,9 +82,11 @@ pub struct StreamAbortedResult {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct StreamCancelParams {
     /// Run alias.
-    pub run: String,
+    #[schemars(required)]
+    pub run: Option<String>,
     /// The command's log entry.
-    pub path: String,
+    #[schemars(required)]
+    pub path: Option<String>,
     /// Why; omitted records `cancelled`.
     pub reason: Option<String>,
 }

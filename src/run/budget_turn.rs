@@ -37,6 +37,8 @@ impl Materializer<'_> {
     /// `turn_context` snapshot.
     pub async fn packet(&self, usage_floor: i64) -> Result<Packet, String> {
         let store = &self.engine.store;
+        // Output still buffered in the run's streams belongs in the packet.
+        crate::stream::flush_run(self.engine, self.run.id).await;
         let rows = store.run(ModelContext(self.run.id)).await.map_err(err)?;
         let config = &self.engine.config;
         let packet = assemble(&PacketInput {

@@ -34,6 +34,8 @@ pub struct Engine {
     pub providers: ProviderRegistry,
     pub tools: Arc<ToolRegistry>,
     pub config: Arc<Config>,
+    /// Live `StreamProducer`s of accepted `sh`/`env` commands.
+    pub streams: Addr<crate::stream::StreamRegistry>,
 }
 
 impl Engine {

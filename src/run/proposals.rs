@@ -63,6 +63,8 @@ enum Effect {
     },
     /// `<ask_user>`: the output is the answer.
     Answer,
+    /// `<sh>`/`<env>`: open the command's output channels and its producer.
+    Stream,
     /// Anything else (`sh`, `env`): the entry just resolves.
     Resolve,
 }
@@ -114,6 +116,7 @@ fn effect_of(row: &EntryRow, attrs: &Map<String, Value>) -> Effect {
             }
         }
         Some("ask_user") => Effect::Answer,
+        Some("sh" | "env") => Effect::Stream,
         _ => Effect::Resolve,
     }
 }
@@ -130,7 +133,7 @@ fn touched_files(effect: &Effect) -> Vec<&str> {
                 from.into_iter().chain(to)
             })
             .collect(),
-        Effect::Answer | Effect::Resolve => Vec::new(),
+        Effect::Answer | Effect::Resolve | Effect::Stream => Vec::new(),
     }
 }
 
@@ -516,6 +519,7 @@ async fn apply(
                                 row.body.clone()
                             }
                             Effect::Resolve => output.clone().unwrap_or_else(|| row.body.clone()),
+                            Effect::Stream => crate::stream::opened_body(&row),
                         };
                         (EntryState::Resolved, None, body, false)
                     }
@@ -606,6 +610,8 @@ async fn accept(
 ) -> Result<(), String> {
     match effect {
         Effect::Answer | Effect::Resolve => Ok(()),
+        // The handle goes unused until the server runs commands itself.
+        Effect::Stream => crate::stream::open(engine, run, row).await.map(|_| ()),
         Effect::Write(file) => {
             let root = project_root(engine, run).await?;
             let (f, content) = (file.clone(), row.body.clone());

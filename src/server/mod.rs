@@ -13,7 +13,9 @@ use crate::llm::ProviderRegistry;
 use crate::run::{Engine, RunService};
 use crate::store::schemes::bootstrap_schemes;
 use crate::store::schemes::RegisterSchemes;
+use crate::store::streams::SweepOpenStreams;
 use crate::store::{PurgeOldRuns, RecoverInterrupted, Store, StoreError, UpsertModel};
+use crate::stream::StreamRegistry;
 use crate::tools::ToolRegistry;
 use actix::prelude::*;
 use actix_web::http::header;
@@ -134,6 +136,12 @@ impl ServerHandle {
     /// released.
     pub async fn stop(&self) {
         self.runs.abort_all("server shutting down").await;
+        // Streams stay open (the next boot closes them), with their output kept.
+        let _ = self
+            .engine
+            .streams
+            .send(crate::stream::FlushRun { run_id: None })
+            .await;
         // Not graceful: WebSocket clients would hold a graceful stop open
         // until the shutdown timeout, and no request is left half-done.
         if let Some(http) = &self.http {
@@ -252,6 +260,14 @@ pub async fn start(mut config: Config, options: StartOptions) -> Result<ServerHa
             recovered.aborted
         );
     }
+    let swept = store
+        .run(SweepOpenStreams {
+            token_divisor: config.token_divisor,
+        })
+        .await?;
+    if swept > 0 {
+        tracing::info!("closed {swept} stream(s) left open by the last run of the server (cancelled, server restart)");
+    }
     let hub = Hub::with_change_feed(store.addr().clone().recipient()).start();
     let engine = Arc::new(Engine {
         store: store.clone(),
@@ -261,6 +277,7 @@ pub async fn start(mut config: Config, options: StartOptions) -> Result<ServerHa
             .unwrap_or_else(|| ProviderRegistry::from_config(&config)),
         tools,
         config: config.clone(),
+        streams: StreamRegistry::new(store.clone(), hub.clone(), config.token_divisor).start(),
     });
     let runs = RunService::start(engine.clone());
     // Runs that were waiting on a proposal wait again, on the same one.

@@ -22,6 +22,7 @@ pub mod runs;
 pub mod schema;
 pub mod schemes;
 pub mod status;
+pub mod streams;
 pub mod verbs;
 pub mod watch;
 

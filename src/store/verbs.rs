@@ -441,9 +441,10 @@ impl StoreOp for ForkViews {
     }
 }
 
-/// Appends a chunk to an entry's body without rewriting it: chunks go to
-/// `entry_chunks` and are folded into the body before the next read, so
-/// streaming N bytes costs O(N), not O(N²). A missing entry: Ok(false).
+/// Appends a chunk to an entry's body (`set` with `append`: one rewrite
+/// per call). Streamed command output does not come this way: its
+/// `StreamProducer` batches chunks (`streams::AppendChannels`) so a long
+/// stream stays linear. A missing entry: Ok(false).
 pub struct AppendEntry {
     pub run_id: i64,
     pub path: String,
@@ -453,9 +454,6 @@ pub struct AppendEntry {
 
 impl StoreOp for AppendEntry {
     type Output = bool;
-    fn appends(&self) -> bool {
-        true
-    }
     fn run(self, conn: &mut SqliteConnection) -> StoreResult<bool> {
         let path = normalize_path(&self.path);
         let Some((view_id, entry_id)) = find_view(conn, self.run_id, &path)? else {
@@ -463,16 +461,13 @@ impl StoreOp for AppendEntry {
         };
         check_writer(conn, &path, self.writer)?;
         let entry_id = own_entry(conn, self.run_id, view_id, entry_id)?;
-        diesel::sql_query("INSERT INTO entry_chunks (entry_id, chunk) VALUES (?, ?)")
-            .bind::<BigInt, _>(entry_id)
-            .bind::<Text, _>(&self.chunk)
-            .execute(conn)?;
+        super::streams::append_body(conn, entry_id, &self.chunk)?;
         Ok(true)
     }
 }
 
-/// Folds pending chunks into their entries' bodies (once per batch of
-/// appends, before anything reads).
+/// Folds chunks left in `entry_chunks` by databases written before appends
+/// went straight to the body (run once, before the first operation).
 pub(crate) fn fold_chunks(conn: &mut SqliteConnection) -> StoreResult<()> {
     diesel::sql_query(
         "UPDATE entries SET body = body || (SELECT group_concat(chunk, '' ORDER BY id) \

@@ -1,119 +1,102 @@
-//! `StreamProducer`: one per streaming command (`sh`, `env`). It will own
-//! the command's channel entries, chunk order and terminal state; chunks,
-//! completion and cancellation arrive as mailbox events.
+//! Streaming commands (`sh`, `env`): one [`StreamProducer`] actor per
+//! accepted command (run, log path). Output arrives as [`Chunk`] messages
+//! (from the `stream` RPC, or from any in-process producer such as a
+//! server-side process runner) and the stream ends with exactly one of
+//! [`Complete`], [`Abort`] or [`Cancel`]. The mailbox keeps chunk order.
 //!
-//! Only the actor and its messages exist so far: no tool produces streams
-//! yet (they arrive with proposals). What is here is real: chunks are kept
-//! in order per channel and a finished or cancelled stream refuses more.
+//! Ingest stays linear: chunks are buffered per channel and written in
+//! batches that grow with the body (a batch is at least half of what is
+//! stored), so each byte is rewritten a bounded number of times; a timer
+//! flushes a trickle, and readers ask for a [`Flush`] before they read
+//! (`StreamRegistry::FlushRun`).
 
-use actix::prelude::*;
-use std::collections::BTreeMap;
+mod producer;
+mod registry;
+mod text;
 
-/// How a stream ended.
-#[derive(Debug, Clone, PartialEq)]
-pub enum StreamEnd {
-    Completed { exit_code: i32 },
-    Aborted { reason: String },
-    Cancelled { reason: String },
+pub use producer::{
+    Abort, Cancel, Chunk, Complete, Finished, Flush, StreamError, StreamProducer, WatchCancel,
+};
+pub use registry::{Acquire, Ended, FlushRun, LiveStreams, StreamKey, StreamRegistry};
+
+use crate::run::Engine;
+use crate::store::streams::{command_of, running_body, OpenChannels};
+use crate::store::{EntryRow, GetRunById, RunRow, StoreError};
+use actix::Addr;
+use serde_json::{Map, Value};
+use tokio::sync::watch;
+
+/// What an in-process producer (a process runner) holds for one stream:
+/// where to send output and how it learns of a cancellation.
+pub struct ProducerHandle {
+    pub addr: Addr<StreamProducer>,
+    /// Becomes `Some(reason)` when a client cancels the stream; the sender
+    /// is dropped (so `changed()` fails) once the stream has ended.
+    pub cancelled: watch::Receiver<Option<String>>,
+    /// The command line as the model wrote it.
+    pub command: String,
 }
 
-#[derive(Default)]
-pub struct StreamProducer {
-    channels: BTreeMap<u8, Vec<u8>>,
-    end: Option<StreamEnd>,
+/// Accepting a `sh`/`env` proposal: creates the command's two channels
+/// (streaming, summarized, at the run's next turn), starts its producer and
+/// returns the handle. The caller writes the log entry's body
+/// ([`opened_body`]) as it resolves the proposal.
+pub async fn open(engine: &Engine, run: &RunRow, row: &EntryRow) -> Result<ProducerHandle, String> {
+    let attributes: Map<String, Value> = serde_json::from_str(&row.attributes).unwrap_or_default();
+    let command = command_of(&attributes);
+    let err = |e: StoreError| e.to_string();
+    let turn = engine
+        .store
+        .run(GetRunById(run.id))
+        .await
+        .map_err(err)?
+        .next_turn;
+    engine
+        .store
+        .run(OpenChannels {
+            run_id: run.id,
+            log_path: row.path.clone(),
+            command: command.clone(),
+            turn,
+        })
+        .await
+        .map_err(err)?;
+    let addr = engine
+        .streams
+        .send(Acquire {
+            key: StreamKey {
+                run_id: run.id,
+                log_path: row.path.clone(),
+            },
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let cancelled = addr.send(WatchCancel).await.map_err(|e| e.to_string())?;
+    Ok(ProducerHandle {
+        addr,
+        cancelled,
+        command,
+    })
 }
 
-impl Actor for StreamProducer {
-    type Context = Context<Self>;
+/// The accepted log entry's body while its command runs.
+pub fn opened_body(row: &EntryRow) -> String {
+    let attributes: Map<String, Value> = serde_json::from_str(&row.attributes).unwrap_or_default();
+    running_body(&command_of(&attributes), &row.path)
 }
 
-#[derive(Debug, thiserror::Error, PartialEq)]
-#[error("stream already ended: {0:?}")]
-pub struct StreamEnded(pub StreamEnd);
-
-/// Output bytes on one channel (1 stdout, 2 stderr).
-#[derive(Message)]
-#[rtype(result = "Result<(), StreamEnded>")]
-pub struct Chunk {
-    pub channel: u8,
-    pub bytes: Vec<u8>,
-}
-
-impl Handler<Chunk> for StreamProducer {
-    type Result = Result<(), StreamEnded>;
-    fn handle(&mut self, msg: Chunk, _: &mut Context<Self>) -> Self::Result {
-        if let Some(end) = &self.end {
-            return Err(StreamEnded(end.clone()));
-        }
-        self.channels
-            .entry(msg.channel)
-            .or_default()
-            .extend(msg.bytes);
-        Ok(())
-    }
-}
-
-/// Ends the stream; the first end wins.
-#[derive(Message)]
-#[rtype(result = "Result<(), StreamEnded>")]
-pub struct Finish(pub StreamEnd);
-
-impl Handler<Finish> for StreamProducer {
-    type Result = Result<(), StreamEnded>;
-    fn handle(&mut self, msg: Finish, _: &mut Context<Self>) -> Self::Result {
-        if let Some(end) = &self.end {
-            return Err(StreamEnded(end.clone()));
-        }
-        self.end = Some(msg.0);
-        Ok(())
-    }
-}
-
-/// What a channel holds so far.
-#[derive(Message)]
-#[rtype(result = "Vec<u8>")]
-pub struct ChannelOutput(pub u8);
-
-impl Handler<ChannelOutput> for StreamProducer {
-    type Result = MessageResult<ChannelOutput>;
-    fn handle(&mut self, msg: ChannelOutput, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.channels.get(&msg.0).cloned().unwrap_or_default())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[actix::test]
-    async fn chunks_keep_order_and_end_once() {
-        let p = StreamProducer::default().start();
-        for part in ["a", "b", "c"] {
-            p.send(Chunk {
-                channel: 1,
-                bytes: part.into(),
-            })
-            .await
-            .unwrap()
-            .unwrap();
-        }
-        assert_eq!(p.send(ChannelOutput(1)).await.unwrap(), b"abc");
-        p.send(Finish(StreamEnd::Completed { exit_code: 0 }))
-            .await
-            .unwrap()
-            .unwrap();
-        let late = p
-            .send(Chunk {
-                channel: 1,
-                bytes: "d".into(),
-            })
-            .await
-            .unwrap();
-        assert!(late.is_err());
-        assert!(p
-            .send(Finish(StreamEnd::Cancelled { reason: "x".into() }))
-            .await
-            .unwrap()
-            .is_err());
+/// Writes out every buffered chunk of the run's streams, so a reader that
+/// follows sees all output received so far. Failures only warn: a reader
+/// then sees slightly older output.
+pub async fn flush_run(engine: &Engine, run_id: i64) {
+    if let Err(e) = engine
+        .streams
+        .send(FlushRun {
+            run_id: Some(run_id),
+        })
+        .await
+    {
+        tracing::warn!(run_id, "could not flush the run's streams: {e}");
     }
 }

@@ -1,13 +1,15 @@
 //! Tools: one module per tool, each owning its handler, its projections
 //! and its doc text, all registered in one [`ToolRegistry`].
 
-mod ask_user;
+pub mod ask_user;
 mod cp;
+mod env;
 mod get;
 pub mod known;
 mod mv;
 mod rm;
 mod set;
+mod sh;
 pub mod think;
 pub mod update;
 
@@ -297,6 +299,8 @@ impl ToolRegistry {
             Arc::new(known::Known),
             Arc::new(get::Get),
             Arc::new(set::Set),
+            Arc::new(env::ENV),
+            Arc::new(sh::SH),
             Arc::new(rm::Rm),
             Arc::new(cp::Cp),
             Arc::new(mv::Mv),
@@ -461,7 +465,7 @@ mod tests {
         let r = ToolRegistry::builtin();
         assert_eq!(
             offered(&r, ToolSet::new(Mode::Ask, true)),
-            ["think", "get", "set", "rm", "cp", "mv", "ask_user", "update"]
+            ["think", "get", "set", "env", "rm", "cp", "mv", "ask_user", "update"]
         );
     }
 

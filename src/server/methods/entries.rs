@@ -364,6 +364,8 @@ pub async fn get_entries(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
         )));
     }
     let run = resolve_run(&ctx, p.run).await?;
+    // Bodies include what the run's streams have received so far.
+    crate::stream::flush_run(&ctx.app.engine, run.id).await;
     let query = QueryEntries {
         run_id: run.id,
         pattern: p.pattern.unwrap_or_else(|| "*".into()),

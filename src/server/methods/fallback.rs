@@ -1,8 +1,11 @@
-//! Tool fallbacks (spec 03 §2.2): `known`, `unknown` and `think` called by
-//! name. Each records the call as a resolved `log://turn_N/{tool}/{path}`
-//! (N = the run's next turn, read, not consumed) and then does what the
-//! tool does for the model, writing as the model tier. Everything is
-//! checked before the first write, so a refused call changes nothing.
+//! Tool fallbacks (spec 03 §2.2): `known`, `unknown`, `think`, `sh`, `env`
+//! and `ask_user` called by name. Each records the call as
+//! `log://turn_N/{tool}/{path}` (N = the run's next turn, read, not
+//! consumed) and then does what the tool does for the model, writing as the
+//! model tier: the note tools resolve at once, the proposing ones (`sh`,
+//! `env`, `ask_user`) leave a proposal the run's next loop announces.
+//! Everything is checked before the first write, so a refused call
+//! changes nothing.
 
 use super::entries::{bad, resolve_run};
 use crate::protocol::jsonrpc::{RpcError, METHOD_NOT_FOUND};
@@ -176,5 +179,92 @@ pub async fn unknown(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
 pub async fn think(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
     let call = accept(&ctx, "think", raw).await?;
     record(&ctx, &call).await?;
+    ok()
+}
+
+/// Writes the call's log entry as a proposal, as the tool's handler would.
+async fn propose(
+    ctx: &CallCtx,
+    call: &Call,
+    body: String,
+    attributes: Map<String, Value>,
+) -> Result<(), RpcError> {
+    let store = &ctx.app.store;
+    let turn = call.run.next_turn;
+    let path = store
+        .run(AllocateLogPaths {
+            run_id: call.run.id,
+            bases: vec![log_path(turn, call.tool, &call.path)],
+        })
+        .await
+        .map_err(store_error)?
+        .pop()
+        .ok_or_else(|| RpcError::internal("no log path was allocated"))?;
+    store
+        .run(SetEntry(EntryWrite {
+            body: Some(body),
+            state: Some(EntryState::Proposed),
+            attributes: Some(Value::Object(attributes)),
+            turn,
+            ..EntryWrite::new(call.run.id, path, Writer::Model)
+        }))
+        .await
+        .map_err(store_error)?;
+    Ok(())
+}
+
+/// The caller's attributes plus `path` (and `to`), as every fallback records.
+fn call_attributes(call: &Call) -> Map<String, Value> {
+    let mut attributes = call.attributes.clone().unwrap_or_default();
+    attributes.insert("path".into(), Value::String(call.path.clone()));
+    if let Some(to) = &call.to {
+        attributes.insert("to".into(), Value::String(to.clone()));
+    }
+    attributes
+}
+
+/// A string attribute the caller gave, if not blank.
+fn given(attributes: &Map<String, Value>, key: &str) -> Option<String> {
+    attributes
+        .get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.trim().is_empty())
+        .map(str::to_string)
+}
+
+/// `sh`/`env`: the command is `attributes.command`, else `path`.
+async fn command(ctx: CallCtx, tool: &'static str, raw: Value) -> Result<Reply, RpcError> {
+    let call = accept(&ctx, tool, raw).await?;
+    let mut attributes = call_attributes(&call);
+    let command = given(&attributes, "command").unwrap_or_else(|| call.path.clone());
+    attributes.insert("command".into(), Value::String(command.clone()));
+    attributes.insert("summary".into(), Value::String(command));
+    propose(&ctx, &call, String::new(), attributes).await?;
+    ok()
+}
+
+/// `sh`: a command with side effects, proposed.
+pub async fn sh(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
+    command(ctx, "sh", raw).await
+}
+
+/// `env`: a command that only inspects, proposed.
+pub async fn env(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
+    command(ctx, "env", raw).await
+}
+
+/// `ask_user`: the question is `attributes.question`, else `path`; the
+/// body lists the choices.
+pub async fn ask_user(ctx: CallCtx, raw: Value) -> Result<Reply, RpcError> {
+    let call = accept(&ctx, "ask_user", raw).await?;
+    let mut attributes = call_attributes(&call);
+    let question = given(&attributes, "question").unwrap_or_else(|| call.path.clone());
+    let options: Vec<Value> = crate::tools::ask_user::options(&call.body)
+        .into_iter()
+        .map(Value::String)
+        .collect();
+    attributes.insert("question".into(), Value::String(question.clone()));
+    attributes.insert("options".into(), Value::Array(options));
+    propose(&ctx, &call, question, attributes).await?;
     ok()
 }

@@ -8,6 +8,7 @@ mod models;
 mod runs;
 mod session;
 mod skills;
+mod streams;
 
 use super::router::MethodSpec;
 
@@ -77,6 +78,14 @@ pub static ENTRY_METHODS: &[MethodSpec] = &[
     gated_method!("known", fallback::known),
     gated_method!("unknown", fallback::unknown),
     gated_method!("think", fallback::think),
+    gated_method!("sh", fallback::sh),
+    gated_method!("env", fallback::env),
+    gated_method!("ask_user", fallback::ask_user),
+    // Streaming commands (a client runs an accepted sh/env).
+    gated_method!("stream", streams::stream),
+    gated_method!("stream/completed", streams::completed),
+    gated_method!("stream/aborted", streams::aborted),
+    gated_method!("stream/cancel", streams::cancel),
 ];
 
 #[cfg(test)]
