@@ -349,6 +349,9 @@ impl Handler<Abort> for RunActor {
                 // A wait on a proposal ended with the drain; its proposals
                 // are settled as cancelled and every client is told.
                 super::proposals::cancel_pending(&engine, run_id).await;
+                // Its commands stop with it (a server-run one was killed
+                // when the drain dropped its process handle).
+                crate::stream::cancel_run(&engine, run_id, "run cancelled").await;
                 if let Some(run) = aborted {
                     publish_state(&engine, run_id, run.next_turn - 1, RunStatus::Aborted, None)
                         .await;

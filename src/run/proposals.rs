@@ -354,18 +354,60 @@ async fn entry(engine: &Engine, run_id: i64, path: &str) -> Result<Option<EntryR
 /// path a client's acceptance takes (vetoes included).
 async fn auto_accept(engine: &Engine, run: &RunRow, path: &str) {
     match apply(engine, run, path, Resolution::Accept, None).await {
-        Ok((state, outcome, vetoed)) => resolved_notice(
-            engine,
-            run,
-            path,
-            &Settled {
-                state,
-                outcome,
-                vetoed,
-                status: RunStatus::Running,
-            },
-        ),
+        Ok((state, outcome, vetoed)) => {
+            resolved_notice(
+                engine,
+                run,
+                path,
+                &Settled {
+                    state,
+                    outcome,
+                    vetoed,
+                    status: RunStatus::Running,
+                },
+            );
+            if state == EntryState::Resolved {
+                run_accepted_command(engine, run, path).await;
+            }
+        }
         Err(e) => tracing::error!(run = %run.alias, "could not accept proposal {path}: {e}"),
+    }
+}
+
+/// A yolo run runs an accepted `sh`/`env` itself, and the turn waits for
+/// it, so the model reads the whole output next turn. Cancelling the run
+/// drops this wait and the process handle with it: the group is killed.
+async fn run_accepted_command(engine: &Engine, run: &RunRow, path: &str) {
+    let Ok(Some(row)) = entry(engine, run.id, path).await else {
+        return;
+    };
+    let attrs: Map<String, Value> = serde_json::from_str(&row.attributes).unwrap_or_default();
+    if effect_of(&row, &attrs) != Effect::Stream {
+        return;
+    }
+    let started = async {
+        let root = project_root(engine, run).await?;
+        let handle = crate::stream::attach(engine, run.id, &row).await?;
+        Ok::<_, String>((root, handle))
+    }
+    .await;
+    match started {
+        Ok((root, handle)) => {
+            let end = crate::stream::run_on_server(&engine.config, root, handle).await;
+            tracing::info!(run = %run.alias, "ran {path} on the server: {end:?}");
+        }
+        Err(e) => {
+            tracing::error!(run = %run.alias, "could not run {path} on the server: {e}");
+            if let Ok(handle) = crate::stream::attach(engine, run.id, &row).await {
+                let _ = handle
+                    .addr
+                    .send(crate::stream::Abort {
+                        reason: Some(format!("could not start on the server: {e}")),
+                        duration: None,
+                    })
+                    .await;
+            }
+        }
     }
 }
 

@@ -62,6 +62,12 @@ pub enum StreamEnding {
     },
     /// `stream/cancel` (and the boot sweep): someone asked it to stop.
     Cancelled { reason: Option<String> },
+    /// A server-run command the server had to end (beyond 2.0.0: e.g.
+    /// `timeout` after RUMMY_SH_TIMEOUT): the channels fail with `outcome`.
+    Failed {
+        outcome: String,
+        duration: Option<String>,
+    },
 }
 
 /// Upstream tests these strings for truthiness: empty counts as absent.
@@ -85,6 +91,7 @@ impl StreamEnding {
                 EntryState::Cancelled,
                 Some(given(reason).unwrap_or("cancelled").to_string()),
             ),
+            StreamEnding::Failed { outcome, .. } => (EntryState::Failed, Some(outcome.clone())),
         }
     }
 
@@ -116,6 +123,12 @@ impl StreamEnding {
             StreamEnding::Cancelled { reason } => {
                 let q = given(reason).map(|r| format!(" ({r})")).unwrap_or_default();
                 format!("cancelled '{command}'{q}. Output: {output}")
+            }
+            StreamEnding::Failed { outcome, duration } => {
+                let dur = given(duration)
+                    .map(|d| format!(", {d}"))
+                    .unwrap_or_default();
+                format!("failed '{command}' ({outcome}{dur}). Output: {output}")
             }
         }
     }

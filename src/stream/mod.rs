@@ -12,12 +12,14 @@
 
 mod producer;
 mod registry;
+mod server_run;
 mod text;
 
 pub use producer::{
-    Abort, Cancel, Chunk, Complete, Finished, Flush, StreamError, StreamProducer, WatchCancel,
+    Abort, Cancel, Chunk, Complete, Fail, Finished, Flush, StreamError, StreamProducer, WatchCancel,
 };
-pub use registry::{Acquire, Ended, FlushRun, LiveStreams, StreamKey, StreamRegistry};
+pub use registry::{Acquire, CancelRun, Ended, FlushRun, LiveStreams, StreamKey, StreamRegistry};
+pub use server_run::{run_on_server, ServerRunEnd};
 
 use crate::run::Engine;
 use crate::store::streams::{command_of, running_body, OpenChannels};
@@ -78,6 +80,48 @@ pub async fn open(engine: &Engine, run: &RunRow, row: &EntryRow) -> Result<Produ
         cancelled,
         command,
     })
+}
+
+/// The handle of an open stream's producer (an accepted `sh`/`env`), for
+/// the server to feed it.
+pub async fn attach(
+    engine: &Engine,
+    run_id: i64,
+    row: &EntryRow,
+) -> Result<ProducerHandle, String> {
+    let attributes: Map<String, Value> = serde_json::from_str(&row.attributes).unwrap_or_default();
+    let addr = engine
+        .streams
+        .send(Acquire {
+            key: StreamKey {
+                run_id,
+                log_path: row.path.clone(),
+            },
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let cancelled = addr.send(WatchCancel).await.map_err(|e| e.to_string())?;
+    Ok(ProducerHandle {
+        addr,
+        cancelled,
+        command: command_of(&attributes),
+    })
+}
+
+/// The run was cancelled: each of its open streams is cancelled too, so
+/// every client (and the server, for its own commands) stops its command.
+pub async fn cancel_run(engine: &Engine, run_id: i64, reason: &str) {
+    if let Err(e) = engine
+        .streams
+        .send(CancelRun {
+            run_id,
+            reason: reason.to_string(),
+        })
+        .await
+    {
+        tracing::warn!(run_id, "could not cancel the run's streams: {e}");
+    }
 }
 
 /// The accepted log entry's body while its command runs.

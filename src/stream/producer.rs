@@ -59,6 +59,15 @@ pub struct Abort {
     pub duration: Option<String>,
 }
 
+/// The server ended a command it ran itself (yolo), e.g. on its time
+/// limit: the channels fail with `outcome`.
+#[derive(Message)]
+#[rtype(result = "Result<Finished, StreamError>")]
+pub struct Fail {
+    pub outcome: String,
+    pub duration: Option<String>,
+}
+
 /// Someone asked the command to stop (`stream/cancel`): the channels close
 /// at once, `stream/cancelled` goes to every client of the project and the
 /// cancel watch fires, so whoever runs the process kills it.
@@ -333,6 +342,19 @@ impl Handler<Abort> for StreamProducer {
         self.end(
             StreamEnding::Aborted {
                 reason: msg.reason,
+                duration: msg.duration,
+            },
+            ctx,
+        )
+    }
+}
+
+impl Handler<Fail> for StreamProducer {
+    type Result = AtomicResponse<Self, Result<Finished, StreamError>>;
+    fn handle(&mut self, msg: Fail, ctx: &mut Context<Self>) -> Self::Result {
+        self.end(
+            StreamEnding::Failed {
+                outcome: msg.outcome,
                 duration: msg.duration,
             },
             ctx,

@@ -156,6 +156,37 @@ impl Handler<FlushRun> for StreamRegistry {
     }
 }
 
+/// Cancels every open stream of a run (the run was cancelled).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CancelRun {
+    pub run_id: i64,
+    pub reason: String,
+}
+
+impl Handler<CancelRun> for StreamRegistry {
+    type Result = ResponseFuture<()>;
+    fn handle(&mut self, msg: CancelRun, _: &mut Context<Self>) -> Self::Result {
+        let producers: Vec<Addr<StreamProducer>> = self
+            .producers
+            .iter()
+            .filter(|(k, _)| k.run_id == msg.run_id)
+            .map(|(_, a)| a.clone())
+            .collect();
+        Box::pin(async move {
+            for p in producers {
+                let cancel = super::producer::Cancel {
+                    reason: Some(msg.reason.clone()),
+                };
+                // A stream that ended meanwhile keeps its end.
+                if let Ok(Err(e)) = p.send(cancel).await {
+                    tracing::debug!("stream already ended: {e}");
+                }
+            }
+        })
+    }
+}
+
 /// How many producers are live (tests, diagnostics).
 #[derive(Message)]
 #[rtype(result = "usize")]
