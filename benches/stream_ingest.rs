@@ -52,6 +52,7 @@ async fn run(store: &Store, project_id: i64, alias: &str) -> i64 {
             persona: None,
             context_limit: None,
             prompt: "bench".into(),
+            flags: serde_json::json!({}),
         })
         .await
         .expect("run")
