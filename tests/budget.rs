@@ -376,7 +376,9 @@ async fn a_later_turn_over_the_ceiling_demotes_run_wide_and_goes_out() {
     .await;
     let (alias, last) = run_to_end(
         &mut c,
-        json!({"path": "run://", "body": "note it all", "attributes": {"model": "fake", "mode": "act", "contextLimit": WINDOW, "noRepo": true}}),
+        // noProposals: the sizes here are calibrated to a system prompt
+        // without the proposal tools' docs (sh, env, ask_user).
+        json!({"path": "run://", "body": "note it all", "attributes": {"model": "fake", "mode": "act", "contextLimit": WINDOW, "noRepo": true, "noProposals": true}}),
     )
     .await;
     assert_eq!(

@@ -60,7 +60,7 @@ fn rummy_schema_names_every_method_and_notification() {
         ("run/progress", true),
         ("run/proposal", true),
         ("run/resolved", true),
-        ("stream/cancelled", false),
+        ("stream/cancelled", true),
         ("ui/render", false),
         ("ui/notify", false),
     ] {

@@ -160,8 +160,8 @@ async fn think_is_offered_only_with_rummy_think() {
     .await;
     let alias = run_once(&mut c, "ask", json!({})).await;
     let (head, commands) = offer(&provider.requests()[0]);
-    assert_eq!(commands, "get,set,rm,cp,mv,ask_user,update");
-    assert_eq!(head, header("get,set,rm,cp,mv,ask_user,update"));
+    assert_eq!(commands, "get,set,env,rm,cp,mv,ask_user,update");
+    assert_eq!(head, header("get,set,env,rm,cp,mv,ask_user,update"));
     let system = provider.requests()[0]["messages"][0]["content"].to_string();
     assert!(!system.contains("<think>"), "the think doc is left out");
     // Without RUMMY_THINK there is no think tool to call either.

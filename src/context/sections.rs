@@ -399,12 +399,16 @@ mod tests {
         let tools = ToolRegistry::builtin();
         let p = system_prompt(&tools, &ToolSet::new(Mode::Ask, true), Some("Be terse."));
         assert!(p.starts_with(
-            "Commands you can use: <think/>, <get/>, <set/>, <rm/>, <cp/>, <mv/>, <ask_user/>, <update/>\n"
+            "Commands you can use: <think/>, <get/>, <set/>, <env/>, <rm/>, <cp/>, <mv/>, <ask_user/>, <update/>\n"
         ));
+        assert!(
+            p.contains("## <env>") && !p.contains("## <sh>"),
+            "ask mode offers env, not sh"
+        );
         assert!(p.contains("## <think>") && p.contains("## <update "));
         let quiet = system_prompt(&tools, &ToolSet::new(Mode::Ask, false), None);
         assert!(quiet.starts_with(
-            "Commands you can use: <get/>, <set/>, <rm/>, <cp/>, <mv/>, <ask_user/>, <update/>\n"
+            "Commands you can use: <get/>, <set/>, <env/>, <rm/>, <cp/>, <mv/>, <ask_user/>, <update/>\n"
         ));
         assert!(
             !quiet.contains("## <think>"),
@@ -501,7 +505,7 @@ mod tests {
         let prompt = prompt_block(&rows, &tools, &ToolSet::new(Mode::Ask, false), None);
         assert_eq!(
             prompt,
-            "<prompt mode=\"ask\" path=\"prompt://1\" commands=\"get,set,rm,cp,mv,ask_user,update\" warn=\"File editing disallowed.\" visibility=\"visible\" tokens=\"1\">What?</prompt>"
+            "<prompt mode=\"ask\" path=\"prompt://1\" commands=\"get,set,env,rm,cp,mv,ask_user,update\" warn=\"File editing disallowed.\" visibility=\"visible\" tokens=\"1\">What?</prompt>"
         );
         assert_eq!(row_usage(&rows, 10), 17);
         let budget = budget_block(&rows, 100, 10, 17);
