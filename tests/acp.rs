@@ -7,10 +7,11 @@ mod common;
 
 use agent_client_protocol::schema::ProtocolVersion;
 use agent_client_protocol::v1::schema::{
-    CancelNotification, ContentBlock, InitializeRequest, LoadSessionRequest, NewSessionRequest,
-    PromptRequest, RequestPermissionOutcome, RequestPermissionRequest, RequestPermissionResponse,
+    CancelNotification, ClientCapabilities, ContentBlock, FileSystemCapabilities,
+    InitializeRequest, LoadSessionRequest, NewSessionRequest, PromptRequest,
+    RequestPermissionOutcome, RequestPermissionRequest, RequestPermissionResponse,
     SelectedPermissionOutcome, SessionNotification, SessionUpdate, StopReason, TextContent,
-    ToolKind,
+    ToolKind, WriteTextFileRequest, WriteTextFileResponse,
 };
 use agent_client_protocol::v1::ConnectionTo;
 use agent_client_protocol::{Agent, ByteStreams, Client};
@@ -31,6 +32,10 @@ struct Seen {
     permissions: Vec<RequestPermissionRequest>,
     /// Option ids to pick, in order; when empty, reject.
     answers: VecDeque<String>,
+    /// Offer `fs.read_text_file` and `fs.write_text_file`.
+    offer_fs: bool,
+    /// `fs/write_text_file` requests: (path, content).
+    writes: Vec<(std::path::PathBuf, String)>,
 }
 
 type Shared = Arc<Mutex<Seen>>;
@@ -111,7 +116,8 @@ async fn with_agent<R>(
     let stdin = child.stdin.take().expect("stdin");
     let stdout = child.stdout.take().expect("stdout");
     let transport = ByteStreams::new(stdin.compat_write(), stdout.compat());
-    let (on_update, on_permission) = (shared.clone(), shared);
+    let offer_fs = seen(&shared).offer_fs;
+    let (on_update, on_permission, on_write) = (shared.clone(), shared.clone(), shared);
     let result = Client
         .v1()
         .on_receive_notification(
@@ -140,9 +146,22 @@ async fn with_agent<R>(
             },
             agent_client_protocol::on_receive_request!(),
         )
+        .on_receive_request(
+            async move |req: WriteTextFileRequest, responder, _cx| {
+                seen(&on_write).writes.push((req.path, req.content));
+                responder.respond(WriteTextFileResponse::new())
+            },
+            agent_client_protocol::on_receive_request!(),
+        )
         .connect_with(transport, async move |cx: ConnectionTo<Agent>| {
             let init = cx
-                .send_request(InitializeRequest::new(ProtocolVersion::V1))
+                .send_request(
+                    InitializeRequest::new(ProtocolVersion::V1).client_capabilities(
+                        ClientCapabilities::new().fs(FileSystemCapabilities::new()
+                            .read_text_file(offer_fs)
+                            .write_text_file(offer_fs)),
+                    ),
+                )
                 .block_task()
                 .await?;
             assert!(
@@ -378,5 +397,117 @@ async fn a_session_loads_again_after_a_restart() {
             .replace("first answer", "")
             .contains("first answer"),
         "history is not sent twice"
+    );
+}
+
+#[actix_web::test]
+async fn with_fs_offered_the_edit_arrives_as_fs_write_text_file() {
+    let provider = FakeProvider::start(vec![
+        Reply::Content(
+            r#"<set path="a.txt">through the editor</set><update status="102">e</update>"#.into(),
+        ),
+        Reply::Content(r#"<update status="200">ok</update>"#.into()),
+    ])
+    .await;
+    let place = Place::new();
+    place.write("a.txt", "before");
+    let shared = Shared::default();
+    {
+        let mut s = seen(&shared);
+        s.offer_fs = true;
+        s.answers.push_back("allow_once".into());
+    }
+    let cwd = place.cwd();
+    let stop = with_agent(
+        &test_vars(place.home.path(), &provider.base_url()),
+        &cwd,
+        shared.clone(),
+        async |cx| {
+            let session = new_session(&cx, &cwd).await;
+            Ok(prompt(&cx, &session, "edit a.txt").await)
+        },
+    )
+    .await;
+    assert_eq!(stop, StopReason::EndTurn);
+    let writes = seen(&shared).writes.clone();
+    assert_eq!(
+        writes,
+        vec![(cwd.join("a.txt"), "through the editor".to_string())],
+        "the accepted edit went to the client"
+    );
+}
+
+#[actix_web::test]
+async fn ask_user_with_options_is_a_permission_request_of_answers() {
+    let provider = FakeProvider::start(vec![
+        Reply::Content(
+            r#"<ask_user question="Which colour?">red; dark blue</ask_user><update status="102">asked</update>"#
+                .into(),
+        ),
+        Reply::Content(r#"<update status="200">blue it is</update>"#.into()),
+    ])
+    .await;
+    let place = Place::new();
+    let shared = Shared::default();
+    seen(&shared).answers.push_back("answer_1".into());
+    let cwd = place.cwd();
+    let stop = with_agent(
+        &test_vars(place.home.path(), &provider.base_url()),
+        &cwd,
+        shared.clone(),
+        async |cx| {
+            let session = new_session(&cx, &cwd).await;
+            Ok(prompt(&cx, &session, "pick a colour").await)
+        },
+    )
+    .await;
+    assert_eq!(stop, StopReason::EndTurn);
+    let names: Vec<String> = seen(&shared).permissions[0]
+        .options
+        .iter()
+        .map(|o| o.name.clone())
+        .collect();
+    assert_eq!(names, ["red", "dark blue"]);
+    let asked = provider.requests()[1].to_string();
+    assert!(asked.contains("dark blue"), "the answer reached the model");
+}
+
+#[actix_web::test]
+async fn ask_user_without_options_ends_the_turn_and_the_next_prompt_answers() {
+    let provider = FakeProvider::start(vec![
+        Reply::Content(
+            r#"<ask_user question="What is your name?"></ask_user><update status="102">asked</update>"#
+                .into(),
+        ),
+        Reply::Content(r#"<update status="200">hello Ada</update>"#.into()),
+    ])
+    .await;
+    let place = Place::new();
+    let shared = Shared::default();
+    let cwd = place.cwd();
+    let (first, second) = with_agent(
+        &test_vars(place.home.path(), &provider.base_url()),
+        &cwd,
+        shared.clone(),
+        async |cx| {
+            let session = new_session(&cx, &cwd).await;
+            let first = prompt(&cx, &session, "greet me").await;
+            let asked = messages(&shared);
+            assert!(asked.contains("What is your name?"), "{asked}");
+            let second = prompt(&cx, &session, "Ada").await;
+            Ok((first, second))
+        },
+    )
+    .await;
+    assert_eq!((first, second), (StopReason::EndTurn, StopReason::EndTurn));
+    assert!(seen(&shared).permissions.is_empty());
+    assert!(
+        provider.requests()[1].to_string().contains("Ada"),
+        "the second prompt answered the question"
+    );
+    assert!(
+        messages(&shared).contains("hello Ada"),
+        "{}",
+        messages(&shared)
     );
 }

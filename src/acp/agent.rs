@@ -21,12 +21,13 @@ use agent_client_protocol::v1::schema::{
     NewSessionRequest, NewSessionResponse, PromptCapabilities, PromptRequest, PromptResponse,
     RequestPermissionRequest, SessionNotification, SessionUpdate, SetSessionModeRequest,
     SetSessionModeResponse, StopReason, TextContent, ToolCall, ToolCallContent, ToolCallStatus,
-    ToolCallUpdate, ToolCallUpdateFields,
+    ToolCallUpdate, ToolCallUpdateFields, WriteTextFileRequest,
 };
 use agent_client_protocol::v1::{ConnectionTo, Responder};
 use agent_client_protocol::{Agent, Client, Error, Stdio};
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
@@ -58,6 +59,9 @@ struct AcpAgent {
     model: String,
     max_turns: u32,
     sessions: Arc<Mutex<HashMap<String, Session>>>,
+    /// The client offered `fs.write_text_file`: accepted edits go through
+    /// it too, so the editor's open buffer matches the disk.
+    fs_write: Arc<AtomicBool>,
 }
 
 fn invalid(message: impl ToString) -> Error {
@@ -516,7 +520,7 @@ impl AcpAgent {
                 )]);
             }
             send(cx, alias, SessionUpdate::ToolCall(call.clone()))?;
-            if yolo {
+            let decision = if yolo {
                 (Resolution::Accept, None)
             } else {
                 let fields = ToolCallUpdateFields::new()
@@ -538,7 +542,23 @@ impl AcpAgent {
                     }
                     Choice::Reject | Choice::Answer(_) => (Resolution::Reject, None),
                 }
+            };
+            if tool == "set"
+                && decision.0 == Resolution::Accept
+                && self.fs_write.load(Ordering::Relaxed)
+            {
+                // The editor writes its buffer; the server's own write of
+                // the same text follows and changes nothing.
+                let write = WriteTextFileRequest::new(
+                    alias.to_string(),
+                    cwd.join(&target),
+                    entry.body.clone(),
+                );
+                if let Err(e) = cx.send_request(write).block_task().await {
+                    tracing::warn!("fs/write_text_file {target}: {e}");
+                }
             }
+            decision
         };
         let (action, output) = decision;
         let a = alias.to_string();
@@ -627,6 +647,7 @@ pub async fn serve(engine: EngineBridge, model: String, max_turns: u32) -> Resul
         model,
         max_turns,
         sessions: Arc::default(),
+        fs_write: Arc::default(),
     };
     let (a1, a2, a3, a4, a5, a6) = (
         agent.clone(),
@@ -641,7 +662,10 @@ pub async fn serve(engine: EngineBridge, model: String, max_turns: u32) -> Resul
         .name("rummy")
         .on_receive_request(
             async move |req: InitializeRequest, responder: Responder<InitializeResponse>, _cx| {
-                let _ = &a1;
+                a1.fs_write.store(
+                    req.client_capabilities.fs.write_text_file,
+                    Ordering::Relaxed,
+                );
                 responder.respond(
                     InitializeResponse::new(req.protocol_version)
                         .agent_capabilities(
