@@ -10,8 +10,8 @@ use agent_client_protocol::v1::schema::{
     CancelNotification, ClientCapabilities, ContentBlock, FileSystemCapabilities,
     InitializeRequest, LoadSessionRequest, NewSessionRequest, PromptRequest,
     RequestPermissionOutcome, RequestPermissionRequest, RequestPermissionResponse,
-    SelectedPermissionOutcome, SessionNotification, SessionUpdate, StopReason, TextContent,
-    ToolKind, WriteTextFileRequest, WriteTextFileResponse,
+    SelectedPermissionOutcome, SessionNotification, SessionUpdate, SetSessionModeRequest,
+    StopReason, TextContent, ToolKind, WriteTextFileRequest, WriteTextFileResponse,
 };
 use agent_client_protocol::v1::ConnectionTo;
 use agent_client_protocol::{Agent, ByteStreams, Client};
@@ -510,4 +510,44 @@ async fn ask_user_without_options_ends_the_turn_and_the_next_prompt_answers() {
         "{}",
         messages(&shared)
     );
+}
+
+#[actix_web::test]
+async fn ask_mode_through_set_mode_refuses_file_changes() {
+    let provider = FakeProvider::start(vec![
+        Reply::Content(
+            r#"<set path="a.txt">changed</set><update status="102">try</update>"#.into(),
+        ),
+        Reply::Content(r#"<update status="200">answered only</update>"#.into()),
+    ])
+    .await;
+    let place = Place::new();
+    place.write("a.txt", "same");
+    let shared = Shared::default();
+    let cwd = place.cwd();
+    let stop = with_agent(
+        &test_vars(place.home.path(), &provider.base_url()),
+        &cwd,
+        shared.clone(),
+        async |cx| {
+            let session = new_session(&cx, &cwd).await;
+            let bad = cx
+                .send_request(SetSessionModeRequest::new(session.clone(), "yolo"))
+                .block_task()
+                .await;
+            assert!(bad.is_err(), "only ask and act exist");
+            cx.send_request(SetSessionModeRequest::new(session.clone(), "ask"))
+                .block_task()
+                .await?;
+            Ok(prompt(&cx, &session, "change a.txt").await)
+        },
+    )
+    .await;
+    assert_eq!(stop, StopReason::EndTurn);
+    assert_eq!(
+        place.file("a.txt").as_deref(),
+        Some("same"),
+        "ask mode changes nothing"
+    );
+    assert!(seen(&shared).permissions.is_empty(), "nothing to permit");
 }

@@ -3,25 +3,23 @@
 //! as spawned connection tasks so the dispatch loop keeps reading (the
 //! client's permission answers and cancels arrive through it).
 
-use super::mapping::{self, Choice, PromptEnd, Tracker};
+use super::mapping::{self, PromptEnd, Tracker};
 use super::EngineBridge;
-use crate::cli::driver::{proposal_attributes, Event};
+use crate::cli::driver::Event;
 use crate::hub::{Push, Unsubscribe};
-use crate::protocol::notifications::ProposedEntry;
+use crate::protocol::runs::TurnText;
 use crate::run::actor::{Resolution, Resolve};
-use crate::run::service::{ConfigureRun, ContinueRun, RunSettings, StartRun};
+use crate::run::service::{ContinueRun, RunSettings, StartRun};
 use crate::run::LoopFlags;
 use crate::server::admission::resolve_project_root;
 use crate::store::UpsertProject;
 use crate::tools::Mode;
 use actix::prelude::*;
 use agent_client_protocol::v1::schema::{
-    AgentCapabilities, CancelNotification, ContentBlock, ContentChunk, Diff, Implementation,
-    InitializeRequest, InitializeResponse, LoadSessionRequest, LoadSessionResponse,
-    NewSessionRequest, NewSessionResponse, PromptCapabilities, PromptRequest, PromptResponse,
-    RequestPermissionRequest, SessionNotification, SessionUpdate, SetSessionModeRequest,
-    SetSessionModeResponse, StopReason, TextContent, ToolCall, ToolCallContent, ToolCallStatus,
-    ToolCallUpdate, ToolCallUpdateFields, WriteTextFileRequest,
+    AgentCapabilities, CancelNotification, Implementation, InitializeRequest, InitializeResponse,
+    LoadSessionRequest, LoadSessionResponse, NewSessionRequest, NewSessionResponse,
+    PromptCapabilities, PromptRequest, PromptResponse, SessionNotification, SessionUpdate,
+    SetSessionModeRequest, SetSessionModeResponse, StopReason,
 };
 use agent_client_protocol::v1::{ConnectionTo, Responder};
 use agent_client_protocol::{Agent, Client, Error, Stdio};
@@ -33,42 +31,42 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 
 /// One ACP session: the run it is (or will be, before its first prompt).
-struct Session {
-    project_id: i64,
-    cwd: PathBuf,
+pub(super) struct Session {
+    pub(super) project_id: i64,
+    pub(super) cwd: PathBuf,
     /// The run's alias, chosen at `session/new`.
-    alias: String,
-    model: String,
-    mode: Mode,
+    pub(super) alias: String,
+    pub(super) model: String,
+    pub(super) mode: Mode,
     /// The run exists (its first prompt went out, or it was loaded).
-    started: bool,
+    pub(super) started: bool,
     /// The client chose "allow always": proposals are accepted from now on.
-    yolo: bool,
+    pub(super) yolo: bool,
     /// `session/cancel` came during the current turn.
-    cancelled: bool,
+    pub(super) cancelled: bool,
     /// A prompt turn is in progress.
-    busy: bool,
+    pub(super) busy: bool,
     /// An `ask_user` question without options waits for the next prompt.
-    question: Option<String>,
-    tracker: Tracker,
+    pub(super) question: Option<String>,
+    pub(super) tracker: Tracker,
 }
 
 #[derive(Clone)]
-struct AcpAgent {
-    engine: EngineBridge,
+pub(super) struct AcpAgent {
+    pub(super) engine: EngineBridge,
     model: String,
     max_turns: u32,
     sessions: Arc<Mutex<HashMap<String, Session>>>,
     /// The client offered `fs.write_text_file`: accepted edits go through
     /// it too, so the editor's open buffer matches the disk.
-    fs_write: Arc<AtomicBool>,
+    pub(super) fs_write: Arc<AtomicBool>,
 }
 
 fn invalid(message: impl ToString) -> Error {
     Error::invalid_params().data(message.to_string())
 }
 
-fn internal(message: impl ToString) -> Error {
+pub(super) fn internal(message: impl ToString) -> Error {
     Error::internal_error().data(message.to_string())
 }
 
@@ -96,7 +94,7 @@ impl Handler<Push> for Collector {
 }
 
 impl AcpAgent {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Session>> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, HashMap<String, Session>> {
         // A poisoned map only means a handler panicked; the data is still usable.
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -184,13 +182,19 @@ impl AcpAgent {
                 .await
                 .map_err(internal)?;
                 let yolo = LoopFlags::stored(&run).yolo.unwrap_or(false);
-                Ok::<_, Error>((state, run.model.clone(), yolo))
+                let reasoning = crate::run::report::run_detail(&server.engine, &run)
+                    .await
+                    .map(|d| d.context.reasoning)
+                    .unwrap_or_default();
+                Ok::<_, Error>((state, reasoning, run.model.clone(), yolo))
             })
             .await
             .map_err(internal)??;
-        let (state, model, yolo) = state;
+        let (state, reasoning, model, yolo) = state;
         let mut tracker = Tracker::replaying();
-        for update in tracker.updates(&state.history) {
+        let mut updates = tracker.thoughts(&reasoning);
+        updates.extend(tracker.updates(&state.history));
+        for update in updates {
             send(cx, &alias, update)?;
         }
         if !state.unknowns.is_empty() {
@@ -409,8 +413,13 @@ impl AcpAgent {
         while let Some(frame) = events.recv().await {
             match Event::from_frame(&frame) {
                 Event::State(s) if s.run == alias => {
+                    let reasoning = self.reasoning(project_id, alias).await;
                     let updates = match self.lock().get_mut(alias) {
-                        Some(session) => session.tracker.updates(&s.history),
+                        Some(session) => {
+                            let mut u = session.tracker.thoughts(&reasoning);
+                            u.extend(session.tracker.updates(&s.history));
+                            u
+                        }
                         None => Vec::new(),
                     };
                     for update in updates {
@@ -451,192 +460,30 @@ impl AcpAgent {
         Err(internal("the engine stopped before the run ended"))
     }
 
-    /// Asks the client about one proposal and resolves it. Answers true when
-    /// the turn ends here (a question without options).
-    async fn proposal(
-        &self,
-        cx: &ConnectionTo<Client>,
-        project_id: i64,
-        alias: &str,
-        entry: &ProposedEntry,
-    ) -> Result<bool, Error> {
-        let tool = mapping::path_tool(&entry.path).to_string();
-        let attrs = proposal_attributes(entry);
-        let call_id = log_path(entry);
-        let (yolo, cwd) = match self.lock().get_mut(alias) {
-            Some(s) => {
-                s.tracker.announce(&call_id);
-                (s.yolo, s.cwd.clone())
-            }
-            None => return Ok(false),
-        };
-        let decision = if tool == "ask_user" {
-            let answers: Vec<String> = attrs
-                .get("options")
-                .and_then(|o| o.as_array())
-                .map(|o| {
-                    o.iter()
-                        .filter_map(|a| a.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
-            if answers.is_empty() {
-                send(
-                    cx,
-                    alias,
-                    SessionUpdate::AgentMessageChunk(ContentChunk::new(ContentBlock::Text(
-                        TextContent::new(entry.body.clone()),
-                    ))),
-                )?;
-                if let Some(s) = self.lock().get_mut(alias) {
-                    s.question = Some(entry.path.clone());
-                }
-                return Ok(true);
-            }
-            let fields = ToolCallUpdateFields::new()
-                .title(entry.body.clone())
-                .kind(mapping::tool_kind(&tool))
-                .status(ToolCallStatus::Pending);
-            let request = RequestPermissionRequest::new(
-                alias.to_string(),
-                ToolCallUpdate::new(call_id.clone(), fields),
-                mapping::answer_options(&answers),
-            );
-            let answer = cx.send_request(request).block_task().await?;
-            match mapping::choice(&answer.outcome, &answers) {
-                Choice::Answer(a) => (Resolution::Accept, Some(a)),
-                _ => (Resolution::Reject, None),
-            }
-        } else {
-            let target = mapping::path_target(&entry.path);
-            let mut call = ToolCall::new(call_id.clone(), mapping::tool_title(&call_id))
-                .kind(mapping::tool_kind(&tool))
-                .status(ToolCallStatus::Pending);
-            if tool == "set" {
-                let file = cwd.join(&target);
-                let old = std::fs::read_to_string(&file).ok();
-                call = call.content(vec![ToolCallContent::Diff(
-                    Diff::new(file, entry.body.clone()).old_text(old),
-                )]);
-            }
-            send(cx, alias, SessionUpdate::ToolCall(call.clone()))?;
-            let decision = if yolo {
-                (Resolution::Accept, None)
-            } else {
-                let fields = ToolCallUpdateFields::new()
-                    .title(call.title.clone())
-                    .kind(call.kind)
-                    .status(ToolCallStatus::Pending)
-                    .content(call.content.clone());
-                let request = RequestPermissionRequest::new(
-                    alias.to_string(),
-                    ToolCallUpdate::new(call_id.clone(), fields),
-                    mapping::permission_options(),
-                );
-                let answer = cx.send_request(request).block_task().await?;
-                match mapping::choice(&answer.outcome, &[]) {
-                    Choice::Once => (Resolution::Accept, None),
-                    Choice::Always => {
-                        self.allow_always(project_id, alias).await;
-                        (Resolution::Accept, None)
-                    }
-                    Choice::Reject | Choice::Answer(_) => (Resolution::Reject, None),
-                }
-            };
-            if tool == "set"
-                && decision.0 == Resolution::Accept
-                && self.fs_write.load(Ordering::Relaxed)
-            {
-                // The editor writes its buffer; the server's own write of
-                // the same text follows and changes nothing.
-                let write = WriteTextFileRequest::new(
-                    alias.to_string(),
-                    cwd.join(&target),
-                    entry.body.clone(),
-                );
-                if let Err(e) = cx.send_request(write).block_task().await {
-                    tracing::warn!("fs/write_text_file {target}: {e}");
-                }
-            }
-            decision
-        };
-        let (action, output) = decision;
+    /// The run's reasoning entries; none when they cannot be read (the
+    /// turn's other updates still go out).
+    async fn reasoning(&self, project_id: i64, alias: &str) -> Vec<TurnText> {
         let a = alias.to_string();
-        let path = entry.path.clone();
-        let resolved = self
-            .engine
+        self.engine
             .call(move |server| async move {
-                server
-                    .runs
-                    .resolve(
-                        project_id,
-                        &a,
-                        Resolve {
-                            path,
-                            action,
-                            output,
-                            reply: None,
-                        },
-                    )
+                let run = server.runs.find(project_id, &a).await.ok().flatten()?;
+                crate::run::report::run_detail(&server.engine, &run)
                     .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
+                    .ok()
+                    .map(|d| d.context.reasoning)
             })
             .await
-            .map_err(internal)?;
-        if let Err(e) = resolved {
-            // Settled meanwhile (a cancel, another client): the run goes on.
-            tracing::warn!("could not resolve {}: {e}", entry.path);
-        }
-        Ok(false)
-    }
-
-    /// "Allow always": this session accepts the rest of this loop's
-    /// proposals itself, and the run's later loops start in yolo.
-    async fn allow_always(&self, project_id: i64, alias: &str) {
-        if let Some(s) = self.lock().get_mut(alias) {
-            s.yolo = true;
-        }
-        let a = alias.to_string();
-        let result = self
-            .engine
-            .call(move |server| async move {
-                server
-                    .runs
-                    .configure(ConfigureRun {
-                        project_id,
-                        alias: a,
-                        flags: Some(LoopFlags {
-                            yolo: Some(true),
-                            ..LoopFlags::default()
-                        }),
-                        ..ConfigureRun::default()
-                    })
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            })
-            .await;
-        if let Ok(Err(e)) = result {
-            tracing::warn!("could not store yolo for {alias}: {e}");
-        }
+            .ok()
+            .flatten()
+            .unwrap_or_default()
     }
 }
 
-/// The log entry a proposal becomes: `set://a.txt` at turn 2 ->
-/// `log://turn_2/set/a.txt`, so its tool call and the later history row
-/// share one id.
-fn log_path(entry: &ProposedEntry) -> String {
-    if entry.path.starts_with("log://") {
-        return entry.path.clone();
-    }
-    match entry.path.split_once("://") {
-        Some((scheme, rest)) => format!("log://turn_{}/{scheme}/{rest}", entry.turn),
-        None => entry.path.clone(),
-    }
-}
-
-fn send(cx: &ConnectionTo<Client>, session: &str, update: SessionUpdate) -> Result<(), Error> {
+pub(super) fn send(
+    cx: &ConnectionTo<Client>,
+    session: &str,
+    update: SessionUpdate,
+) -> Result<(), Error> {
     cx.send_notification(SessionNotification::new(session.to_string(), update))
 }
 

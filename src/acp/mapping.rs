@@ -3,6 +3,7 @@
 //! its own unit test.
 
 use crate::protocol::notifications::{RunLogItem, RunTelemetry, UnknownItem};
+use crate::protocol::runs::TurnText;
 use crate::protocol::EntryState;
 use crate::tools::Mode;
 use agent_client_protocol::v1::schema::{
@@ -291,6 +292,21 @@ impl Tracker {
             .map(|i| i.body.clone())
     }
 
+    /// The model's reasoning (`reasoning://N`, not part of `run/state`'s
+    /// history) as thought chunks, each once.
+    pub fn thoughts(&mut self, reasoning: &[TurnText]) -> Vec<SessionUpdate> {
+        reasoning
+            .iter()
+            .filter(|r| !r.body.is_empty())
+            .filter(|r| {
+                self.seen
+                    .insert(r.path.clone(), EntryState::Resolved)
+                    .is_none()
+            })
+            .map(|r| SessionUpdate::AgentThoughtChunk(text_chunk(&r.body)))
+            .collect()
+    }
+
     pub fn updates(&mut self, history: &[RunLogItem]) -> Vec<SessionUpdate> {
         let mut out = Vec::new();
         for item in history {
@@ -523,6 +539,21 @@ mod tests {
             .is_empty());
         let ups = Tracker::replaying().updates(&[p]);
         assert!(matches!(&ups[0], SessionUpdate::UserMessageChunk(_)));
+    }
+
+    #[test]
+    fn reasoning_is_thought_chunks_once() {
+        let mut t = Tracker::default();
+        let r = vec![TurnText {
+            path: "reasoning://1".into(),
+            body: "hmm".into(),
+            turn: 1,
+        }];
+        assert!(matches!(
+            &t.thoughts(&r)[..],
+            [SessionUpdate::AgentThoughtChunk(_)]
+        ));
+        assert!(t.thoughts(&r).is_empty());
     }
 
     #[test]

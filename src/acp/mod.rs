@@ -10,6 +10,7 @@
 
 pub mod agent;
 pub mod mapping;
+mod permission;
 
 use crate::{Config, Server, ServerHandle, StartOptions};
 use std::future::Future;
