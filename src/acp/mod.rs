@@ -103,6 +103,15 @@ pub fn main(args: AcpArgs) -> ExitCode {
         };
         let server = match Server::start(config, options).await {
             Ok(s) => Rc::new(s),
+            Err(e @ crate::StartError::Locked(_)) => {
+                // Connecting to the holder as a client is not built yet:
+                // say so rather than fight over the database.
+                eprintln!(
+                    "rummy acp: {e}; `rummy acp` cannot share a database with another rummy \
+                     process yet: stop it, or give this one its own RUMMY_DB_PATH"
+                );
+                return ExitCode::FAILURE;
+            }
             Err(e) => {
                 eprintln!("rummy acp: {e}");
                 return ExitCode::FAILURE;
