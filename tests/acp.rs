@@ -577,3 +577,34 @@ async fn a_database_held_by_another_rummy_is_refused_with_a_reason() {
     assert!(out.stdout.is_empty(), "nothing but ACP on stdout");
     server.stop().await;
 }
+
+#[actix_web::test]
+async fn a_failed_run_is_a_json_rpc_error_with_the_reason() {
+    let provider = FakeProvider::start(vec![Reply::Error(400, "the model refuses".into())]).await;
+    let place = Place::new();
+    let cwd = place.cwd();
+    let error = with_agent(
+        &test_vars(place.home.path(), &provider.base_url()),
+        &cwd,
+        Shared::default(),
+        async |cx| {
+            let session = new_session(&cx, &cwd).await;
+            let req =
+                PromptRequest::new(session, vec![ContentBlock::Text(TextContent::new("hello"))]);
+            let r = tokio::time::timeout(LONG, cx.send_request(req).block_task())
+                .await
+                .expect("the turn ends");
+            Ok(r.expect_err("a failed run is an error response"))
+        },
+    )
+    .await;
+    let data = error
+        .data
+        .as_ref()
+        .map(|d| d.to_string())
+        .unwrap_or_default();
+    assert!(
+        data.contains("refuses"),
+        "the reason goes with it: {error:?} {data}"
+    );
+}
