@@ -7,6 +7,7 @@
 //! messages directly; with `StartOptions { listen: false, .. }` no port is
 //! opened at all.
 
+pub mod acp;
 pub mod cli;
 pub mod config;
 pub mod context;

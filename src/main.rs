@@ -46,6 +46,9 @@ enum Command {
     /// temporary project (no provider key needed); --model ALIAS runs the
     /// same task against a real model.
     Demo(rummy::cli::demo::DemoArgs),
+    /// Serve the Agent Client Protocol on stdin/stdout for editors (Zed,
+    /// Neovim, JetBrains), with the engine in this process.
+    Acp(rummy::acp::AcpArgs),
     /// Read-only look into a database: runs, one run, a turn's packet, entries.
     Inspect(rummy::cli::inspect::InspectArgs),
     /// Parse one model reply from standard input and print the commands and
@@ -77,6 +80,7 @@ fn main() -> ExitCode {
         Command::Run(args) => return rummy::cli::run::main(args),
         Command::Demo(args) => return rummy::cli::demo::main(args),
         Command::Inspect(args) => return rummy::cli::inspect::main(args),
+        Command::Acp(args) => return rummy::acp::main(args),
         command => Cli { command },
     };
     if let Command::Settings = cli.command {
@@ -132,7 +136,8 @@ fn main() -> ExitCode {
         | Command::Parse { .. }
         | Command::Run(_)
         | Command::Demo(_)
-        | Command::Inspect(_) => ExitCode::SUCCESS,
+        | Command::Inspect(_)
+        | Command::Acp(_) => ExitCode::SUCCESS,
     }
 }
 

@@ -1,0 +1,572 @@
+//! The ACP handlers: sessions are runs, prompts are loops, proposals are
+//! permission requests. Handlers that wait on the run (a prompt turn) run
+//! as spawned connection tasks so the dispatch loop keeps reading (the
+//! client's permission answers and cancels arrive through it).
+
+use super::mapping::{self, PromptEnd, Tracker};
+use super::EngineBridge;
+use crate::cli::driver::Event;
+use crate::hub::{Push, Unsubscribe};
+use crate::protocol::runs::TurnText;
+use crate::run::actor::{Resolution, Resolve};
+use crate::run::service::{ContinueRun, RunSettings, StartRun};
+use crate::run::LoopFlags;
+use crate::server::admission::resolve_project_root;
+use crate::store::UpsertProject;
+use crate::tools::Mode;
+use actix::prelude::*;
+use agent_client_protocol::v1::schema::{
+    AgentCapabilities, CancelNotification, Implementation, InitializeRequest, InitializeResponse,
+    LoadSessionRequest, LoadSessionResponse, NewSessionRequest, NewSessionResponse,
+    PromptCapabilities, PromptRequest, PromptResponse, SessionNotification, SessionUpdate,
+    SetSessionModeRequest, SetSessionModeResponse, StopReason,
+};
+use agent_client_protocol::v1::{ConnectionTo, Responder};
+use agent_client_protocol::{Agent, Client, Error, Stdio};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+
+/// One ACP session: the run it is (or will be, before its first prompt).
+pub(super) struct Session {
+    pub(super) project_id: i64,
+    pub(super) cwd: PathBuf,
+    /// The run's alias, chosen at `session/new`.
+    pub(super) alias: String,
+    pub(super) model: String,
+    pub(super) mode: Mode,
+    /// The run exists (its first prompt went out, or it was loaded).
+    pub(super) started: bool,
+    /// The client chose "allow always": proposals are accepted from now on.
+    pub(super) yolo: bool,
+    /// `session/cancel` came during the current turn.
+    pub(super) cancelled: bool,
+    /// A prompt turn is in progress.
+    pub(super) busy: bool,
+    /// An `ask_user` question without options waits for the next prompt.
+    pub(super) question: Option<String>,
+    pub(super) tracker: Tracker,
+}
+
+#[derive(Clone)]
+pub(super) struct AcpAgent {
+    pub(super) engine: EngineBridge,
+    model: String,
+    max_turns: u32,
+    sessions: Arc<Mutex<HashMap<String, Session>>>,
+    /// The client offered `fs.write_text_file`: accepted edits go through
+    /// it too, so the editor's open buffer matches the disk.
+    pub(super) fs_write: Arc<AtomicBool>,
+}
+
+fn invalid(message: impl ToString) -> Error {
+    Error::invalid_params().data(message.to_string())
+}
+
+pub(super) fn internal(message: impl ToString) -> Error {
+    Error::internal_error().data(message.to_string())
+}
+
+fn now_millis() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
+}
+
+/// Forwards the project's pushed frames to a prompt turn.
+struct Collector(mpsc::UnboundedSender<serde_json::Value>);
+
+impl Actor for Collector {
+    type Context = Context<Self>;
+}
+
+impl Handler<Push> for Collector {
+    type Result = ();
+    fn handle(&mut self, msg: Push, _: &mut Context<Self>) {
+        if let Ok(frame) = serde_json::from_str(&msg.0) {
+            let _ = self.0.send(frame);
+        }
+    }
+}
+
+impl AcpAgent {
+    pub(super) fn lock(&self) -> MutexGuard<'_, HashMap<String, Session>> {
+        // A poisoned map only means a handler panicked; the data is still usable.
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Binds the project at `cwd`, validated like `rummy/hello`.
+    async fn project(&self, cwd: PathBuf) -> Result<(i64, PathBuf), Error> {
+        self.engine
+            .call(move |server| async move {
+                let given = cwd.to_string_lossy().into_owned();
+                let allowed = server.engine.config.project_roots.clone();
+                let canonical =
+                    tokio::task::spawn_blocking(move || resolve_project_root(&given, &allowed))
+                        .await
+                        .map_err(internal)?
+                        .map_err(invalid)?;
+                let id = server
+                    .store
+                    .run(UpsertProject {
+                        name: canonical.clone(),
+                        project_root: canonical.clone(),
+                        config_path: None,
+                    })
+                    .await
+                    .map_err(internal)?;
+                Ok((id, PathBuf::from(canonical)))
+            })
+            .await
+            .map_err(internal)?
+    }
+
+    async fn new_session(&self, req: NewSessionRequest) -> Result<NewSessionResponse, Error> {
+        let (project_id, cwd) = self.project(req.cwd).await?;
+        let alias = format!("{}_{}", self.model, now_millis());
+        let mut sessions = self.lock();
+        // Two sessions in one millisecond still get two runs.
+        let mut alias_free = alias.clone();
+        let mut n = 1;
+        while sessions.contains_key(&alias_free) {
+            alias_free = format!("{alias}_{n}");
+            n += 1;
+        }
+        sessions.insert(
+            alias_free.clone(),
+            Session {
+                project_id,
+                cwd,
+                alias: alias_free.clone(),
+                model: self.model.clone(),
+                mode: Mode::Act,
+                started: false,
+                yolo: false,
+                cancelled: false,
+                busy: false,
+                question: None,
+                tracker: Tracker::default(),
+            },
+        );
+        Ok(NewSessionResponse::new(alias_free).modes(mapping::modes(Mode::Act)))
+    }
+
+    async fn load_session(
+        &self,
+        req: LoadSessionRequest,
+        cx: &ConnectionTo<Client>,
+    ) -> Result<LoadSessionResponse, Error> {
+        let (project_id, cwd) = self.project(req.cwd).await?;
+        let alias = req.session_id.0.to_string();
+        let lookup = alias.clone();
+        let state = self
+            .engine
+            .call(move |server| async move {
+                let run = server
+                    .runs
+                    .find(project_id, &lookup)
+                    .await
+                    .map_err(internal)?
+                    .ok_or_else(|| invalid(format!("no session {lookup} in this project")))?;
+                let state = crate::run::report::run_state(
+                    &server.engine,
+                    &run,
+                    run.next_turn - 1,
+                    run.status,
+                    None,
+                )
+                .await
+                .map_err(internal)?;
+                let yolo = LoopFlags::stored(&run).yolo.unwrap_or(false);
+                let reasoning = crate::run::report::run_detail(&server.engine, &run)
+                    .await
+                    .map(|d| d.context.reasoning)
+                    .unwrap_or_default();
+                Ok::<_, Error>((state, reasoning, run.model.clone(), yolo))
+            })
+            .await
+            .map_err(internal)??;
+        let (state, reasoning, model, yolo) = state;
+        let mut tracker = Tracker::replaying();
+        let mut updates = tracker.thoughts(&reasoning);
+        updates.extend(tracker.updates(&state.history));
+        for update in updates {
+            send(cx, &alias, update)?;
+        }
+        if !state.unknowns.is_empty() {
+            send(
+                cx,
+                &alias,
+                SessionUpdate::Plan(mapping::plan(&state.unknowns)),
+            )?;
+        }
+        self.lock().insert(
+            alias.clone(),
+            Session {
+                project_id,
+                cwd,
+                alias,
+                model: model.unwrap_or_else(|| self.model.clone()),
+                mode: Mode::Act,
+                started: true,
+                yolo,
+                cancelled: false,
+                busy: false,
+                question: None,
+                tracker,
+            },
+        );
+        Ok(LoadSessionResponse::new().modes(mapping::modes(Mode::Act)))
+    }
+
+    fn set_mode(&self, req: SetSessionModeRequest) -> Result<SetSessionModeResponse, Error> {
+        let mode = Mode::parse(&req.mode_id.0)
+            .ok_or_else(|| invalid(format!("unknown mode {}; use ask or act", req.mode_id.0)))?;
+        let mut sessions = self.lock();
+        let session = sessions
+            .get_mut(&*req.session_id.0)
+            .ok_or_else(|| invalid(format!("no session {}", req.session_id.0)))?;
+        session.mode = mode;
+        Ok(SetSessionModeResponse::new())
+    }
+
+    async fn cancel(&self, note: CancelNotification) {
+        let target = {
+            let mut sessions = self.lock();
+            let Some(s) = sessions.get_mut(&*note.session_id.0) else {
+                return;
+            };
+            if !s.busy || !s.started {
+                return;
+            }
+            s.cancelled = true;
+            (s.project_id, s.alias.clone())
+        };
+        let (project_id, alias) = target;
+        let result = self
+            .engine
+            .call(move |server| async move {
+                server
+                    .runs
+                    .cancel(project_id, &alias, "cancelled by the ACP client")
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            })
+            .await;
+        if let Ok(Err(e)) = result {
+            tracing::warn!("session/cancel: {e}");
+        }
+    }
+
+    /// One prompt turn, from the prompt to the run's verdict.
+    async fn prompt(
+        &self,
+        req: PromptRequest,
+        cx: ConnectionTo<Client>,
+    ) -> Result<PromptResponse, Error> {
+        let sid = req.session_id.0.to_string();
+        let text = mapping::prompt_text(&req.prompt);
+        if text.trim().is_empty() {
+            return Err(invalid("the prompt has no text"));
+        }
+        let (project_id, alias, model, mode, started, yolo, question) = {
+            let mut sessions = self.lock();
+            let s = sessions
+                .get_mut(&sid)
+                .ok_or_else(|| invalid(format!("no session {sid}")))?;
+            if s.busy {
+                return Err(invalid("a prompt turn is already in progress"));
+            }
+            s.busy = true;
+            s.cancelled = false;
+            (
+                s.project_id,
+                s.alias.clone(),
+                s.model.clone(),
+                s.mode,
+                s.started,
+                s.yolo,
+                s.question.take(),
+            )
+        };
+        let result = self
+            .turn(
+                &cx, project_id, &alias, model, mode, started, yolo, question, text,
+            )
+            .await;
+        if let Some(s) = self.lock().get_mut(&sid) {
+            s.busy = false;
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn turn(
+        &self,
+        cx: &ConnectionTo<Client>,
+        project_id: i64,
+        alias: &str,
+        model: String,
+        mode: Mode,
+        started: bool,
+        yolo: bool,
+        question: Option<String>,
+        text: String,
+    ) -> Result<PromptResponse, Error> {
+        // Subscribe before the run starts, so no notification is missed.
+        let (tx, mut events) = mpsc::unbounded_channel();
+        let client_id = self
+            .engine
+            .call(move |server| async move {
+                server.subscribe(project_id, Collector(tx).start().recipient())
+            })
+            .await
+            .map_err(internal)?;
+        let a = alias.to_string();
+        let begun = self
+            .engine
+            .call(move |server| async move {
+                let flags = LoopFlags {
+                    yolo: yolo.then_some(true),
+                    ..LoopFlags::default()
+                };
+                if let Some(path) = question {
+                    // The prompt answers the model's open question.
+                    return server
+                        .runs
+                        .resolve(
+                            project_id,
+                            &a,
+                            Resolve {
+                                path,
+                                action: Resolution::Accept,
+                                output: Some(text),
+                                reply: None,
+                            },
+                        )
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string());
+                }
+                if started {
+                    server
+                        .runs
+                        .continue_run(ContinueRun {
+                            project_id,
+                            alias: a,
+                            mode,
+                            prompt: text,
+                            flags,
+                            queue: false,
+                        })
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                } else {
+                    server
+                        .runs
+                        .start_run(StartRun {
+                            project_id,
+                            alias: Some(a),
+                            model,
+                            mode,
+                            prompt: text,
+                            settings: RunSettings::default(),
+                            flags,
+                        })
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                }
+            })
+            .await
+            .map_err(internal)?;
+        let outcome = match begun {
+            Ok(()) => {
+                if let Some(s) = self.lock().get_mut(alias) {
+                    s.started = true;
+                }
+                self.follow(cx, project_id, alias, &mut events).await
+            }
+            Err(e) => Err(invalid(e)),
+        };
+        let _ = self
+            .engine
+            .call(move |server| async move { server.hub.do_send(Unsubscribe { client_id }) })
+            .await;
+        outcome
+    }
+
+    /// Translates the run's notifications until its verdict.
+    async fn follow(
+        &self,
+        cx: &ConnectionTo<Client>,
+        project_id: i64,
+        alias: &str,
+        events: &mut mpsc::UnboundedReceiver<serde_json::Value>,
+    ) -> Result<PromptResponse, Error> {
+        while let Some(frame) = events.recv().await {
+            match Event::from_frame(&frame) {
+                Event::State(s) if s.run == alias => {
+                    let reasoning = self.reasoning(project_id, alias).await;
+                    let updates = match self.lock().get_mut(alias) {
+                        Some(session) => {
+                            let mut u = session.tracker.thoughts(&reasoning);
+                            u.extend(session.tracker.updates(&s.history));
+                            u
+                        }
+                        None => Vec::new(),
+                    };
+                    for update in updates {
+                        send(cx, alias, update)?;
+                    }
+                    if !s.unknowns.is_empty() {
+                        send(cx, alias, SessionUpdate::Plan(mapping::plan(&s.unknowns)))?;
+                    }
+                    if let Some(usage) = mapping::usage(&s.telemetry) {
+                        send(cx, alias, SessionUpdate::UsageUpdate(usage))?;
+                    }
+                    if s.status != 102 {
+                        let cancelled = self.lock().get(alias).is_some_and(|x| x.cancelled);
+                        let last_error = Tracker::last_error(&s.history);
+                        return match mapping::prompt_end(
+                            s.status,
+                            cancelled,
+                            s.turn,
+                            self.max_turns,
+                            last_error.as_deref(),
+                        ) {
+                            PromptEnd::Stop(reason) => Ok(PromptResponse::new(reason)),
+                            PromptEnd::Error(e) => Err(internal(e)),
+                        };
+                    }
+                }
+                Event::Proposal(p) if p.run == alias => {
+                    for entry in &p.proposed {
+                        if self.proposal(cx, project_id, alias, entry).await? {
+                            // An open question ends the turn; the next prompt answers it.
+                            return Ok(PromptResponse::new(StopReason::EndTurn));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Err(internal("the engine stopped before the run ended"))
+    }
+
+    /// The run's reasoning entries; none when they cannot be read (the
+    /// turn's other updates still go out).
+    async fn reasoning(&self, project_id: i64, alias: &str) -> Vec<TurnText> {
+        let a = alias.to_string();
+        self.engine
+            .call(move |server| async move {
+                let run = server.runs.find(project_id, &a).await.ok().flatten()?;
+                crate::run::report::run_detail(&server.engine, &run)
+                    .await
+                    .ok()
+                    .map(|d| d.context.reasoning)
+            })
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+}
+
+pub(super) fn send(
+    cx: &ConnectionTo<Client>,
+    session: &str,
+    update: SessionUpdate,
+) -> Result<(), Error> {
+    cx.send_notification(SessionNotification::new(session.to_string(), update))
+}
+
+/// Serves ACP on stdin/stdout until the client closes it.
+pub async fn serve(engine: EngineBridge, model: String, max_turns: u32) -> Result<(), Error> {
+    let agent = AcpAgent {
+        engine,
+        model,
+        max_turns,
+        sessions: Arc::default(),
+        fs_write: Arc::default(),
+    };
+    let (a1, a2, a3, a4, a5, a6) = (
+        agent.clone(),
+        agent.clone(),
+        agent.clone(),
+        agent.clone(),
+        agent.clone(),
+        agent,
+    );
+    Agent
+        .v1()
+        .name("rummy")
+        .on_receive_request(
+            async move |req: InitializeRequest, responder: Responder<InitializeResponse>, _cx| {
+                a1.fs_write.store(
+                    req.client_capabilities.fs.write_text_file,
+                    Ordering::Relaxed,
+                );
+                responder.respond(
+                    InitializeResponse::new(req.protocol_version)
+                        .agent_capabilities(
+                            AgentCapabilities::new()
+                                .load_session(true)
+                                .prompt_capabilities(
+                                    PromptCapabilities::new().embedded_context(true),
+                                ),
+                        )
+                        .agent_info(Implementation::new("rummy", env!("CARGO_PKG_VERSION"))),
+                )
+            },
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_request(
+            async move |req: NewSessionRequest, responder: Responder<NewSessionResponse>, _cx| {
+                responder.respond_with_result(a2.new_session(req).await)
+            },
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_request(
+            async move |req: LoadSessionRequest,
+                        responder: Responder<LoadSessionResponse>,
+                        cx: ConnectionTo<Client>| {
+                responder.respond_with_result(a3.load_session(req, &cx).await)
+            },
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_request(
+            async move |req: SetSessionModeRequest,
+                        responder: Responder<SetSessionModeResponse>,
+                        _cx| { responder.respond_with_result(a4.set_mode(req)) },
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_request(
+            async move |req: PromptRequest,
+                        responder: Responder<PromptResponse>,
+                        cx: ConnectionTo<Client>| {
+                let agent = a5.clone();
+                let task_cx = cx.clone();
+                cx.spawn(async move {
+                    let result = agent.prompt(req, task_cx).await;
+                    responder.respond_with_result(result)
+                })
+            },
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_notification(
+            async move |note: CancelNotification, _cx: ConnectionTo<Client>| {
+                a6.cancel(note).await;
+                Ok(())
+            },
+            agent_client_protocol::on_receive_notification!(),
+        )
+        .connect_to(Stdio::new())
+        .await
+}

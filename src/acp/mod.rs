@@ -1,0 +1,135 @@
+//! `rummy acp`: rummy as an Agent Client Protocol agent on stdin/stdout,
+//! so ACP editors (Zed, Neovim plugins, JetBrains) drive it directly.
+//!
+//! The engine runs in this process (run service, store, providers,
+//! settings), without a listener unless `--listen` asks for one. The ACP
+//! SDK wants `Send` futures while the engine lives on actix's single
+//! thread, so [`EngineBridge`] carries jobs from the ACP side to a local
+//! task that owns the [`ServerHandle`]. `mapping` holds the pure
+//! translations, `agent` the handlers.
+
+pub mod agent;
+pub mod mapping;
+mod permission;
+
+use crate::{Config, Server, ServerHandle, StartOptions};
+use std::future::Future;
+use std::pin::Pin;
+use std::process::ExitCode;
+use std::rc::Rc;
+use tokio::sync::{mpsc, oneshot};
+
+#[derive(Debug, clap::Args)]
+pub struct AcpArgs {
+    /// Model alias (RUMMY_MODEL_<alias>); defaults to the only one configured.
+    #[arg(long, value_name = "ALIAS")]
+    pub model: Option<String>,
+    /// Also listen for rummy WebSocket clients (PORT, RUMMY_BIND), so they
+    /// can watch the same runs.
+    #[arg(long)]
+    pub listen: bool,
+}
+
+type Job = Box<dyn FnOnce(Rc<ServerHandle>) -> Pin<Box<dyn Future<Output = ()>>> + Send>;
+
+/// The `Send` handle through which ACP handlers reach the engine.
+#[derive(Clone)]
+pub struct EngineBridge {
+    jobs: mpsc::UnboundedSender<Job>,
+}
+
+/// The engine stopped (the process is shutting down).
+#[derive(Debug, thiserror::Error)]
+#[error("the rummy engine is not running")]
+pub struct EngineGone;
+
+impl EngineBridge {
+    /// Starts the local task that runs jobs against `server`; must be
+    /// called inside the actix system.
+    pub fn start(server: Rc<ServerHandle>) -> EngineBridge {
+        let (jobs, mut rx) = mpsc::unbounded_channel::<Job>();
+        actix::spawn(async move {
+            while let Some(job) = rx.recv().await {
+                // Jobs run concurrently: a resolve must not wait behind a
+                // long call of another session.
+                actix::spawn(job(server.clone()));
+            }
+        });
+        EngineBridge { jobs }
+    }
+
+    /// Runs `f` on the engine's thread and answers its result.
+    pub async fn call<T, F, Fut>(&self, f: F) -> Result<T, EngineGone>
+    where
+        T: Send + 'static,
+        F: FnOnce(Rc<ServerHandle>) -> Fut + Send + 'static,
+        Fut: Future<Output = T> + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |server| {
+            Box::pin(async move {
+                let _ = tx.send(f(server).await);
+            })
+        });
+        self.jobs.send(job).map_err(|_| EngineGone)?;
+        rx.await.map_err(|_| EngineGone)
+    }
+}
+
+/// `rummy acp`.
+pub fn main(args: AcpArgs) -> ExitCode {
+    let config = match Config::load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("rummy acp: configuration error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // stdout carries the protocol: logs go to stderr only.
+    crate::cli::run::init_cli_logging();
+    let model = match crate::cli::run::choose_model(args.model.as_deref(), &config) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("rummy acp: {e}");
+            return ExitCode::from(e.exit_code());
+        }
+    };
+    let max_turns = config.max_turns;
+    let system = actix::System::new();
+    system.block_on(async move {
+        let options = StartOptions {
+            listen: args.listen,
+            ..StartOptions::default()
+        };
+        let server = match Server::start(config, options).await {
+            Ok(s) => Rc::new(s),
+            Err(e @ crate::StartError::Locked(_)) => {
+                // Connecting to the holder as a client is not built yet:
+                // say so rather than fight over the database.
+                eprintln!(
+                    "rummy acp: {e}; `rummy acp` cannot share a database with another rummy \
+                     process yet: stop it, or give this one its own RUMMY_DB_PATH"
+                );
+                return ExitCode::FAILURE;
+            }
+            Err(e) => {
+                eprintln!("rummy acp: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        if let Some(addr) = server.local_addr {
+            tracing::info!("rummy acp: also listening on ws://{addr}");
+        }
+        let bridge = EngineBridge::start(server.clone());
+        let result = agent::serve(bridge, model, max_turns).await;
+        server.runs.abort_all("the ACP client disconnected").await;
+        server.stop().await;
+        match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("rummy acp: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}

@@ -1,0 +1,205 @@
+//! Proposals as `session/request_permission`: allow once, allow always
+//! (the session accepts the rest itself and later loops start in yolo),
+//! reject once; `ask_user` questions with options offer the answers.
+
+use super::agent::{internal, send, AcpAgent};
+use super::mapping::{self, Choice};
+use crate::cli::driver::proposal_attributes;
+use crate::protocol::notifications::ProposedEntry;
+use crate::run::actor::{Resolution, Resolve};
+use crate::run::service::ConfigureRun;
+use crate::run::LoopFlags;
+use agent_client_protocol::v1::schema::{
+    ContentBlock, ContentChunk, Diff, RequestPermissionRequest, SessionUpdate, TextContent,
+    ToolCall, ToolCallContent, ToolCallStatus, ToolCallUpdate, ToolCallUpdateFields,
+    WriteTextFileRequest,
+};
+use agent_client_protocol::v1::ConnectionTo;
+use agent_client_protocol::{Client, Error};
+use std::sync::atomic::Ordering;
+
+impl AcpAgent {
+    /// Asks the client about one proposal and resolves it. Answers true when
+    /// the turn ends here (a question without options).
+    pub(super) async fn proposal(
+        &self,
+        cx: &ConnectionTo<Client>,
+        project_id: i64,
+        alias: &str,
+        entry: &ProposedEntry,
+    ) -> Result<bool, Error> {
+        let tool = mapping::path_tool(&entry.path).to_string();
+        let attrs = proposal_attributes(entry);
+        let call_id = log_path(entry);
+        let (yolo, cwd) = match self.lock().get_mut(alias) {
+            Some(s) => {
+                s.tracker.announce(&call_id);
+                (s.yolo, s.cwd.clone())
+            }
+            None => return Ok(false),
+        };
+        let decision = if tool == "ask_user" {
+            let answers: Vec<String> = attrs
+                .get("options")
+                .and_then(|o| o.as_array())
+                .map(|o| {
+                    o.iter()
+                        .filter_map(|a| a.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if answers.is_empty() {
+                send(
+                    cx,
+                    alias,
+                    SessionUpdate::AgentMessageChunk(ContentChunk::new(ContentBlock::Text(
+                        TextContent::new(entry.body.clone()),
+                    ))),
+                )?;
+                if let Some(s) = self.lock().get_mut(alias) {
+                    s.question = Some(entry.path.clone());
+                }
+                return Ok(true);
+            }
+            let fields = ToolCallUpdateFields::new()
+                .title(entry.body.clone())
+                .kind(mapping::tool_kind(&tool))
+                .status(ToolCallStatus::Pending);
+            let request = RequestPermissionRequest::new(
+                alias.to_string(),
+                ToolCallUpdate::new(call_id.clone(), fields),
+                mapping::answer_options(&answers),
+            );
+            let answer = cx.send_request(request).block_task().await?;
+            match mapping::choice(&answer.outcome, &answers) {
+                Choice::Answer(a) => (Resolution::Accept, Some(a)),
+                _ => (Resolution::Reject, None),
+            }
+        } else {
+            let target = mapping::path_target(&entry.path);
+            let mut call = ToolCall::new(call_id.clone(), mapping::tool_title(&call_id))
+                .kind(mapping::tool_kind(&tool))
+                .status(ToolCallStatus::Pending);
+            if tool == "set" {
+                let file = cwd.join(&target);
+                let old = std::fs::read_to_string(&file).ok();
+                call = call.content(vec![ToolCallContent::Diff(
+                    Diff::new(file, entry.body.clone()).old_text(old),
+                )]);
+            }
+            send(cx, alias, SessionUpdate::ToolCall(call.clone()))?;
+            let decision = if yolo {
+                (Resolution::Accept, None)
+            } else {
+                let fields = ToolCallUpdateFields::new()
+                    .title(call.title.clone())
+                    .kind(call.kind)
+                    .status(ToolCallStatus::Pending)
+                    .content(call.content.clone());
+                let request = RequestPermissionRequest::new(
+                    alias.to_string(),
+                    ToolCallUpdate::new(call_id.clone(), fields),
+                    mapping::permission_options(),
+                );
+                let answer = cx.send_request(request).block_task().await?;
+                match mapping::choice(&answer.outcome, &[]) {
+                    Choice::Once => (Resolution::Accept, None),
+                    Choice::Always => {
+                        self.allow_always(project_id, alias).await;
+                        (Resolution::Accept, None)
+                    }
+                    Choice::Reject | Choice::Answer(_) => (Resolution::Reject, None),
+                }
+            };
+            if tool == "set"
+                && decision.0 == Resolution::Accept
+                && self.fs_write.load(Ordering::Relaxed)
+            {
+                // The editor writes its buffer; the server's own write of
+                // the same text follows and changes nothing.
+                let write = WriteTextFileRequest::new(
+                    alias.to_string(),
+                    cwd.join(&target),
+                    entry.body.clone(),
+                );
+                if let Err(e) = cx.send_request(write).block_task().await {
+                    tracing::warn!("fs/write_text_file {target}: {e}");
+                }
+            }
+            decision
+        };
+        let (action, output) = decision;
+        let a = alias.to_string();
+        let path = entry.path.clone();
+        let resolved = self
+            .engine
+            .call(move |server| async move {
+                server
+                    .runs
+                    .resolve(
+                        project_id,
+                        &a,
+                        Resolve {
+                            path,
+                            action,
+                            output,
+                            reply: None,
+                        },
+                    )
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(internal)?;
+        if let Err(e) = resolved {
+            // Settled meanwhile (a cancel, another client): the run goes on.
+            tracing::warn!("could not resolve {}: {e}", entry.path);
+        }
+        Ok(false)
+    }
+
+    /// "Allow always": this session accepts the rest of this loop's
+    /// proposals itself, and the run's later loops start in yolo.
+    async fn allow_always(&self, project_id: i64, alias: &str) {
+        if let Some(s) = self.lock().get_mut(alias) {
+            s.yolo = true;
+        }
+        let a = alias.to_string();
+        let result = self
+            .engine
+            .call(move |server| async move {
+                server
+                    .runs
+                    .configure(ConfigureRun {
+                        project_id,
+                        alias: a,
+                        flags: Some(LoopFlags {
+                            yolo: Some(true),
+                            ..LoopFlags::default()
+                        }),
+                        ..ConfigureRun::default()
+                    })
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            })
+            .await;
+        if let Ok(Err(e)) = result {
+            tracing::warn!("could not store yolo for {alias}: {e}");
+        }
+    }
+}
+
+/// The log entry a proposal becomes: `set://a.txt` at turn 2 ->
+/// `log://turn_2/set/a.txt`, so its tool call and the later history row
+/// share one id.
+fn log_path(entry: &ProposedEntry) -> String {
+    if entry.path.starts_with("log://") {
+        return entry.path.clone();
+    }
+    match entry.path.split_once("://") {
+        Some((scheme, rest)) => format!("log://turn_{}/{scheme}/{rest}", entry.turn),
+        None => entry.path.clone(),
+    }
+}
