@@ -18,7 +18,7 @@ use crate::store::{
     RecordTurnUsage, RunRow, RunStatus, SetEntry, StoreError, TurnUsage, Writer,
 };
 use crate::tools::update::terminal_status;
-use crate::tools::{Mode, TurnCtx};
+use crate::tools::{Mode, ToolSet, TurnCtx};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -85,14 +85,7 @@ impl TurnSteps<'_> {
             .await
             .map_err(err)?;
         let turn = start.turn;
-        let ctx = TurnCtx::new(
-            engine.store.clone(),
-            engine.config.clone(),
-            run.id,
-            lp.id,
-            turn,
-            mode,
-        );
+        let ctx = self.turn_ctx(turn);
         // The loop's own prompt opens its first turn; prompts steered into the
         // running loop join a later one (several at once become one prompt).
         let prompt = if iteration == 1 {
@@ -118,14 +111,7 @@ impl TurnSteps<'_> {
             )
             .await?;
         }
-        let materializer = Materializer {
-            engine,
-            run,
-            lp,
-            turn,
-            tool_set: tool_set(mode, lp, engine.config.think),
-            context_size: binding.context_size,
-        };
+        let materializer = self.materializer(turn);
         let previous = engine
             .store
             .run(PreviousPromptTokens {
@@ -294,7 +280,7 @@ impl TurnSteps<'_> {
                     .map_err(err)?;
             }
         }
-        let offer = tool_set(mode, lp, engine.config.think);
+        let offer = self.offer();
         let plan = dispatch::record(engine, &ctx, start.turn_id, &offer, &parsed.commands).await?;
         let prints = self.dispatcher(&ctx).dispatch(&plan, inbox).await?;
         self.conclude(
@@ -322,30 +308,14 @@ impl TurnSteps<'_> {
         let TurnSteps {
             engine,
             run,
-            lp,
-            mode,
             binding,
+            ..
         } = *self;
         tracing::info!(run = %run.alias, turn = turn.turn, "resuming the turn's wait on its proposal");
-        let ctx = TurnCtx::new(
-            engine.store.clone(),
-            engine.config.clone(),
-            run.id,
-            lp.id,
-            turn.turn,
-            mode,
-        )
-        .with_errors(turn.errors);
-        let materializer = Materializer {
-            engine,
-            run,
-            lp,
-            turn: turn.turn,
-            tool_set: tool_set(mode, lp, engine.config.think),
-            context_size: binding.context_size,
-        };
+        let ctx = self.turn_ctx(turn.turn).with_errors(turn.errors);
+        let materializer = self.materializer(turn.turn);
         let parsed = parse(&turn.reply, engine.config.max_commands as usize);
-        let offer = tool_set(mode, lp, engine.config.think);
+        let offer = self.offer();
         let plan = dispatch::replan(&offer, &parsed.commands, turn.turn, turn.plan)?;
         let prints = self.dispatcher(&ctx).resume(&plan, inbox).await?;
         let fresh = FreshTurn {
@@ -364,6 +334,33 @@ impl TurnSteps<'_> {
             (fresh, false),
         )
         .await
+    }
+
+    fn turn_ctx(&self, turn: i64) -> TurnCtx {
+        TurnCtx::new(
+            self.engine.store.clone(),
+            self.engine.config.clone(),
+            self.run.id,
+            self.lp.id,
+            turn,
+            self.mode,
+        )
+    }
+
+    /// What the loop offers the model (its mode, flags and RUMMY_THINK).
+    fn offer(&self) -> ToolSet {
+        tool_set(self.mode, self.lp, self.engine.config.think)
+    }
+
+    fn materializer(&self, turn: i64) -> Materializer<'_> {
+        Materializer {
+            engine: self.engine,
+            run: self.run,
+            lp: self.lp,
+            turn,
+            tool_set: self.offer(),
+            context_size: self.binding.context_size,
+        }
     }
 
     fn dispatcher<'a>(&'a self, ctx: &'a TurnCtx) -> Dispatcher<'a> {
