@@ -83,12 +83,14 @@ impl Client {
             .await;
     }
 
-    /// Starts an ask run with this prompt; answers its alias.
-    pub async fn start_run(&mut self, prompt: &str) -> String {
+    /// Starts an ask run named `alias` with this prompt; answers its alias.
+    /// The alias is given because generated ones (model + milliseconds)
+    /// collide when hundreds of runs start at once.
+    pub async fn start_run(&mut self, alias: &str, prompt: &str) -> String {
         let r = self
             .call(
                 "set",
-                json!({"path": "run://", "body": prompt,
+                json!({"path": format!("run://{alias}"), "body": prompt,
                        "attributes": {"model": "fake", "mode": "ask", "noRepo": true}}),
             )
             .await;

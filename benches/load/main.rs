@@ -81,7 +81,9 @@ static NEXT_RUN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::ne
 /// Starts a run that lasts `turns` turns and waits for its end.
 async fn drive(c: &mut Client, turns: u64) {
     let id = NEXT_RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let alias = c.start_run(&format!("loadrun-{id}-{turns}")).await;
+    let alias = c
+        .start_run(&format!("load_{id}"), &format!("loadrun-{id}-{turns}"))
+        .await;
     let (status, turn) = c.wait_end(&alias).await;
     assert_eq!(status, 200, "run {alias} ended with status {status}");
     assert_eq!(turn, turns, "run {alias} ended at turn {turn}");
