@@ -1,8 +1,10 @@
-//! Parser throughput on a mixed corpus of model replies.
+//! Parser throughput on a mixed corpus of model replies, and on a corpus
+//! of short replies (182 replies of about 62 bytes, the kind models send
+//! between tool calls), where the parser's fixed cost per reply dominates.
 //!
 //! `cargo bench --bench parser`; criterion reports bytes per second for
 //! the whole corpus parsed once per iteration (and resolved to JSON in the
-//! second benchmark, as `rummy parse` does).
+//! benchmarks named "+ JSON", as `rummy parse` does).
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 
@@ -30,6 +32,42 @@ fn corpus() -> Vec<String> {
     ]
 }
 
+/// 182 short replies: one or two calls, sometimes a line of narration.
+fn short_corpus() -> Vec<String> {
+    let paths = [
+        "src/app.js",
+        "src/config.rs",
+        "README.md",
+        "known://plan",
+        "known://port",
+        "unknown://why",
+        "tests/a.rs",
+        "lib/x.py",
+    ];
+    let words = [
+        "Reading the file now to check it",
+        "Checking what the tests expect",
+        "Next step is the config",
+        "Looking at the configuration file",
+        "Done with this part",
+        "Writing a note for later",
+    ];
+    (0..182usize)
+        .map(|i| {
+            let p = paths[(i * 5) % paths.len()];
+            let w = words[(i * 7) % words.len()];
+            match i % 7 {
+                0 | 2 => format!("{w}.\n<get path=\"{p}\"/>"),
+                1 => format!("<update status=\"102\">{w}.</update>"),
+                3 => format!("<set path=\"known://n{i}\">fact {i}: {w}</set>"),
+                4 => format!("<rm path=\"{p}\"/><update>{w}</update>"),
+                5 => format!("<sh>ls src</sh>\n<update status=\"102\">{w}</update>"),
+                _ => format!("<update status=\"200\">{w}.</update>"),
+            }
+        })
+        .collect()
+}
+
 fn bench(c: &mut Criterion) {
     let replies = corpus();
     let bytes: usize = replies.iter().map(String::len).sum();
@@ -45,6 +83,26 @@ fn bench(c: &mut Criterion) {
     group.bench_function("parse + JSON mixed corpus", |b| {
         b.iter(|| {
             for r in &replies {
+                black_box(rummy::parse::parse(black_box(r), 99).to_json());
+            }
+        })
+    });
+    group.finish();
+
+    let short = short_corpus();
+    let bytes: usize = short.iter().map(String::len).sum();
+    let mut group = c.benchmark_group("parser short replies");
+    group.throughput(Throughput::Bytes(bytes as u64));
+    group.bench_function("parse 182 short replies", |b| {
+        b.iter(|| {
+            for r in &short {
+                black_box(rummy::parse::parse(black_box(r), 99));
+            }
+        })
+    });
+    group.bench_function("parse + JSON 182 short replies", |b| {
+        b.iter(|| {
+            for r in &short {
                 black_box(rummy::parse::parse(black_box(r), 99).to_json());
             }
         })

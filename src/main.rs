@@ -179,7 +179,9 @@ fn parse_stdin(pretty: bool, max_commands: Option<usize>, jsonl: bool) -> ExitCo
         text.unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     };
     let stdin = std::io::stdin();
-    let mut out = std::io::stdout().lock();
+    // Buffered: stdout alone flushes at every newline, one write per
+    // reply in --jsonl mode.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if jsonl {
         for line in stdin.lock().lines() {
             let line = match line {
@@ -203,7 +205,10 @@ fn parse_stdin(pretty: bool, max_commands: Option<usize>, jsonl: bool) -> ExitCo
                 return ExitCode::FAILURE;
             }
         }
-        return ExitCode::SUCCESS;
+        return match out.flush() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::FAILURE,
+        };
     }
     let mut bytes = Vec::new();
     if let Err(e) = stdin.lock().read_to_end(&mut bytes) {
@@ -212,7 +217,7 @@ fn parse_stdin(pretty: bool, max_commands: Option<usize>, jsonl: bool) -> ExitCo
     }
     // A reply that is not valid UTF-8 is still a reply: replace the bad bytes.
     let content = String::from_utf8_lossy(&bytes);
-    match writeln!(out, "{}", render(&content)) {
+    match writeln!(out, "{}", render(&content)).and_then(|()| out.flush()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(_) => ExitCode::FAILURE,
     }

@@ -6,6 +6,7 @@
 //! Upstream instead splices an `<error>` text into the reply, one of which
 //! quotes `<NAME>value</NAME>` and so comes back as a phantom command.
 
+use super::markers::{Marker, Markers};
 use regex::{Captures, Regex};
 use std::borrow::Cow;
 use std::sync::LazyLock;
@@ -47,34 +48,51 @@ static CHAT_QUOTE: LazyLock<Regex> = LazyLock::new(|| re(r#"<\|"\|>"#));
 static CHANNEL_OPEN: LazyLock<Regex> = LazyLock::new(|| re(r"<\|[A-Za-z0-9_:/-]+>"));
 static CHANNEL_CLOSE: LazyLock<Regex> = LazyLock::new(|| re(r"<[A-Za-z0-9_:/-]+\|>"));
 
-/// Rewrites every foreign call it recognises; returns the new text.
+/// Rewrites every foreign call it recognises; returns the new text and
+/// its markers. `markers` are those of `content`; they are scanned again
+/// after a pass that changed the text, since a rewrite can create one (a
+/// translated call brings a closing tag).
 pub(crate) fn normalize<'s>(
     content: &'s str,
+    markers: Markers,
     is_tool: &dyn Fn(&str) -> bool,
     warnings: &mut Vec<String>,
-) -> Cow<'s, str> {
-    // Cheap exits: almost every reply holds none of these markers.
+) -> (Cow<'s, str>, Markers) {
     let mut text: Cow<'s, str> = Cow::Borrowed(content);
-    if text.contains("```") {
-        text = own(FENCE.replace_all(&text, |c: &Captures| {
+    let mut m = markers;
+    // Applies a pass's result, rescanning only when it changed something.
+    fn apply<'s>(text: &mut Cow<'s, str>, m: &mut Markers, pass: Cow<'_, str>) {
+        if let Cow::Owned(changed) = pass {
+            *m = Markers::scan(&changed);
+            *text = Cow::Owned(changed);
+        }
+    }
+    if m.has(Marker::Fence) {
+        let pass = FENCE.replace_all(&text, |c: &Captures| {
             crate::hedberg::js_trim(&c[1]).to_string()
-        }));
+        });
+        let pass = own(pass);
+        apply(&mut text, &mut m, pass);
     }
-    if text.contains("<|tool_call>") {
-        text =
+    if m.has(Marker::NativeCall) {
+        let pass =
             own(NATIVE_CALL.replace_all(&text, |c: &Captures| native_call(c, is_tool, warnings)));
+        apply(&mut text, &mut m, pass);
     }
-    if text.contains("\"arguments\"") {
-        text = own(OPENAI.replace_all(&text, |c: &Captures| json_call(c, is_tool)));
+    if m.has(Marker::OpenAiArguments) {
+        let pass = own(OPENAI.replace_all(&text, |c: &Captures| json_call(c, is_tool)));
+        apply(&mut text, &mut m, pass);
     }
-    if text.contains("<tool_use>") {
-        text = own(ANTHROPIC.replace_all(&text, |c: &Captures| json_call(c, is_tool)));
+    if m.has(Marker::ToolUse) {
+        let pass = own(ANTHROPIC.replace_all(&text, |c: &Captures| json_call(c, is_tool)));
+        apply(&mut text, &mut m, pass);
     }
-    if text.contains("[TOOL_CALLS]") {
-        text = own(MISTRAL.replace_all(&text, |c: &Captures| json_call(c, is_tool)));
+    if m.has(Marker::MistralCalls) {
+        let pass = own(MISTRAL.replace_all(&text, |c: &Captures| json_call(c, is_tool)));
+        apply(&mut text, &mut m, pass);
     }
-    if text.contains("<|tool_call>") {
-        text = own(NATIVE_LEFTOVER.replace_all(&text, |_: &Captures| {
+    if m.has(Marker::NativeCall) {
+        let pass = own(NATIVE_LEFTOVER.replace_all(&text, |_: &Captures| {
             warnings.push(
                 "Native tool call format not supported. Use the XML commands listed above \
                  (for example a get tag with a path attribute, or a set tag with a path and a body)."
@@ -82,18 +100,32 @@ pub(crate) fn normalize<'s>(
             );
             String::new()
         }));
+        apply(&mut text, &mut m, pass);
     }
-    if text.contains('|') {
-        text = own(CHAT_QUOTE.replace_all(&text, "\""));
-        text = own(CHANNEL_OPEN.replace_all(&text, ""));
-        text = own(CHANNEL_CLOSE.replace_all(&text, ""));
+    // Every chat-template token starts `<|` or ends `|>`; a shell pipe
+    // alone does not need these passes.
+    if m.has(Marker::ChatOpen) {
+        let pass = own(CHAT_QUOTE.replace_all(&text, "\""));
+        apply(&mut text, &mut m, pass);
     }
-    text
+    if m.has(Marker::ChatOpen) {
+        let pass = own(CHANNEL_OPEN.replace_all(&text, ""));
+        apply(&mut text, &mut m, pass);
+    }
+    if m.has(Marker::ChatClose) {
+        let pass = own(CHANNEL_CLOSE.replace_all(&text, ""));
+        apply(&mut text, &mut m, pass);
+    }
+    (text, m)
 }
 
-/// Keeps the borrow when a pass changed nothing.
+/// Detaches a pass's result from the text it read; a pass that changed
+/// nothing stays `Borrowed` (and so is dropped by `apply`).
 fn own<'s>(pass: Cow<'_, str>) -> Cow<'s, str> {
-    Cow::Owned(pass.into_owned())
+    match pass {
+        Cow::Borrowed(_) => Cow::Borrowed(""),
+        Cow::Owned(s) => Cow::Owned(s),
+    }
 }
 
 fn native_call(c: &Captures, is_tool: &dyn Fn(&str) -> bool, warnings: &mut Vec<String>) -> String {

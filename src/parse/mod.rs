@@ -18,11 +18,14 @@ mod builder;
 mod entities;
 mod foreign;
 mod lexer;
+mod markers;
 mod preflight;
 mod resolve;
 
+use markers::Marker;
 use serde::Serialize;
 use serde_json::{json, Value};
+use std::borrow::Cow;
 
 /// Tags the model may use as tools (upstream 2.0.0's set).
 pub const TOOL_TAGS: [&str; 11] = [
@@ -180,11 +183,29 @@ pub fn parse_with(content: &str, options: ParseOptions<'_>) -> Parsed {
     }
     let is_tool = |name: &str| options.tools.contains(&name);
     let mut warnings = Vec::new();
-    let text = foreign::normalize(content, &is_tool, &mut warnings);
-    let masks = preflight::Masks::for_text(&text);
-    let text = preflight::neutralize_code_spans(&text, masks);
-    let text = preflight::correct_mismatched_closes(&text, &is_tool, &mut warnings);
-    let text = preflight::close_attribute_quotes(&text, &mut warnings);
+    // One scan decides which repairs run; most replies need none.
+    let markers = markers::Markers::scan(content);
+    let (text, markers) = foreign::normalize(content, markers, &is_tool, &mut warnings);
+    let has = |m: Marker| markers.has(m);
+    // Stand-ins are only needed where code spans get neutralized.
+    let masks = if has(Marker::Backtick) {
+        preflight::Masks::for_text(&text)
+    } else {
+        None
+    };
+    let text = match has(Marker::Backtick) {
+        true => preflight::neutralize_code_spans(&text, masks),
+        false => Cow::Borrowed(&*text),
+    };
+    // Neutralizing only removes `<`, so the markers below stay valid.
+    let text = match has(Marker::CloseTag) {
+        true => preflight::correct_mismatched_closes(&text, &is_tool, &mut warnings),
+        false => Cow::Borrowed(&*text),
+    };
+    let text = match has(Marker::AttributeQuote) {
+        true => preflight::close_attribute_quotes(&text, &mut warnings),
+        false => Cow::Borrowed(&*text),
+    };
     let restore = |s: &str| match masks {
         Some(m) => m.restore(s).into_owned(),
         None => s.to_string(),

@@ -1,4 +1,11 @@
 //! Pre-flight repairs before tokenizing (spec 02 §5.1 steps 2–4).
+//!
+//! Most replies need none of them: `parse_with` runs a pass only when the
+//! reply's marker scan (`markers`) found its marker, a backtick for step
+//! 2, `</` for step 3, `="` for step 4 (which also checks that a value
+//! runs into a tag). Step 3 is a hand-written scan rather than a
+//! capturing regex: it runs on nearly every reply and allocates nothing
+//! unless it rewrites.
 
 use regex::{Captures, Regex};
 use std::borrow::Cow;
@@ -10,7 +17,6 @@ fn re(pattern: &str) -> Regex {
 
 static CODE_SPAN: LazyLock<Regex> = LazyLock::new(|| re(r"`([^`]*)`"));
 static TAG_START: LazyLock<Regex> = LazyLock::new(|| re(r"</?[A-Za-z0-9_]"));
-static ANY_TAG: LazyLock<Regex> = LazyLock::new(|| re(r"<(/?)([A-Za-z0-9_]+)([^>]*?)(/?)>"));
 static OPEN_QUOTE: LazyLock<Regex> =
     LazyLock::new(|| re(r#"(<[A-Za-z0-9_]+\s[^<>]*?[A-Za-z0-9_]+=")([^"<>]*?)(</?[A-Za-z0-9_]+)"#));
 
@@ -65,6 +71,51 @@ pub(crate) fn neutralize_code_spans<'s>(text: &'s str, masks: Option<Masks>) -> 
     })
 }
 
+fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// One tag as the regex `<(/?)([A-Za-z0-9_]+)([^>]*?)(/?)>` finds it
+/// (leftmost first): the name is the longest word after `<` or `</`, the
+/// tag runs to the first `>` after it, and `/` just before that `>` makes
+/// it self-closing.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct TagSpan<'s> {
+    pub start: usize,
+    pub end: usize,
+    pub closing: bool,
+    pub name: &'s str,
+    pub self_closing: bool,
+}
+
+/// The first tag at or after byte `from` (a char boundary).
+pub(crate) fn next_tag(text: &str, mut from: usize) -> Option<TagSpan<'_>> {
+    let b = text.as_bytes();
+    loop {
+        let lt = from + b.get(from..)?.iter().position(|&c| c == b'<')?;
+        let closing = b.get(lt + 1) == Some(&b'/');
+        let name_start = lt + 1 + usize::from(closing);
+        let name_end = name_start
+            + b[name_start..]
+                .iter()
+                .position(|&c| !is_word(c))
+                .unwrap_or(b.len() - name_start);
+        if name_end == name_start {
+            from = lt + 1;
+            continue;
+        }
+        // No `>` after this name means none after any later `<` either.
+        let gt = name_end + b[name_end..].iter().position(|&c| c == b'>')?;
+        return Some(TagSpan {
+            start: lt,
+            end: gt + 1,
+            closing,
+            name: &text[name_start..name_end],
+            self_closing: b[gt - 1] == b'/',
+        });
+    }
+}
+
 /// Step 3: a closing tool tag that does not match the innermost open tool
 /// tag, at the outermost level only, is rewritten to close it.
 pub(crate) fn correct_mismatched_closes<'s>(
@@ -72,33 +123,65 @@ pub(crate) fn correct_mismatched_closes<'s>(
     is_tool: &dyn Fn(&str) -> bool,
     warnings: &mut Vec<String>,
 ) -> Cow<'s, str> {
-    let mut stack: Vec<String> = Vec::new();
-    ANY_TAG.replace_all(text, |c: &Captures| {
-        let whole = c[0].to_string();
-        let tag = &c[2];
-        if !is_tool(tag) || &c[4] == "/" {
-            return whole;
+    let mut stack: Vec<&str> = Vec::new();
+    let mut out: Option<String> = None;
+    let mut copied = 0;
+    let mut from = 0;
+    while let Some(tag) = next_tag(text, from) {
+        from = tag.end;
+        if !is_tool(tag.name) || tag.self_closing {
+            continue;
         }
-        if &c[1] != "/" {
-            stack.push(tag.to_string());
-            return whole;
+        if !tag.closing {
+            stack.push(tag.name);
+            continue;
         }
         match stack.last() {
-            None => whole,
-            Some(top) if top == tag => {
+            None => {}
+            Some(top) if *top == tag.name => {
                 stack.pop();
-                whole
             }
-            Some(_) if stack.len() == 1 => {
-                let top = stack.pop().unwrap_or_default();
+            Some(&top) if stack.len() == 1 => {
+                stack.pop();
                 warnings.push(format!(
-                    "Mismatched </{tag}> closing <{top}> — corrected to </{top}>"
+                    "Mismatched </{}> closing <{top}> — corrected to </{top}>",
+                    tag.name
                 ));
-                format!("</{top}>")
+                let o = out.get_or_insert_with(|| String::with_capacity(text.len()));
+                o.push_str(&text[copied..tag.start]);
+                o.push_str("</");
+                o.push_str(top);
+                o.push('>');
+                copied = tag.end;
             }
-            Some(_) => whole,
+            Some(_) => {}
         }
-    })
+    }
+    match out {
+        None => Cow::Borrowed(text),
+        Some(mut o) => {
+            o.push_str(&text[copied..]);
+            Cow::Owned(o)
+        }
+    }
+}
+
+/// Whether step 4 can match: some `="` whose value meets `<` before any
+/// `"` or `>` (every match of the step's pattern holds one).
+fn may_have_open_quote(text: &str) -> bool {
+    let b = text.as_bytes();
+    let mut from = 0;
+    while let Some(q) = text[from..].find("=\"") {
+        let value = from + q + 2;
+        let next = b[value..]
+            .iter()
+            .find(|&&c| c == b'"' || c == b'<' || c == b'>');
+        if next == Some(&b'<') {
+            return true;
+        }
+        from = value;
+    }
+    false
 }
 
 /// Step 4: an attribute value opened with `="` and running into the next
@@ -108,6 +191,9 @@ pub(crate) fn close_attribute_quotes<'s>(
     text: &'s str,
     warnings: &mut Vec<String>,
 ) -> Cow<'s, str> {
+    if !may_have_open_quote(text) {
+        return Cow::Borrowed(text);
+    }
     let mut fixes = 0usize;
     let out = OPEN_QUOTE.replace_all(text, |c: &Captures| {
         fixes += 1;
@@ -119,4 +205,89 @@ pub(crate) fn close_attribute_quotes<'s>(
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The regex step 3 used before the hand-written scan; the scan must
+    /// find exactly its matches.
+    static ANY_TAG: LazyLock<Regex> = LazyLock::new(|| re(r"<(/?)([A-Za-z0-9_]+)([^>]*?)(/?)>"));
+
+    fn regex_tags(text: &str) -> Vec<(usize, usize, bool, String, bool)> {
+        ANY_TAG
+            .captures_iter(text)
+            .map(|c| {
+                let m = c.get(0).map(|m| (m.start(), m.end())).unwrap_or_default();
+                (m.0, m.1, &c[1] == "/", c[2].to_string(), &c[4] == "/")
+            })
+            .collect()
+    }
+
+    fn scanned_tags(text: &str) -> Vec<(usize, usize, bool, String, bool)> {
+        let mut out = Vec::new();
+        let mut from = 0;
+        while let Some(t) = next_tag(text, from) {
+            from = t.end;
+            out.push((
+                t.start,
+                t.end,
+                t.closing,
+                t.name.to_string(),
+                t.self_closing,
+            ));
+        }
+        out
+    }
+
+    fn regex_quote_matches(text: &str) -> bool {
+        OPEN_QUOTE.is_match(text)
+    }
+
+    #[test]
+    fn scan_matches_the_regex_on_edge_cases() {
+        for text in [
+            "",
+            "<",
+            "</",
+            "</>",
+            "<a",
+            "<a>",
+            "<a/>",
+            "</a/>",
+            "<a b=\"c\"/>",
+            "<a <b>",
+            "<<a>>",
+            "< a>",
+            "<a\n/>",
+            "</get></set>",
+            "<é><a>",
+            "<a_1 x>/>",
+            "<_>",
+            "</ >",
+            "x<y>z</y",
+            "<a>>",
+            "<a/",
+            "<get/ >",
+        ] {
+            assert_eq!(scanned_tags(text), regex_tags(text), "{text:?}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn scan_matches_the_regex(text in r#"[<>/a-z_ ="é`\n]{0,40}"#) {
+            prop_assert_eq!(scanned_tags(&text), regex_tags(&text));
+        }
+
+        #[test]
+        fn open_quote_gate_never_hides_a_match(text in r#"[<>/a-z_ ="\n]{0,40}"#) {
+            if regex_quote_matches(&text) {
+                prop_assert!(may_have_open_quote(&text));
+            }
+        }
+    }
 }
