@@ -100,10 +100,20 @@ fn row(rows: &mut Vec<Row>, figure: impl Into<String>, value: impl Into<String>)
     rows.push(Row { figure, value });
 }
 
+/// The run lengths of `turns`: 60, 200 and 1,000, or the comma-separated
+/// list in `LOAD_TURNS` (shorter rounds while profiling).
+fn turn_counts() -> Vec<u64> {
+    std::env::var("LOAD_TURNS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .filter(|v: &Vec<u64>| !v.is_empty())
+        .unwrap_or_else(|| vec![60, 200, 1_000])
+}
+
 async fn turns(fake: &Fake, rows: &mut Vec<Row>) {
     fake.set_delay(Duration::ZERO);
     let mut first = None;
-    for n in [60u64, 200, 1_000] {
+    for n in turn_counts() {
         let rig = rig(fake).await;
         let mut c = rig.client("turns").await;
         let cpu0 = procfs::cpu_seconds();

@@ -4,7 +4,7 @@
 //! writes, so it is safe beside a running server.
 
 use super::CliError;
-use crate::store::schema::{known_entries, loops, projects, runs, turn_context, turns};
+use crate::store::schema::{known_entries, loops, projects, runs, turns};
 use crate::Config;
 use diesel::prelude::*;
 use diesel::SqliteConnection;
@@ -329,12 +329,17 @@ fn show_turn(
         ),
         None => format!("run {alias} turn {n}: no provider call recorded\n"),
     };
-    let packet_rows: Vec<Option<String>> = turn_context::table
-        .filter(turn_context::run_id.eq(id))
-        .filter(turn_context::turn.eq(n))
-        .select(turn_context::scheme)
-        .load(conn)
-        .map_err(db_error)?;
+    let packet_rows: Vec<Option<String>> = crate::store::StoreOp::run(
+        crate::store::turn_context::TurnSnapshotSchemes {
+            run_id: id,
+            turn: n,
+        },
+        conn,
+    )
+    .map_err(db_error)?
+    .into_iter()
+    .map(|(_, scheme)| scheme)
+    .collect();
     let mut by_scheme = std::collections::BTreeMap::<String, usize>::new();
     for scheme in packet_rows {
         *by_scheme

@@ -132,6 +132,7 @@ mod tests {
     ) -> TurnContextRow {
         TurnContextRow {
             ordinal,
+            sort_key: format!("{ordinal:012}"),
             path: path.into(),
             state: EntryState::Resolved,
             outcome: None,

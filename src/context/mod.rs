@@ -57,6 +57,7 @@ pub struct ProjectedRow {
     pub attributes: Map<String, Value>,
     pub turn: i64,
     pub ordinal: i64,
+    pub sort_key: String,
     /// The projection at the row's own visibility.
     pub body: String,
     pub v_tokens: i64,
@@ -148,6 +149,7 @@ pub fn project_rows(rows: &[ContextRow], tools: &ToolRegistry, divisor: f64) -> 
                 outcome: r.outcome.clone(),
                 turn: r.turn,
                 ordinal: r.ordinal,
+                sort_key: r.sort_key.clone(),
                 body: if r.visibility == "visible" {
                     full
                 } else {
@@ -205,6 +207,8 @@ pub fn assemble(input: &PacketInput) -> Packet {
     let mut snapshot: Vec<TurnContextRow> = Vec::with_capacity(rows.len() + 1);
     snapshot.push(TurnContextRow {
         ordinal: 0,
+        // Before every entry's key, which starts with its category rank.
+        sort_key: "0".into(),
         path: "instructions://system".into(),
         state: EntryState::Resolved,
         outcome: None,
@@ -216,6 +220,7 @@ pub fn assemble(input: &PacketInput) -> Packet {
     });
     snapshot.extend(rows.into_iter().map(|r| TurnContextRow {
         ordinal: r.ordinal,
+        sort_key: r.sort_key,
         path: r.path,
         state: r.state,
         outcome: r.outcome,
@@ -278,6 +283,7 @@ mod tests {
             category: category.into(),
             turn: 1,
             ordinal,
+            sort_key: format!("2{ordinal:012}"),
         }
     }
 

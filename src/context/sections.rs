@@ -387,6 +387,7 @@ mod tests {
             attributes,
             turn: 1,
             ordinal: 1,
+            sort_key: "2".into(),
             body: body.into(),
             v_tokens: 2,
             s_tokens: 1,

@@ -58,6 +58,7 @@ impl Materializer<'_> {
                 loop_id: self.lp.id,
                 turn: self.turn,
                 rows: packet.rows.clone(),
+                token_divisor: config.token_divisor,
             })
             .await
             .map_err(err)?;

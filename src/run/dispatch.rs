@@ -6,13 +6,10 @@
 use super::actor::DrainInbox;
 use super::cycles::command_fingerprint;
 use super::policy;
-use super::turn::publish_state;
 use super::Engine;
 use crate::parse::Command;
 use crate::store::paths::{is_invalid_target, log_path};
-use crate::store::{
-    AllocateLogPaths, EntryState, GetEntry, RunRow, RunStatus, SaveDispatchPlan, StoreError,
-};
+use crate::store::{AllocateLogPaths, EntryState, GetEntry, RunRow, SaveDispatchPlan, StoreError};
 use crate::tools::{ToolError, ToolSet, TurnCtx};
 use serde_json::json;
 
@@ -168,14 +165,6 @@ impl Dispatcher<'_> {
                 let aborted = self
                     .settle_after(&plan.paths[i], &plan.commands[i].name, errors_before, inbox)
                     .await?;
-                publish_state(
-                    self.engine,
-                    self.run.id,
-                    self.ctx.turn,
-                    RunStatus::Running,
-                    None,
-                )
-                .await;
                 (i + 1, aborted)
             }
             None => (0, None),
@@ -218,14 +207,6 @@ impl Dispatcher<'_> {
                 continue;
             }
             abort_after = self.dispatch_one(cmd, *invalid, path, inbox).await?;
-            publish_state(
-                self.engine,
-                self.run.id,
-                self.ctx.turn,
-                RunStatus::Running,
-                None,
-            )
-            .await;
         }
         Ok(())
     }
@@ -333,7 +314,9 @@ impl Dispatcher<'_> {
         inbox: &mut DrainInbox,
     ) -> Result<Option<String>, String> {
         let err = |e: StoreError| e.to_string();
-        let settled = super::proposals::settle(self.engine, self.run, inbox, self.yolo).await?;
+        let settled =
+            super::proposals::settle(self.engine, self.run, self.ctx.turn, inbox, self.yolo)
+                .await?;
         let failure = match entry_failure(self.ctx, path).await.map_err(err)? {
             Some(f) => Some(f),
             None => settled.map(|(message, status)| EntryFailure { message, status }),

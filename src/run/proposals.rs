@@ -177,6 +177,7 @@ async fn set_status(engine: &Engine, run_id: i64, status: RunStatus) -> Result<(
 pub async fn settle(
     engine: &Engine,
     run: &RunRow,
+    turn: i64,
     inbox: &mut DrainInbox,
     yolo: bool,
 ) -> Result<Option<(String, i64)>, String> {
@@ -194,6 +195,9 @@ pub async fn settle(
     // Back to 102 whatever happened, so the loop can end the run in any
     // status (202 may only go to 102, 200 or 499).
     set_status(engine, run.id, RunStatus::Running).await?;
+    // The turn waited on clients: they see its state before it goes on. A
+    // turn that waited on nobody publishes once, after its verdict.
+    super::turn::publish_state(engine, run.id, turn, RunStatus::Running, None).await;
     waited
 }
 

@@ -82,6 +82,9 @@ pub fn open(path: &Path, mmap_mb: u64) -> Result<SqliteConnection, DbError> {
     for version in &applied {
         tracing::info!(database = %shown, %version, "applied migration");
     }
+    // Loads the planner statistics a migration may just have written.
+    conn.batch_execute("ANALYZE sqlite_schema")
+        .map_err(DbError::Pragma)?;
     Ok(conn)
 }
 

@@ -23,6 +23,7 @@ pub mod schema;
 pub mod schemes;
 pub mod status;
 pub mod streams;
+pub mod turn_context;
 pub mod verbs;
 pub mod watch;
 

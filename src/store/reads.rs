@@ -1,7 +1,6 @@
 //! Reads for the turn loop and reports: the model-visible rows, the
 //! `turn_context` snapshot, history, usage and distributions.
 
-use super::schema::{entries, run_views, turn_context};
 use super::{store_ops, EntryState, StoreOp, StoreResult};
 use crate::tokens::count_tokens;
 use diesel::prelude::*;
@@ -32,75 +31,50 @@ pub struct ContextRow {
     pub turn: i64,
     #[diesel(sql_type = BigInt)]
     pub ordinal: i64,
+    /// The order key `ordinal` numbers (see `ModelContext`).
+    #[diesel(sql_type = Text)]
+    pub sort_key: String,
 }
 
-/// The rows the model may see this turn.
+const MODEL_CONTEXT: &str = "\
+SELECT e.path AS path, e.scheme AS scheme, v.visibility AS visibility, v.state AS state, \
+  v.outcome AS outcome, e.body AS body, e.attributes AS attributes, \
+  coalesce(s.category, 'logging') AS category, v.turn AS turn, 0 AS ordinal, \
+  printf('%d%d%d%010d %s %012d', \
+    CASE coalesce(s.category, 'logging') \
+      WHEN 'tool' THEN 1 WHEN 'data' THEN 2 WHEN 'logging' THEN 3 WHEN 'unknown' THEN 4 \
+      ELSE 5 END, \
+    CASE WHEN e.scheme = 'skill' THEN 0 ELSE 1 END, \
+    CASE WHEN v.visibility = 'summarized' THEN 0 ELSE 1 END, \
+    v.turn, coalesce(v.updated_at, ''), v.id) AS sort_key \
+FROM run_views AS v \
+INNER JOIN entries AS e ON e.id = v.entry_id \
+INNER JOIN schemes AS s ON s.name = coalesce(e.scheme, 'file') \
+WHERE v.run_id = ? AND v.visibility <> 'archived' AND s.model_visible <> 0 \
+ORDER BY sort_key";
+
+/// The rows the model may see this turn, in packet order: category (tool,
+/// data, logging, unknown, then the rest), skills first, summarized
+/// before visible, then by view turn, update time and id. This is the
+/// order `v_model_context` numbers; the query reads the tables directly so
+/// the key comes out as text that stays the same while a row is unchanged
+/// (`turn_context` stores it) and no window function spans the table.
 pub struct ModelContext(pub i64);
 
 impl StoreOp for ModelContext {
     type Output = Vec<ContextRow>;
     fn run(self, conn: &mut SqliteConnection) -> StoreResult<Vec<ContextRow>> {
-        Ok(diesel::sql_query(
-            "SELECT path, scheme, visibility, state, outcome, body, attributes, category, \
-             turn, ordinal FROM v_model_context WHERE run_id = ? ORDER BY ordinal",
-        )
-        .bind::<BigInt, _>(self.0)
-        .load(conn)?)
-    }
-}
-
-/// One materialized row, as shipped to the model.
-#[derive(Debug, Clone)]
-pub struct TurnContextRow {
-    pub ordinal: i64,
-    pub path: String,
-    pub state: EntryState,
-    pub outcome: Option<String>,
-    pub visibility: String,
-    pub body: String,
-    pub attributes: String,
-    pub category: String,
-    pub source_turn: i64,
-}
-
-/// Replaces the `turn_context` snapshot of one turn.
-pub struct SaveTurnContext {
-    pub run_id: i64,
-    pub loop_id: i64,
-    pub turn: i64,
-    pub rows: Vec<TurnContextRow>,
-}
-
-impl StoreOp for SaveTurnContext {
-    type Output = ();
-    fn run(self, conn: &mut SqliteConnection) -> StoreResult<()> {
-        diesel::delete(
-            turn_context::table
-                .filter(turn_context::run_id.eq(self.run_id))
-                .filter(turn_context::turn.eq(self.turn)),
-        )
-        .execute(conn)?;
-        for r in self.rows {
-            diesel::insert_into(turn_context::table)
-                .values((
-                    turn_context::run_id.eq(self.run_id),
-                    turn_context::loop_id.eq(Some(self.loop_id)),
-                    turn_context::turn.eq(self.turn),
-                    turn_context::ordinal.eq(r.ordinal),
-                    turn_context::path.eq(r.path),
-                    turn_context::state.eq(r.state),
-                    turn_context::outcome.eq(r.outcome),
-                    turn_context::visibility.eq(r.visibility),
-                    turn_context::body.eq(r.body),
-                    turn_context::attributes.eq(r.attributes),
-                    turn_context::category.eq(r.category),
-                    turn_context::source_turn.eq(Some(r.source_turn)),
-                ))
-                .execute(conn)?;
+        let mut rows: Vec<ContextRow> = diesel::sql_query(MODEL_CONTEXT)
+            .bind::<BigInt, _>(self.0)
+            .load(conn)?;
+        for (i, r) in rows.iter_mut().enumerate() {
+            r.ordinal = i as i64 + 1;
         }
-        Ok(())
+        Ok(rows)
     }
 }
+
+pub use super::turn_context::{SaveTurnContext, TurnContextRow};
 
 /// A `v_run_log` row (run/state and getRun history).
 #[derive(Debug, Clone, Serialize, QueryableByName)]
@@ -192,27 +166,7 @@ impl StoreOp for ReportRun {
     type Output = RunReport;
     fn run(self, conn: &mut SqliteConnection) -> StoreResult<RunReport> {
         let run = self.run_id;
-        let history: Vec<HistoryRow> = diesel::sql_query(
-            "SELECT tool, state, outcome, path, body, turn, attributes \
-             FROM v_run_log WHERE run_id = ?",
-        )
-        .bind::<BigInt, _>(run)
-        .load(conn)?;
-        let by_scheme = |scheme: &str, conn: &mut SqliteConnection| -> StoreResult<Vec<PathBody>> {
-            Ok(diesel::sql_query(
-                "SELECT path, body, turn FROM known_entries \
-                 WHERE run_id = ? AND scheme = ? ORDER BY id",
-            )
-            .bind::<BigInt, _>(run)
-            .bind::<Text, _>(scheme)
-            .load(conn)?)
-        };
-        let unknowns = by_scheme("unknown", conn)?
-            .into_iter()
-            .map(|p| PathBody { turn: -1, ..p })
-            .collect();
-        let reasoning = by_scheme("reasoning", conn)?;
-        let content = by_scheme("content", conn)?;
+        let scan = RunScan::read(conn, run)?;
         let usage: UsageTotals = diesel::sql_query(
             "SELECT COALESCE(SUM(prompt_tokens), 0) AS prompt_tokens, \
                COALESCE(SUM(cached_tokens), 0) AS cached_tokens, \
@@ -228,71 +182,154 @@ impl StoreOp for ReportRun {
         .bind::<BigInt, _>(run)
         .bind::<BigInt, _>(run)
         .get_result(conn)?;
-        let summary: Option<String> = entries::table
-            .inner_join(run_views::table)
-            .filter(run_views::run_id.eq(run))
-            .filter(entries::path.like("log://turn_%/update/%"))
-            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
-                "json_extract(entries.attributes, '$.status') = 200",
-            ))
-            .order(run_views::id.desc())
-            .select(entries::body)
-            .first(conn)
-            .optional()?;
-        let newest = |pattern: &str, conn: &mut SqliteConnection| -> StoreResult<Option<String>> {
-            Ok(entries::table
-                .inner_join(run_views::table)
-                .filter(run_views::run_id.eq(run))
-                .filter(entries::path.like(pattern))
-                .order(run_views::id.desc())
-                .select(entries::body)
-                .first(conn)
-                .optional()?)
-        };
-        let last_prompt = newest("prompt://%", conn)?;
-        let last_update = newest("log://turn_%/update/%", conn)?;
-        let rows: Vec<(String, String)> = turn_context::table
-            .filter(turn_context::run_id.eq(run))
-            .filter(turn_context::turn.eq(self.turn))
-            .order(turn_context::ordinal.asc())
-            .select((turn_context::category, turn_context::body))
-            .load(conn)?;
-        let mut distribution: Vec<Bucket> = Vec::new();
-        for (category, body) in rows {
-            let tokens = count_tokens(&body, self.token_divisor);
-            match distribution.iter_mut().find(|b| b.bucket == category) {
-                Some(b) => {
-                    b.tokens += tokens;
-                    b.entries += 1;
-                }
-                None => distribution.push(Bucket {
-                    bucket: category,
-                    tokens,
-                    entries: 1,
-                }),
-            }
-        }
-        // The order `run/state` documents: data, logging, unknown, prompt,
-        // system (the system prompt's own row).
-        let rank = |bucket: &str| {
-            ["data", "logging", "unknown", "prompt", "system"]
-                .iter()
-                .position(|b| *b == bucket)
-                .unwrap_or(5)
-        };
-        distribution.sort_by_key(|b| rank(&b.bucket));
+        let distribution = super::turn_context::distribution(conn, run, self.turn)?;
         Ok(RunReport {
-            history,
-            unknowns,
+            history: scan.history,
+            unknowns: scan.unknowns,
             usage,
-            summary,
-            reasoning,
-            content,
+            summary: scan.summary,
+            reasoning: scan.reasoning,
+            content: scan.content,
             distribution,
-            last_prompt,
-            last_update,
+            last_prompt: scan.last_prompt,
+            last_update: scan.last_update,
         })
     }
+}
+
+/// One view of a run, as the report reads it: bodies and attributes only
+/// where the report uses them, so audit bodies (each turn's whole packet)
+/// are never read.
+#[derive(QueryableByName)]
+struct ScanRow {
+    #[diesel(sql_type = Text)]
+    path: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    scheme: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    category: Option<String>,
+    #[diesel(sql_type = Text)]
+    state: EntryState,
+    #[diesel(sql_type = Nullable<Text>)]
+    outcome: Option<String>,
+    #[diesel(sql_type = BigInt)]
+    turn: i64,
+    #[diesel(sql_type = Nullable<Text>)]
+    attributes: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    body: Option<String>,
+}
+
+/// The parts of a report read from the run's views, in one pass in view
+/// order (what `v_run_log`, `known_entries` by scheme and three "newest
+/// path like" queries used to read in six).
+#[derive(Default)]
+struct RunScan {
+    history: Vec<HistoryRow>,
+    unknowns: Vec<PathBody>,
+    reasoning: Vec<PathBody>,
+    content: Vec<PathBody>,
+    summary: Option<String>,
+    last_prompt: Option<String>,
+    last_update: Option<String>,
+}
+
+const RUN_SCAN: &str = "\
+SELECT e.path AS path, e.scheme AS scheme, s.category AS category, v.state AS state, \
+  v.outcome AS outcome, v.turn AS turn, \
+  CASE WHEN s.category IN ('logging', 'prompt', 'unknown') OR e.path LIKE 'log://turn_%/update/%' \
+    THEN e.attributes END AS attributes, \
+  CASE WHEN s.category IN ('logging', 'prompt', 'unknown') \
+      OR e.scheme IN ('unknown', 'reasoning', 'content') \
+      OR e.path LIKE 'prompt://%' OR e.path LIKE 'log://turn_%/update/%' \
+    THEN e.body END AS body \
+FROM run_views AS v \
+INNER JOIN entries AS e ON e.id = v.entry_id \
+LEFT JOIN schemes AS s ON s.name = e.scheme \
+WHERE v.run_id = ? ORDER BY v.id";
+
+impl RunScan {
+    fn read(conn: &mut SqliteConnection, run: i64) -> StoreResult<RunScan> {
+        let rows: Vec<ScanRow> = diesel::sql_query(RUN_SCAN)
+            .bind::<BigInt, _>(run)
+            .load(conn)?;
+        let mut scan = RunScan::default();
+        for r in rows {
+            let body = r.body.unwrap_or_default();
+            // SQLite's LIKE: ASCII case-insensitive, `_` one character.
+            let update = is_update_log(&r.path);
+            if update {
+                let status_200 = r
+                    .attributes
+                    .as_deref()
+                    .and_then(|a| serde_json::from_str::<serde_json::Value>(a).ok())
+                    .and_then(|a| a.get("status").and_then(serde_json::Value::as_f64))
+                    == Some(200.0);
+                if status_200 {
+                    scan.summary = Some(body.clone());
+                }
+                scan.last_update = Some(body.clone());
+            }
+            if has_prefix_ci(&r.path, "prompt://") {
+                scan.last_prompt = Some(body.clone());
+            }
+            match r.scheme.as_deref() {
+                Some("unknown") => scan.unknowns.push(PathBody {
+                    path: r.path.clone(),
+                    body: body.clone(),
+                    turn: -1,
+                }),
+                Some("reasoning") => scan.reasoning.push(PathBody {
+                    path: r.path.clone(),
+                    body: body.clone(),
+                    turn: r.turn,
+                }),
+                Some("content") => scan.content.push(PathBody {
+                    path: r.path.clone(),
+                    body: body.clone(),
+                    turn: r.turn,
+                }),
+                _ => {}
+            }
+            let logged = matches!(
+                r.category.as_deref(),
+                Some("logging" | "prompt" | "unknown")
+            ) && r.state != EntryState::Proposed
+                && r.scheme.as_deref() != Some("run");
+            if logged {
+                scan.history.push(HistoryRow {
+                    tool: r.scheme,
+                    state: r.state,
+                    outcome: r.outcome,
+                    path: r.path,
+                    body,
+                    turn: r.turn,
+                    attributes: r.attributes.unwrap_or_else(|| "{}".into()),
+                });
+            }
+        }
+        Ok(scan)
+    }
+}
+
+fn has_prefix_ci(path: &str, prefix: &str) -> bool {
+    path.as_bytes()
+        .get(..prefix.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(prefix.as_bytes()))
+}
+
+/// `path LIKE 'log://turn_%/update/%'`.
+fn is_update_log(path: &str) -> bool {
+    const HEAD: &str = "log://turn";
+    if !has_prefix_ci(path, HEAD) {
+        return false;
+    }
+    // `_` takes one character, then `%` anything before "/update/".
+    let mut rest = path[HEAD.len()..].chars();
+    if rest.next().is_none() {
+        return false;
+    }
+    rest.as_str().to_ascii_lowercase().contains("/update/")
 }
 
 /// The provider's `prompt_tokens` for the run's latest turn before `turn`,
@@ -327,7 +364,6 @@ impl StoreOp for PreviousPromptTokens {
 store_ops!(
     PreviousPromptTokens => Option<i64>,
     ModelContext => Vec<ContextRow>,
-    SaveTurnContext => (),
     ReportRun => RunReport,
 );
 
@@ -455,3 +491,20 @@ impl StoreOp for PagedEntries {
 }
 
 store_ops!(QueryEntries => Vec<EntryListItem>, PagedEntries => Vec<EntryListItem>);
+
+#[cfg(test)]
+mod like_tests {
+    use super::{has_prefix_ci, is_update_log};
+
+    #[test]
+    fn matches_like_update_paths_as_sqlite_does() {
+        assert!(is_update_log("log://turn_3/update/done"));
+        assert!(is_update_log("LOG://TURN_12/UPDATE/x"));
+        assert!(is_update_log("log://turnX/update/"));
+        assert!(!is_update_log("log://turn/update/x"));
+        assert!(!is_update_log("log://turn_3/set/update"));
+        assert!(!is_update_log("known://turn_3/update/x"));
+        assert!(has_prefix_ci("Prompt://1", "prompt://"));
+        assert!(!has_prefix_ci("prompt:/", "prompt://"));
+    }
+}

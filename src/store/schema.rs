@@ -167,6 +167,11 @@ diesel::table! {
         attributes -> Text,
         category -> Text,
         source_turn -> Nullable<BigInt>,
+        /// Last turn the row is part of; NULL while in the latest one.
+        until_turn -> Nullable<BigInt>,
+        sort_key -> Text,
+        tokens -> BigInt,
+        digest -> BigInt,
     }
 }
 

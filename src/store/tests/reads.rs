@@ -2,8 +2,10 @@
 
 use super::fixture::*;
 use crate::store::schema as s;
+use crate::store::turn_context::TurnSnapshotSchemes;
 use crate::store::*;
 use diesel::prelude::*;
+use diesel::SqliteConnection;
 
 #[test]
 fn model_context_excludes_archived_and_audit_rows() {
@@ -74,6 +76,7 @@ fn model_context_orders_data_then_logging_then_prompt() {
 fn tc_row(ordinal: i64, path: &str) -> TurnContextRow {
     TurnContextRow {
         ordinal,
+        sort_key: format!("2{path}"),
         path: path.into(),
         state: EntryState::Resolved,
         outcome: None,
@@ -85,8 +88,30 @@ fn tc_row(ordinal: i64, path: &str) -> TurnContextRow {
     }
 }
 
+/// (path, turn, until_turn) of every stored row, by path then turn.
+fn spans(conn: &mut SqliteConnection, run: i64) -> Vec<(String, i64, Option<i64>)> {
+    s::turn_context::table
+        .filter(s::turn_context::run_id.eq(run))
+        .order((s::turn_context::path.asc(), s::turn_context::turn.asc()))
+        .select((
+            s::turn_context::path,
+            s::turn_context::turn,
+            s::turn_context::until_turn,
+        ))
+        .load(conn)
+        .unwrap()
+}
+
+fn snapshot(conn: &mut SqliteConnection, run: i64, turn: i64) -> Vec<String> {
+    exec(conn, TurnSnapshotSchemes { run_id: run, turn })
+        .unwrap()
+        .into_iter()
+        .map(|(path, _)| path)
+        .collect()
+}
+
 #[test]
-fn save_turn_context_replaces_the_rows_of_one_turn() {
+fn save_turn_context_writes_only_what_changed_and_keeps_every_turn_readable() {
     let mut fx = fixture();
     let lp = enqueue(&mut fx.conn, fx.run, "a").id;
     let save = |turn, rows| SaveTurnContext {
@@ -94,52 +119,112 @@ fn save_turn_context_replaces_the_rows_of_one_turn() {
         loop_id: lp,
         turn,
         rows,
+        token_divisor: 4.0,
     };
     exec(
         &mut fx.conn,
         save(1, vec![tc_row(1, "known://a"), tc_row(2, "known://b")]),
     )
     .unwrap();
-    exec(&mut fx.conn, save(2, vec![tc_row(1, "known://c")])).unwrap();
-    exec(&mut fx.conn, save(1, vec![tc_row(1, "known://d")])).unwrap();
-
-    let rows: Vec<(i64, i64, String, Option<String>)> = s::turn_context::table
-        .filter(s::turn_context::run_id.eq(fx.run))
-        .order((s::turn_context::turn.asc(), s::turn_context::ordinal.asc()))
-        .select((
-            s::turn_context::turn,
-            s::turn_context::ordinal,
-            s::turn_context::path,
-            s::turn_context::scheme,
-        ))
-        .load(&mut fx.conn)
-        .unwrap();
-    assert_eq!(
-        rows,
-        [
-            (1, 1, "known://d".into(), Some("known".into())),
-            (2, 1, "known://c".into(), Some("known".into())),
-        ]
-    );
-
-    // An empty snapshot clears the turn; the distribution reads it.
-    exec(&mut fx.conn, save(1, vec![])).unwrap();
-    let report = exec(
+    // Turn 2: a unchanged (its ordinal moved), b gone, c new.
+    exec(
         &mut fx.conn,
-        ReportRun {
-            run_id: fx.run,
-            turn: 2,
-            token_divisor: 4.0,
-        },
+        save(2, vec![tc_row(2, "known://a"), tc_row(1, "known://c")]),
     )
     .unwrap();
-    assert_eq!(report.distribution.len(), 1);
-    assert_eq!(report.distribution[0].bucket, "data");
-    assert_eq!(report.distribution[0].entries, 1);
-    let left: i64 = s::turn_context::table
-        .filter(s::turn_context::turn.eq(1))
-        .count()
-        .get_result(&mut fx.conn)
-        .unwrap();
-    assert_eq!(left, 0);
+    assert_eq!(
+        spans(&mut fx.conn, fx.run),
+        [
+            ("known://a".into(), 1, None),
+            ("known://b".into(), 1, Some(1)),
+            ("known://c".into(), 2, None),
+        ]
+    );
+    assert_eq!(
+        snapshot(&mut fx.conn, fx.run, 1),
+        ["known://a", "known://b"]
+    );
+    assert_eq!(
+        snapshot(&mut fx.conn, fx.run, 2),
+        ["known://a", "known://c"]
+    );
+
+    // Turn 2 saved again (post-dispatch) with a changed: the old a ends
+    // with turn 1; then once more without it, and turn 2's own a goes.
+    let mut changed = tc_row(1, "known://a");
+    changed.body = "new body".into();
+    exec(&mut fx.conn, save(2, vec![changed, tc_row(2, "known://c")])).unwrap();
+    exec(&mut fx.conn, save(2, vec![tc_row(1, "known://c")])).unwrap();
+    assert_eq!(
+        spans(&mut fx.conn, fx.run),
+        [
+            ("known://a".into(), 1, Some(1)),
+            ("known://b".into(), 1, Some(1)),
+            ("known://c".into(), 2, None),
+        ]
+    );
+    assert_eq!(
+        snapshot(&mut fx.conn, fx.run, 1),
+        ["known://a", "known://b"]
+    );
+    assert_eq!(snapshot(&mut fx.conn, fx.run, 2), ["known://c"]);
+
+    // An older turn cannot be saved over a newer one; nothing changes.
+    let before = spans(&mut fx.conn, fx.run);
+    assert!(exec(&mut fx.conn, save(1, vec![tc_row(1, "known://d")])).is_err());
+    assert_eq!(spans(&mut fx.conn, fx.run), before);
+
+    // The distribution reads the turn's own rows.
+    let report = |conn: &mut SqliteConnection, turn| {
+        exec(
+            conn,
+            ReportRun {
+                run_id: fx.run,
+                turn,
+                token_divisor: 4.0,
+            },
+        )
+        .unwrap()
+    };
+    let r1 = report(&mut fx.conn, 1);
+    assert_eq!(r1.distribution.len(), 1);
+    assert_eq!(r1.distribution[0].bucket, "data");
+    assert_eq!(r1.distribution[0].entries, 2);
+    // "body of known://a" is 17 characters: ceil(17 / 4) = 5 tokens each.
+    assert_eq!(r1.distribution[0].tokens, 10);
+    assert_eq!(report(&mut fx.conn, 2).distribution[0].entries, 1);
+
+    // An empty snapshot clears the latest turn.
+    exec(&mut fx.conn, save(3, vec![])).unwrap();
+    assert!(snapshot(&mut fx.conn, fx.run, 3).is_empty());
+    assert!(report(&mut fx.conn, 3).distribution.is_empty());
+    assert_eq!(snapshot(&mut fx.conn, fx.run, 2), ["known://c"]);
+}
+
+#[derive(diesel::QueryableByName)]
+struct PlanRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    detail: String,
+}
+
+/// A write looks up the run's view of its path; that must go through the
+/// path index, not walk every view of the run (the planner statistics).
+#[test]
+fn the_view_of_a_path_is_found_through_the_path_index() {
+    let mut fx = fixture();
+    let plan: Vec<String> = diesel::sql_query(
+        "EXPLAIN QUERY PLAN SELECT run_views.visibility FROM run_views \
+         INNER JOIN entries ON entries.id = run_views.entry_id \
+         WHERE run_views.run_id = 1 AND entries.path = 'known://x'",
+    )
+    .load::<PlanRow>(&mut fx.conn)
+    .unwrap()
+    .into_iter()
+    .map(|r| r.detail)
+    .collect();
+    assert!(
+        plan[0].contains("entries") && plan[0].contains("idx_entries_path"),
+        "{plan:?}"
+    );
+    assert!(plan[1].contains("idx_run_views_run_entry"), "{plan:?}");
 }

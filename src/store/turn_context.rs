@@ -1,0 +1,237 @@
+//! The `turn_context` snapshots: what each turn materialized for the model.
+//!
+//! A row stands for every turn from `turn` to `until_turn` (NULL while it
+//! is in the run's latest materialization). Saving a turn writes only the
+//! rows that changed since the previous one (closing or deleting the rows
+//! they replace), so a turn's cost follows what it changed, not how long
+//! the run is; upstream rewrites the whole context every time. A turn's
+//! rows are read back in `sort_key` order, the packet order.
+
+use super::reads::Bucket;
+use super::schema::turn_context;
+use super::{EntryState, StoreError, StoreResult};
+use crate::tokens::count_tokens;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+use diesel::SqliteConnection;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
+/// One materialized row, as shipped to the model.
+#[derive(Debug, Clone)]
+pub struct TurnContextRow {
+    pub ordinal: i64,
+    /// The row's place in the packet, stable while the row is unchanged
+    /// (see `ModelContext`).
+    pub sort_key: String,
+    pub path: String,
+    pub state: EntryState,
+    pub outcome: Option<String>,
+    pub visibility: String,
+    pub body: String,
+    pub attributes: String,
+    pub category: String,
+    pub source_turn: i64,
+}
+
+impl TurnContextRow {
+    /// Everything a reader of the snapshot sees except the ordinal, which
+    /// shifts whenever an earlier row comes or goes. Only compared within
+    /// one database's rows, so the hasher's version does not matter: a
+    /// different hash after an upgrade only rewrites an unchanged row once.
+    fn digest(&self) -> i64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (
+            &self.sort_key,
+            &self.path,
+            self.state.as_str(),
+            &self.outcome,
+            &self.visibility,
+            &self.body,
+            &self.attributes,
+            &self.category,
+            self.source_turn,
+        )
+            .hash(&mut h);
+        h.finish() as i64
+    }
+}
+
+/// Saves the materialization of one turn: `rows` replace whatever the
+/// run's latest snapshot held. `turn` is the run's newest turn; saving
+/// the same turn again (after a demotion, or post-dispatch) replaces its
+/// earlier save.
+pub struct SaveTurnContext {
+    pub run_id: i64,
+    pub loop_id: i64,
+    pub turn: i64,
+    pub rows: Vec<TurnContextRow>,
+    pub token_divisor: f64,
+}
+
+#[derive(QueryableByName)]
+struct OpenRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = BigInt)]
+    turn: i64,
+    #[diesel(sql_type = Text)]
+    path: String,
+    #[diesel(sql_type = BigInt)]
+    digest: i64,
+}
+
+impl super::StoreOp for SaveTurnContext {
+    type Output = ();
+    fn run(self, conn: &mut SqliteConnection) -> StoreResult<()> {
+        let newest: Option<i64> = turn_context::table
+            .filter(turn_context::run_id.eq(self.run_id))
+            .select(diesel::dsl::max(turn_context::turn))
+            .first(conn)?;
+        if newest.is_some_and(|n| n > self.turn) {
+            return Err(StoreError::Invalid(format!(
+                "turn {} is older than the run's latest materialized turn",
+                self.turn
+            )));
+        }
+        let open: Vec<OpenRow> = diesel::sql_query(
+            "SELECT id, turn, path, digest FROM turn_context \
+             WHERE run_id = ? AND until_turn IS NULL",
+        )
+        .bind::<BigInt, _>(self.run_id)
+        .load(conn)?;
+        let mut open: HashMap<String, OpenRow> =
+            open.into_iter().map(|r| (r.path.clone(), r)).collect();
+        for r in self.rows {
+            let digest = r.digest();
+            if let Some(old) = open.remove(&r.path) {
+                if old.digest == digest {
+                    continue;
+                }
+                retire(conn, &old, self.turn)?;
+            }
+            let tokens = count_tokens(&r.body, self.token_divisor);
+            diesel::insert_into(turn_context::table)
+                .values((
+                    turn_context::run_id.eq(self.run_id),
+                    turn_context::loop_id.eq(Some(self.loop_id)),
+                    turn_context::turn.eq(self.turn),
+                    turn_context::ordinal.eq(r.ordinal),
+                    turn_context::path.eq(r.path),
+                    turn_context::state.eq(r.state),
+                    turn_context::outcome.eq(r.outcome),
+                    turn_context::visibility.eq(r.visibility),
+                    turn_context::body.eq(r.body),
+                    turn_context::attributes.eq(r.attributes),
+                    turn_context::category.eq(r.category),
+                    turn_context::source_turn.eq(Some(r.source_turn)),
+                    turn_context::sort_key.eq(r.sort_key),
+                    turn_context::tokens.eq(tokens),
+                    turn_context::digest.eq(digest),
+                ))
+                .execute(conn)?;
+        }
+        for old in open.values() {
+            retire(conn, old, self.turn)?;
+        }
+        Ok(())
+    }
+}
+
+/// Takes a row out of the latest snapshot: written by this same turn, it
+/// never stood for another and goes; otherwise it ends with the previous
+/// turn.
+fn retire(conn: &mut SqliteConnection, row: &OpenRow, turn: i64) -> StoreResult<()> {
+    let target = turn_context::table.find(row.id);
+    if row.turn >= turn {
+        diesel::delete(target).execute(conn)?;
+    } else {
+        diesel::update(target)
+            .set(turn_context::until_turn.eq(Some(turn - 1)))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// The SQL condition selecting the rows of turn `?2` of run `?1`, for
+/// queries that bind the run, then the turn twice.
+pub(crate) const ROWS_OF_TURN: &str =
+    "run_id = ? AND turn <= ? AND (until_turn IS NULL OR until_turn >= ?)";
+
+/// A turn's snapshot rows as (path, scheme), in packet order (`rummy
+/// inspect`).
+pub struct TurnSnapshotSchemes {
+    pub run_id: i64,
+    pub turn: i64,
+}
+
+#[derive(QueryableByName)]
+struct PathScheme {
+    #[diesel(sql_type = Text)]
+    path: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    scheme: Option<String>,
+}
+
+impl super::StoreOp for TurnSnapshotSchemes {
+    type Output = Vec<(String, Option<String>)>;
+    fn run(self, conn: &mut SqliteConnection) -> StoreResult<Self::Output> {
+        let rows: Vec<PathScheme> = diesel::sql_query(format!(
+            "SELECT path, scheme FROM turn_context WHERE {ROWS_OF_TURN} ORDER BY sort_key"
+        ))
+        .bind::<BigInt, _>(self.run_id)
+        .bind::<BigInt, _>(self.turn)
+        .bind::<BigInt, _>(self.turn)
+        .load(conn)?;
+        Ok(rows.into_iter().map(|r| (r.path, r.scheme)).collect())
+    }
+}
+
+#[derive(QueryableByName)]
+struct BucketRow {
+    #[diesel(sql_type = Text)]
+    category: String,
+    #[diesel(sql_type = BigInt)]
+    tokens: i64,
+    #[diesel(sql_type = BigInt)]
+    entries: i64,
+}
+
+/// The context distribution of one turn, in the order `run/state`
+/// documents: data, logging, unknown, prompt, system (the system prompt's
+/// own row), then anything else.
+pub(crate) fn distribution(
+    conn: &mut SqliteConnection,
+    run_id: i64,
+    turn: i64,
+) -> StoreResult<Vec<Bucket>> {
+    let rows: Vec<BucketRow> = diesel::sql_query(format!(
+        "SELECT category, COALESCE(SUM(tokens), 0) AS tokens, COUNT(*) AS entries \
+         FROM turn_context WHERE {ROWS_OF_TURN} GROUP BY category ORDER BY MIN(sort_key)"
+    ))
+    .bind::<BigInt, _>(run_id)
+    .bind::<BigInt, _>(turn)
+    .bind::<BigInt, _>(turn)
+    .load(conn)?;
+    let rank = |bucket: &str| {
+        ["data", "logging", "unknown", "prompt", "system"]
+            .iter()
+            .position(|b| *b == bucket)
+            .unwrap_or(5)
+    };
+    let mut buckets: Vec<Bucket> = rows
+        .into_iter()
+        .map(|r| Bucket {
+            bucket: r.category,
+            tokens: r.tokens,
+            entries: r.entries,
+        })
+        .collect();
+    buckets.sort_by_key(|b| rank(&b.bucket));
+    Ok(buckets)
+}
+
+super::store_ops!(
+    SaveTurnContext => (),
+    TurnSnapshotSchemes => Vec<(String, Option<String>)>,
+);
