@@ -186,6 +186,23 @@ pub struct RunService {
     registry: Addr<RunRegistry>,
 }
 
+/// The millisecond stamp of a generated alias (`{model}_{stamp}`, as
+/// upstream), made strictly increasing so that runs started in the same
+/// millisecond (hundreds at once under load) still get distinct aliases.
+fn alias_stamp() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = u64::try_from(now_millis()).unwrap_or(u64::MAX);
+    let mut last = LAST.load(Ordering::Relaxed);
+    loop {
+        let next = now.max(last.saturating_add(1));
+        match LAST.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return next,
+            Err(seen) => last = seen,
+        }
+    }
+}
+
 fn now_millis() -> u128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -345,8 +362,8 @@ impl RunService {
         let mut alias = req
             .alias
             .clone()
-            .unwrap_or_else(|| format!("{}_{}", req.model, now_millis()));
-        let mut attempt = 0u128;
+            .unwrap_or_else(|| format!("{}_{}", req.model, alias_stamp()));
+        let mut attempt = 0u32;
         let run = loop {
             let created = self
                 .engine
@@ -365,10 +382,11 @@ impl RunService {
                 .await;
             match created {
                 Ok(run) => break run,
-                // A generated alias may collide within one millisecond.
-                Err(StoreError::Invalid(_)) if generated && attempt < 4 => {
+                // Stamps are unique in this process; an alias taken by
+                // another one (or an older run) takes the next stamp.
+                Err(StoreError::Invalid(_)) if generated && attempt < 8 => {
                     attempt += 1;
-                    alias = format!("{}_{}", req.model, now_millis() + attempt);
+                    alias = format!("{}_{}", req.model, alias_stamp());
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -570,5 +588,14 @@ impl RunService {
     /// How many run actors are alive; idle runs are forgotten.
     pub async fn active_actors(&self) -> usize {
         self.registry.send(ActiveRunActors).await.unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod alias_tests {
+    #[test]
+    fn generated_alias_stamps_never_repeat() {
+        let stamps: Vec<u64> = (0..1000).map(|_| super::alias_stamp()).collect();
+        assert!(stamps.windows(2).all(|w| w[0] < w[1]));
     }
 }
