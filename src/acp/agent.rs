@@ -3,6 +3,7 @@
 //! as spawned connection tasks so the dispatch loop keeps reading (the
 //! client's permission answers and cancels arrive through it).
 
+use super::editor::{AcpEditor, ClientSide};
 use super::mapping::{self, PromptEnd, Tracker};
 use super::EngineBridge;
 use crate::cli::driver::Event;
@@ -12,20 +13,20 @@ use crate::run::actor::{Resolution, Resolve};
 use crate::run::service::{ContinueRun, RunSettings, StartRun};
 use crate::run::LoopFlags;
 use crate::server::admission::resolve_project_root;
-use crate::store::UpsertProject;
+use crate::store::{GetEntry, UpsertProject};
 use crate::tools::Mode;
 use actix::prelude::*;
 use agent_client_protocol::v1::schema::{
     AgentCapabilities, CancelNotification, Implementation, InitializeRequest, InitializeResponse,
     LoadSessionRequest, LoadSessionResponse, NewSessionRequest, NewSessionResponse,
     PromptCapabilities, PromptRequest, PromptResponse, SessionNotification, SessionUpdate,
-    SetSessionModeRequest, SetSessionModeResponse, StopReason,
+    SetSessionModeRequest, SetSessionModeResponse, StopReason, ToolCallStatus,
 };
 use agent_client_protocol::v1::{ConnectionTo, Responder};
 use agent_client_protocol::{Agent, Client, Error, Stdio};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
@@ -40,6 +41,8 @@ pub(super) struct Session {
     pub(super) mode: Mode,
     /// The run exists (its first prompt went out, or it was loaded).
     pub(super) started: bool,
+    /// The run's id once it exists (the engine's editor calls name runs by id).
+    pub(super) run_id: Option<i64>,
     /// The client chose "allow always": proposals are accepted from now on.
     pub(super) yolo: bool,
     /// `session/cancel` came during the current turn.
@@ -57,9 +60,9 @@ pub(super) struct AcpAgent {
     model: String,
     max_turns: u32,
     sessions: Arc<Mutex<HashMap<String, Session>>>,
-    /// The client offered `fs.write_text_file`: accepted edits go through
-    /// it too, so the editor's open buffer matches the disk.
-    pub(super) fs_write: Arc<AtomicBool>,
+    /// The client's capabilities and connection, shared with the engine's
+    /// editor (file reads, accepted edits and commands through the client).
+    pub(super) client: Arc<ClientSide>,
 }
 
 fn invalid(message: impl ToString) -> Error {
@@ -127,6 +130,7 @@ impl AcpAgent {
 
     async fn new_session(&self, req: NewSessionRequest) -> Result<NewSessionResponse, Error> {
         let (project_id, cwd) = self.project(req.cwd).await?;
+        let cwd_root = cwd.clone();
         let alias = format!("{}_{}", self.model, now_millis());
         let mut sessions = self.lock();
         // Two sessions in one millisecond still get two runs.
@@ -145,11 +149,12 @@ impl AcpAgent {
                 model: self.model.clone(),
                 mode: Mode::Act,
                 started: false,
+                run_id: None,
                 yolo: false,
                 cancelled: false,
                 busy: false,
                 question: None,
-                tracker: Tracker::default(),
+                tracker: Tracker::default().rooted(cwd_root),
             },
         );
         Ok(NewSessionResponse::new(alias_free).modes(mapping::modes(Mode::Act)))
@@ -186,12 +191,12 @@ impl AcpAgent {
                     .await
                     .map(|d| d.context.reasoning)
                     .unwrap_or_default();
-                Ok::<_, Error>((state, reasoning, run.model.clone(), yolo))
+                Ok::<_, Error>((state, reasoning, run.model.clone(), yolo, run.id))
             })
             .await
             .map_err(internal)??;
-        let (state, reasoning, model, yolo) = state;
-        let mut tracker = Tracker::replaying();
+        let (state, reasoning, model, yolo, run_id) = state;
+        let mut tracker = Tracker::replaying().rooted(cwd.clone());
         let mut updates = tracker.thoughts(&reasoning);
         updates.extend(tracker.updates(&state.history));
         for update in updates {
@@ -213,6 +218,7 @@ impl AcpAgent {
                 model: model.unwrap_or_else(|| self.model.clone()),
                 mode: Mode::Act,
                 started: true,
+                run_id: Some(run_id),
                 yolo,
                 cancelled: false,
                 busy: false,
@@ -350,7 +356,7 @@ impl AcpAgent {
                             },
                         )
                         .await
-                        .map(|_| ())
+                        .map(|_| None)
                         .map_err(|e| e.to_string());
                 }
                 if started {
@@ -365,7 +371,7 @@ impl AcpAgent {
                             queue: false,
                         })
                         .await
-                        .map(|_| ())
+                        .map(|r| Some(r.id))
                         .map_err(|e| e.to_string())
                 } else {
                     server
@@ -380,16 +386,17 @@ impl AcpAgent {
                             flags,
                         })
                         .await
-                        .map(|_| ())
+                        .map(|r| Some(r.id))
                         .map_err(|e| e.to_string())
                 }
             })
             .await
             .map_err(internal)?;
         let outcome = match begun {
-            Ok(()) => {
+            Ok(run_id) => {
                 if let Some(s) = self.lock().get_mut(alias) {
                     s.started = true;
+                    s.run_id = run_id.or(s.run_id);
                 }
                 self.follow(cx, project_id, alias, &mut events).await
             }
@@ -423,6 +430,7 @@ impl AcpAgent {
                         None => Vec::new(),
                     };
                     for update in updates {
+                        let update = self.with_output(alias, update).await;
                         send(cx, alias, update)?;
                     }
                     if !s.unknowns.is_empty() {
@@ -460,6 +468,55 @@ impl AcpAgent {
         Err(internal("the engine stopped before the run ended"))
     }
 
+    /// A finished `sh`/`env` call's update carries the command's output
+    /// (its stream entries), not the log line that points at them.
+    async fn with_output(&self, alias: &str, update: SessionUpdate) -> SessionUpdate {
+        let SessionUpdate::ToolCallUpdate(mut u) = update else {
+            return update;
+        };
+        let id = u.tool_call_id.0.to_string();
+        let done = matches!(
+            u.fields.status,
+            Some(ToolCallStatus::Completed | ToolCallStatus::Failed)
+        );
+        let run_id = self.lock().get(alias).and_then(|s| s.run_id);
+        let (Some(run_id), Some(base), true) = (
+            run_id,
+            crate::store::paths::data_base(&id),
+            done && matches!(mapping::path_tool(&id), "sh" | "env"),
+        ) else {
+            return SessionUpdate::ToolCallUpdate(u);
+        };
+        let bodies = self
+            .engine
+            .call(move |server| async move {
+                let mut out = Vec::new();
+                for channel in [1, 2] {
+                    let body = server
+                        .store
+                        .run(GetEntry {
+                            run_id,
+                            path: format!("{base}_{channel}"),
+                        })
+                        .await
+                        .ok()
+                        .flatten()
+                        .map(|r| r.body)
+                        .unwrap_or_default();
+                    out.push(body);
+                }
+                out
+            })
+            .await
+            .unwrap_or_default();
+        if let [stdout, stderr] = bodies.as_slice() {
+            if let Some(c) = mapping::command_output(stdout, stderr) {
+                u.fields.content = Some(vec![c]);
+            }
+        }
+        SessionUpdate::ToolCallUpdate(u)
+    }
+
     /// The run's reasoning entries; none when they cannot be read (the
     /// turn's other updates still go out).
     async fn reasoning(&self, project_id: i64, alias: &str) -> Vec<TurnText> {
@@ -494,8 +551,17 @@ pub async fn serve(engine: EngineBridge, model: String, max_turns: u32) -> Resul
         model,
         max_turns,
         sessions: Arc::default(),
-        fs_write: Arc::default(),
+        client: Arc::default(),
     };
+    let editor = AcpEditor {
+        client: agent.client.clone(),
+        sessions: agent.sessions.clone(),
+    };
+    agent
+        .engine
+        .call(move |server| async move { server.engine.editor.install(Arc::new(editor)) })
+        .await
+        .map_err(internal)?;
     let (a1, a2, a3, a4, a5, a6) = (
         agent.clone(),
         agent.clone(),
@@ -508,11 +574,17 @@ pub async fn serve(engine: EngineBridge, model: String, max_turns: u32) -> Resul
         .v1()
         .name("rummy")
         .on_receive_request(
-            async move |req: InitializeRequest, responder: Responder<InitializeResponse>, _cx| {
-                a1.fs_write.store(
-                    req.client_capabilities.fs.write_text_file,
-                    Ordering::Relaxed,
-                );
+            async move |req: InitializeRequest,
+                        responder: Responder<InitializeResponse>,
+                        cx: ConnectionTo<Client>| {
+                let caps = &req.client_capabilities;
+                let client = &a1.client;
+                client.read.store(caps.fs.read_text_file, Ordering::Relaxed);
+                client
+                    .write
+                    .store(caps.fs.write_text_file, Ordering::Relaxed);
+                client.terminal.store(caps.terminal, Ordering::Relaxed);
+                *client.conn.lock().unwrap_or_else(|p| p.into_inner()) = Some(cx);
                 responder.respond(
                     InitializeResponse::new(req.protocol_version)
                         .agent_capabilities(

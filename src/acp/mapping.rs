@@ -7,12 +7,13 @@ use crate::protocol::runs::TurnText;
 use crate::protocol::EntryState;
 use crate::tools::Mode;
 use agent_client_protocol::v1::schema::{
-    ContentBlock, ContentChunk, Cost, PermissionOption, PermissionOptionKind, Plan, PlanEntry,
-    PlanEntryPriority, PlanEntryStatus, RequestPermissionOutcome, SessionMode, SessionModeState,
-    SessionUpdate, StopReason, TextContent, ToolCall, ToolCallContent, ToolCallStatus,
-    ToolCallUpdate, ToolCallUpdateFields, ToolKind, UsageUpdate,
+    ContentBlock, ContentChunk, Cost, Diff, PermissionOption, PermissionOptionKind, Plan,
+    PlanEntry, PlanEntryPriority, PlanEntryStatus, RequestPermissionOutcome, SessionMode,
+    SessionModeState, SessionUpdate, StopReason, TextContent, ToolCall, ToolCallContent,
+    ToolCallStatus, ToolCallUpdate, ToolCallUpdateFields, ToolKind, UsageUpdate,
 };
 use std::collections::HashMap;
+use std::path::PathBuf;
 
 /// Permission option ids (stable: clients may remember them).
 pub const ALLOW_ONCE: &str = "allow_once";
@@ -226,6 +227,11 @@ pub fn usage(t: &RunTelemetry) -> Option<UsageUpdate> {
     Some(UsageUpdate::new(used, size).cost(Cost::new(t.cost, "USD")))
 }
 
+/// A target naming a project file (not an entry of another scheme).
+fn scheme_free(target: &str) -> bool {
+    !target.contains("://")
+}
+
 fn text_chunk(text: &str) -> ContentChunk {
     ContentChunk::new(ContentBlock::Text(TextContent::new(text)))
 }
@@ -261,6 +267,24 @@ fn tool_content(tool: &str, body: &str) -> Option<ToolCallContent> {
     Some(ToolCallContent::from(body.to_string()))
 }
 
+/// A file edit as ACP shows it: the file's absolute path, its text before
+/// (none: a new file) and after.
+pub fn diff(file: PathBuf, old: Option<String>, new: &str) -> ToolCallContent {
+    ToolCallContent::Diff(Diff::new(file, new.to_string()).old_text(old))
+}
+
+/// A command's output as a call's text content: stdout, then stderr under
+/// a marker; none when both are empty.
+pub fn command_output(stdout: &str, stderr: &str) -> Option<ToolCallContent> {
+    let text = match (stdout.is_empty(), stderr.is_empty()) {
+        (true, true) => return None,
+        (false, true) => stdout.to_string(),
+        (true, false) => format!("stderr:\n{stderr}"),
+        (false, false) => format!("{stdout}\nstderr:\n{stderr}"),
+    };
+    Some(ToolCallContent::from(text))
+}
+
 /// Turns the run's full history, as each `run/state` carries it, into the
 /// updates a client has not seen yet.
 #[derive(Debug, Default)]
@@ -268,6 +292,11 @@ pub struct Tracker {
     seen: HashMap<String, EntryState>,
     /// Replaying a loaded session: prompts go out as user messages too.
     replay: bool,
+    /// The project root: edits' diffs name absolute paths.
+    root: Option<PathBuf>,
+    /// A proposed edit's file text before it (`None` inside: a new file),
+    /// by call id, for the diff of its later updates.
+    old: HashMap<String, Option<String>>,
 }
 
 impl Tracker {
@@ -276,6 +305,32 @@ impl Tracker {
             replay: true,
             ..Tracker::default()
         }
+    }
+
+    /// Diffs of edits name files under `root`.
+    pub fn rooted(mut self, root: PathBuf) -> Tracker {
+        self.root = Some(root);
+        self
+    }
+
+    /// Remembers an edit's text before it, for its diff.
+    pub fn remember_old(&mut self, call_id: &str, old: Option<String>) {
+        self.old.insert(call_id.to_string(), old);
+    }
+
+    /// The content of a call: the diff of a file edit (`set`; the entry's
+    /// body is the new text), else [`tool_content`].
+    fn content(&self, tool: &str, item: &RunLogItem) -> Option<ToolCallContent> {
+        if tool == "set" && scheme_free(&path_target(&item.path)) {
+            let target = path_target(&item.path);
+            let file = match &self.root {
+                Some(r) => r.join(&target),
+                None => PathBuf::from(&target),
+            };
+            let old = self.old.get(&item.path).cloned().flatten();
+            return Some(diff(file, old, &item.body));
+        }
+        tool_content(tool, &item.body)
     }
 
     /// Marks a proposal announced (as a pending tool call) already.
@@ -335,11 +390,17 @@ impl Tracker {
                 "unknown" | "error" | "" => {}
                 _ if item.tool.as_deref() == Some("unknown") => {}
                 _ => match before {
-                    None => out.push(SessionUpdate::ToolCall(tool_call(item))),
+                    None => {
+                        let mut call = tool_call(item);
+                        if let Some(c) = self.content(tool, item) {
+                            call = call.content(vec![c]);
+                        }
+                        out.push(SessionUpdate::ToolCall(call));
+                    }
                     Some(_) => {
                         let mut fields =
                             ToolCallUpdateFields::new().status(tool_status(item.state));
-                        if let Some(c) = tool_content(tool, &item.body) {
+                        if let Some(c) = self.content(tool, item) {
                             fields = fields.content(vec![c]);
                         }
                         out.push(SessionUpdate::ToolCallUpdate(ToolCallUpdate::new(

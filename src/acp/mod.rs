@@ -9,6 +9,7 @@
 //! translations, `agent` the handlers.
 
 pub mod agent;
+mod editor;
 pub mod mapping;
 mod permission;
 
@@ -56,6 +57,16 @@ impl EngineBridge {
             }
         });
         EngineBridge { jobs }
+    }
+
+    /// Runs `f` on the engine's thread without waiting for it.
+    pub fn spawn<F, Fut>(&self, f: F) -> Result<(), EngineGone>
+    where
+        F: FnOnce(Rc<ServerHandle>) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        let job: Job = Box::new(move |server| Box::pin(f(server)));
+        self.jobs.send(job).map_err(|_| EngineGone)
     }
 
     /// Runs `f` on the engine's thread and answers its result.
