@@ -3,20 +3,26 @@
 //! through a permission request, reject and allow always, a cancel
 //! mid-turn, the turn cap, and a session loaded after a restart.
 
+#[path = "acp/capabilities.rs"]
+mod capabilities;
 mod common;
 
 use agent_client_protocol::schema::ProtocolVersion;
 use agent_client_protocol::v1::schema::{
-    CancelNotification, ClientCapabilities, ContentBlock, FileSystemCapabilities,
-    InitializeRequest, LoadSessionRequest, NewSessionRequest, PromptRequest,
+    CancelNotification, ClientCapabilities, ContentBlock, CreateTerminalRequest,
+    CreateTerminalResponse, FileSystemCapabilities, InitializeRequest, KillTerminalRequest,
+    KillTerminalResponse, LoadSessionRequest, NewSessionRequest, PromptRequest,
+    ReadTextFileRequest, ReadTextFileResponse, ReleaseTerminalRequest, ReleaseTerminalResponse,
     RequestPermissionOutcome, RequestPermissionRequest, RequestPermissionResponse,
     SelectedPermissionOutcome, SessionNotification, SessionUpdate, SetSessionModeRequest,
-    StopReason, TextContent, ToolKind, WriteTextFileRequest, WriteTextFileResponse,
+    StopReason, TerminalExitStatus, TerminalOutputRequest, TerminalOutputResponse, TextContent,
+    ToolCallContent, ToolKind, WaitForTerminalExitRequest, WaitForTerminalExitResponse,
+    WriteTextFileRequest, WriteTextFileResponse,
 };
-use agent_client_protocol::v1::ConnectionTo;
+use agent_client_protocol::v1::{ConnectionTo, Responder};
 use agent_client_protocol::{Agent, ByteStreams, Client};
 use common::{test_vars, FakeProvider, Reply};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -36,6 +42,17 @@ struct Seen {
     offer_fs: bool,
     /// `fs/write_text_file` requests: (path, content).
     writes: Vec<(std::path::PathBuf, String)>,
+    /// `fs/read_text_file` requests, by path.
+    reads: Vec<std::path::PathBuf>,
+    /// What `fs/read_text_file` answers (an editor's unsaved buffers);
+    /// other paths are an error.
+    buffers: HashMap<std::path::PathBuf, String>,
+    /// Offer `terminal`.
+    offer_terminal: bool,
+    /// `terminal/create` command lines (`sh -c` arguments).
+    terminals: Vec<String>,
+    /// Finished terminals: (output, exit code), by id.
+    terminal_runs: HashMap<String, (String, i32)>,
 }
 
 type Shared = Arc<Mutex<Seen>>;
@@ -116,8 +133,17 @@ async fn with_agent<R>(
     let stdin = child.stdin.take().expect("stdin");
     let stdout = child.stdout.take().expect("stdout");
     let transport = ByteStreams::new(stdin.compat_write(), stdout.compat());
-    let offer_fs = seen(&shared).offer_fs;
-    let (on_update, on_permission, on_write) = (shared.clone(), shared.clone(), shared);
+    let (offer_fs, offer_terminal) = {
+        let s = seen(&shared);
+        (s.offer_fs, s.offer_terminal)
+    };
+    let (on_update, on_permission, on_write, on_read) = (
+        shared.clone(),
+        shared.clone(),
+        shared.clone(),
+        shared.clone(),
+    );
+    let (on_term, on_output, on_wait) = (shared.clone(), shared.clone(), shared);
     let result = Client
         .v1()
         .on_receive_notification(
@@ -153,13 +179,90 @@ async fn with_agent<R>(
             },
             agent_client_protocol::on_receive_request!(),
         )
+        .on_receive_request(
+            async move |req: ReadTextFileRequest,
+                        responder: Responder<ReadTextFileResponse>,
+                        _cx| {
+                let answer = {
+                    let mut s = seen(&on_read);
+                    s.reads.push(req.path.clone());
+                    s.buffers.get(&req.path).cloned()
+                };
+                match answer {
+                    Some(text) => responder.respond(ReadTextFileResponse::new(text)),
+                    None => responder.respond_with_error(
+                        agent_client_protocol::Error::internal_error().data("no such buffer"),
+                    ),
+                }
+            },
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_request(
+            async move |req: CreateTerminalRequest, responder, _cx| {
+                // The command runs to its end at once; output and wait
+                // answer what it did.
+                let line = req.args.last().cloned().unwrap_or_default();
+                let out = std::process::Command::new(&req.command)
+                    .args(&req.args)
+                    .current_dir(req.cwd.clone().unwrap_or_default())
+                    .output()
+                    .expect("the terminal's command runs");
+                let mut s = seen(&on_term);
+                let id = format!("term-{}", s.terminals.len());
+                s.terminals.push(line);
+                let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                s.terminal_runs
+                    .insert(id.clone(), (text, out.status.code().unwrap_or(-1)));
+                responder.respond(CreateTerminalResponse::new(id))
+            },
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_request(
+            async move |req: TerminalOutputRequest, responder, _cx| {
+                let run = seen(&on_output)
+                    .terminal_runs
+                    .get(&*req.terminal_id.0)
+                    .cloned();
+                let (text, code) = run.unwrap_or_default();
+                let exit = TerminalExitStatus::new().exit_code(u32::try_from(code).ok());
+                responder.respond(TerminalOutputResponse::new(text, false).exit_status(exit))
+            },
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_request(
+            async move |req: WaitForTerminalExitRequest, responder, _cx| {
+                let run = seen(&on_wait)
+                    .terminal_runs
+                    .get(&*req.terminal_id.0)
+                    .cloned();
+                let code = run.map_or(-1, |r| r.1);
+                responder.respond(WaitForTerminalExitResponse::new(
+                    TerminalExitStatus::new().exit_code(u32::try_from(code).ok()),
+                ))
+            },
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_request(
+            async move |_req: KillTerminalRequest, responder, _cx| {
+                responder.respond(KillTerminalResponse::new())
+            },
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_request(
+            async move |_req: ReleaseTerminalRequest, responder, _cx| {
+                responder.respond(ReleaseTerminalResponse::new())
+            },
+            agent_client_protocol::on_receive_request!(),
+        )
         .connect_with(transport, async move |cx: ConnectionTo<Agent>| {
             let init = cx
                 .send_request(
                     InitializeRequest::new(ProtocolVersion::V1).client_capabilities(
-                        ClientCapabilities::new().fs(FileSystemCapabilities::new()
-                            .read_text_file(offer_fs)
-                            .write_text_file(offer_fs)),
+                        ClientCapabilities::new()
+                            .fs(FileSystemCapabilities::new()
+                                .read_text_file(offer_fs)
+                                .write_text_file(offer_fs))
+                            .terminal(offer_terminal),
                     ),
                 )
                 .block_task()

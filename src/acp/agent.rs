@@ -45,6 +45,9 @@ pub(super) struct Session {
     pub(super) run_id: Option<i64>,
     /// The client chose "allow always": proposals are accepted from now on.
     pub(super) yolo: bool,
+    /// The current loop started in yolo: the server accepts its proposals
+    /// (not questions) itself, and this session only shows them.
+    pub(super) server_accepts: bool,
     /// `session/cancel` came during the current turn.
     pub(super) cancelled: bool,
     /// A prompt turn is in progress.
@@ -151,6 +154,7 @@ impl AcpAgent {
                 started: false,
                 run_id: None,
                 yolo: false,
+                server_accepts: false,
                 cancelled: false,
                 busy: false,
                 question: None,
@@ -220,6 +224,7 @@ impl AcpAgent {
                 started: true,
                 run_id: Some(run_id),
                 yolo,
+                server_accepts: false,
                 cancelled: false,
                 busy: false,
                 question: None,
@@ -290,6 +295,10 @@ impl AcpAgent {
             }
             s.busy = true;
             s.cancelled = false;
+            if s.question.is_none() {
+                // A new loop (or the running one, steered) with the session's flags.
+                s.server_accepts = s.yolo;
+            }
             (
                 s.project_id,
                 s.alias.clone(),

@@ -643,6 +643,68 @@ mod tests {
     }
 
     #[test]
+    fn an_edit_update_is_a_diff_with_the_text_before() {
+        let mut t = Tracker::default().rooted(PathBuf::from("/p"));
+        t.announce("log://turn_1/set/src/a.rs");
+        t.remember_old("log://turn_1/set/src/a.rs", Some("old".into()));
+        let ups = t.updates(&[item(
+            "log://turn_1/set/src/a.rs",
+            EntryState::Resolved,
+            "new",
+        )]);
+        let [SessionUpdate::ToolCallUpdate(u)] = ups.as_slice() else {
+            panic!("one update: {ups:?}");
+        };
+        let Some([ToolCallContent::Diff(d)]) = u.fields.content.as_deref() else {
+            panic!("a diff: {u:?}");
+        };
+        assert_eq!(d.path, PathBuf::from("/p/src/a.rs"));
+        assert_eq!(d.old_text.as_deref(), Some("old"));
+        assert_eq!(d.new_text, "new");
+    }
+
+    #[test]
+    fn an_edit_of_a_new_file_has_no_text_before() {
+        let mut t = Tracker::default().rooted(PathBuf::from("/p"));
+        let ups = t.updates(&[item("log://turn_1/set/b.txt", EntryState::Resolved, "B")]);
+        let [SessionUpdate::ToolCall(c)] = ups.as_slice() else {
+            panic!("one call: {ups:?}");
+        };
+        assert!(matches!(&c.content[..], [ToolCallContent::Diff(d)] if d.old_text.is_none()));
+    }
+
+    #[test]
+    fn entry_edits_are_not_file_diffs() {
+        let mut t = Tracker::default();
+        let ups = t.updates(&[item(
+            "log://turn_1/set/known://a",
+            EntryState::Resolved,
+            "fact",
+        )]);
+        let [SessionUpdate::ToolCall(c)] = ups.as_slice() else {
+            panic!("one call: {ups:?}");
+        };
+        assert!(c.content.is_empty(), "{c:?}");
+    }
+
+    #[test]
+    fn command_output_is_stdout_then_stderr() {
+        assert!(command_output("", "").is_none());
+        let text = |c: ToolCallContent| match c {
+            ToolCallContent::Content(c) => match c.content {
+                ContentBlock::Text(t) => t.text,
+                _ => String::new(),
+            },
+            _ => String::new(),
+        };
+        assert_eq!(text(command_output("a\n", "").expect("out")), "a\n");
+        assert_eq!(
+            text(command_output("a", "oops").expect("out")),
+            "a\nstderr:\noops"
+        );
+    }
+
+    #[test]
     fn modes_are_ask_and_act() {
         let m = modes(Mode::Act);
         assert_eq!(&*m.current_mode_id.0, "act");

@@ -29,10 +29,10 @@ impl AcpAgent {
         let tool = mapping::path_tool(&entry.path).to_string();
         let attrs = proposal_attributes(entry);
         let call_id = log_path(entry);
-        let (yolo, cwd) = match self.lock().get_mut(alias) {
+        let (yolo, server_accepts, cwd) = match self.lock().get_mut(alias) {
             Some(s) => {
                 s.tracker.announce(&call_id);
-                (s.yolo, s.cwd.clone())
+                (s.yolo, s.server_accepts, s.cwd.clone())
             }
             None => return Ok(false),
         };
@@ -87,6 +87,10 @@ impl AcpAgent {
                 call = call.content(vec![mapping::diff(file, old, &entry.body)]);
             }
             send(cx, alias, SessionUpdate::ToolCall(call.clone()))?;
+            if server_accepts {
+                // A yolo loop: the server accepts (and runs) it itself.
+                return Ok(false);
+            }
             let decision = if yolo {
                 (Resolution::Accept, None)
             } else {
