@@ -54,6 +54,8 @@ pub(super) struct Session {
     pub(super) busy: bool,
     /// An `ask_user` question without options waits for the next prompt.
     pub(super) question: Option<String>,
+    /// The prompt's embedded resources, until its loop starts.
+    pub(super) attachments: Vec<crate::run::editor::Attachment>,
     pub(super) tracker: Tracker,
 }
 
@@ -158,6 +160,7 @@ impl AcpAgent {
                 cancelled: false,
                 busy: false,
                 question: None,
+                attachments: Vec::new(),
                 tracker: Tracker::default().rooted(cwd_root),
             },
         );
@@ -228,6 +231,7 @@ impl AcpAgent {
                 cancelled: false,
                 busy: false,
                 question: None,
+                attachments: Vec::new(),
                 tracker,
             },
         );
@@ -281,7 +285,12 @@ impl AcpAgent {
         cx: ConnectionTo<Client>,
     ) -> Result<PromptResponse, Error> {
         let sid = req.session_id.0.to_string();
-        let text = mapping::prompt_text(&req.prompt);
+        let cwd = self
+            .lock()
+            .get(&sid)
+            .map(|s| s.cwd.clone())
+            .ok_or_else(|| invalid(format!("no session {sid}")))?;
+        let (text, attached) = mapping::prompt_parts(&req.prompt, &cwd);
         if text.trim().is_empty() {
             return Err(invalid("the prompt has no text"));
         }
@@ -295,6 +304,8 @@ impl AcpAgent {
             }
             s.busy = true;
             s.cancelled = false;
+            // Taken by the engine when the prompt's loop starts.
+            s.attachments.extend(attached);
             if s.question.is_none() {
                 // A new loop (or the running one, steered) with the session's flags.
                 s.server_accepts = s.yolo;

@@ -5,7 +5,7 @@
 //! process runner.
 
 use super::agent::Session;
-use crate::run::editor::{Editor, LocalFuture, SendFuture};
+use crate::run::editor::{Attachment, Editor, LocalFuture, SendFuture};
 use crate::stream::{Abort, Chunk, Complete, ProducerHandle, ServerRunEnd};
 use agent_client_protocol::v1::schema::{
     CreateTerminalRequest, KillTerminalRequest, ReadTextFileRequest, ReleaseTerminalRequest,
@@ -104,6 +104,14 @@ impl Editor for AcpEditor {
     ) -> Option<LocalFuture<ServerRunEnd>> {
         let (session, _, cx) = self.target(run_id, &self.client.terminal)?;
         Some(Box::pin(in_terminal(cx, session, root, handle)))
+    }
+
+    fn attachments(&self, project_id: i64, alias: &str) -> Vec<Attachment> {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        match sessions.get_mut(alias) {
+            Some(s) if s.project_id == project_id => std::mem::take(&mut s.attachments),
+            _ => Vec::new(),
+        }
     }
 }
 

@@ -5,7 +5,9 @@
 use crate::protocol::notifications::{RunLogItem, RunTelemetry, UnknownItem};
 use crate::protocol::runs::TurnText;
 use crate::protocol::EntryState;
+use crate::run::editor::Attachment;
 use crate::tools::Mode;
+use agent_client_protocol::v1::schema::EmbeddedResourceResource;
 use agent_client_protocol::v1::schema::{
     ContentBlock, ContentChunk, Cost, Diff, PermissionOption, PermissionOptionKind, Plan,
     PlanEntry, PlanEntryPriority, PlanEntryStatus, RequestPermissionOutcome, SessionMode,
@@ -13,7 +15,7 @@ use agent_client_protocol::v1::schema::{
     ToolCallStatus, ToolCallUpdate, ToolCallUpdateFields, ToolKind, UsageUpdate,
 };
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Permission option ids (stable: clients may remember them).
 pub const ALLOW_ONCE: &str = "allow_once";
@@ -128,25 +130,45 @@ pub fn modes(current: Mode) -> SessionModeState {
     )
 }
 
-/// The prompt text of a `session/prompt`: text blocks in order; embedded
-/// text resources and links are appended with their URIs so the model sees them.
-pub fn prompt_text(blocks: &[ContentBlock]) -> String {
+/// A `session/prompt`'s content: the prompt text (text blocks in order,
+/// resource links appended with their URIs, a note naming each attached
+/// entry) and the embedded text resources as entries.
+pub fn prompt_parts(blocks: &[ContentBlock], cwd: &Path) -> (String, Vec<Attachment>) {
     let mut parts = Vec::new();
+    let mut attached = Vec::new();
     for block in blocks {
         match block {
             ContentBlock::Text(t) => parts.push(t.text.clone()),
-            ContentBlock::ResourceLink(link) => parts.push(format!("[{}]({})", link.name, link.uri)),
+            ContentBlock::ResourceLink(link) => {
+                parts.push(format!("[{}]({})", link.name, link.uri))
+            }
             ContentBlock::Resource(res) => {
-                if let agent_client_protocol::v1::schema::EmbeddedResourceResource::TextResourceContents(t) =
-                    &res.resource
-                {
-                    parts.push(format!("{}:\n{}", t.uri, t.text));
+                if let EmbeddedResourceResource::TextResourceContents(t) = &res.resource {
+                    let path = resource_path(&t.uri, cwd);
+                    parts.push(format!("(attached: {path})"));
+                    attached.push(Attachment {
+                        path,
+                        body: t.text.clone(),
+                    });
                 }
             }
             _ => {}
         }
     }
-    parts.join("\n\n")
+    (parts.join("\n\n"), attached)
+}
+
+/// Where an embedded resource goes: a `file://` URI or a path under `cwd`
+/// is that project file (relative path); anything else stays at its URI.
+pub fn resource_path(uri: &str, cwd: &Path) -> String {
+    let local = match uri.strip_prefix("file://") {
+        Some(rest) => Some(percent_decode(rest)),
+        None if !uri.contains("://") => Some(uri.to_string()),
+        None => None,
+    };
+    local
+        .and_then(|p| crate::files::confine(cwd, &p).ok())
+        .unwrap_or_else(|| uri.to_string())
 }
 
 /// The options of a proposal's permission request.
@@ -512,7 +534,7 @@ mod tests {
     }
 
     #[test]
-    fn text_and_resources_become_the_prompt() {
+    fn text_and_links_become_the_prompt() {
         let blocks = vec![
             ContentBlock::Text(TextContent::new("fix it")),
             ContentBlock::ResourceLink(agent_client_protocol::v1::schema::ResourceLink::new(
@@ -520,7 +542,51 @@ mod tests {
                 "file:///p/a.rs",
             )),
         ];
-        assert_eq!(prompt_text(&blocks), "fix it\n\n[a.rs](file:///p/a.rs)");
+        let (text, attached) = prompt_parts(&blocks, Path::new("/p"));
+        assert_eq!(text, "fix it\n\n[a.rs](file:///p/a.rs)");
+        assert!(attached.is_empty(), "links stay in the prompt");
+    }
+
+    fn resource(uri: &str, text: &str) -> ContentBlock {
+        use agent_client_protocol::v1::schema::{EmbeddedResource, TextResourceContents};
+        ContentBlock::Resource(EmbeddedResource::new(
+            EmbeddedResourceResource::TextResourceContents(TextResourceContents::new(text, uri)),
+        ))
+    }
+
+    #[test]
+    fn embedded_resources_become_entries() {
+        let blocks = vec![
+            ContentBlock::Text(TextContent::new("look")),
+            resource("file:///p/src/a%20b.rs", "fn main() {}"),
+            resource("https://example.com/doc", "the doc"),
+            resource("file:///elsewhere/x.txt", "outside"),
+        ];
+        let (text, attached) = prompt_parts(&blocks, Path::new("/p"));
+        let paths: Vec<&str> = attached.iter().map(|a| a.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "src/a b.rs",
+                "https://example.com/doc",
+                "file:///elsewhere/x.txt"
+            ]
+        );
+        assert_eq!(attached[0].body, "fn main() {}");
+        assert!(text.starts_with("look"), "{text}");
+        assert!(text.contains("(attached: src/a b.rs)"), "{text}");
+        assert!(
+            !text.contains("fn main"),
+            "the body is the entry's, not the prompt's"
+        );
+    }
+
+    #[test]
+    fn resource_paths_under_cwd_are_relative() {
+        let cwd = Path::new("/p");
+        assert_eq!(resource_path("/p/x.rs", cwd), "x.rs");
+        assert_eq!(resource_path("src/y.rs", cwd), "src/y.rs");
+        assert_eq!(resource_path("zed://buffer/3", cwd), "zed://buffer/3");
     }
 
     fn selected(id: &str) -> RequestPermissionOutcome {

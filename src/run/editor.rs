@@ -6,6 +6,8 @@
 //! that run's client does not offer the capability, and the engine then
 //! does what it always does (disk, `run_on_server`).
 
+use super::Engine;
+use crate::store::{EntryState, EntryWrite, RunRow, SetEntry, Writer};
 use crate::stream::{ProducerHandle, ServerRunEnd};
 use std::future::Future;
 use std::path::PathBuf;
@@ -39,6 +41,55 @@ pub trait Editor: Send + Sync {
         root: PathBuf,
         handle: ProducerHandle,
     ) -> Option<LocalFuture<ServerRunEnd>>;
+
+    /// Entries the client attached to the prompt that starts the run's
+    /// next loop (ACP resource blocks), taken once: a project file by its
+    /// relative path, anything else at its URI.
+    fn attachments(&self, _project_id: i64, _alias: &str) -> Vec<Attachment> {
+        Vec::new()
+    }
+}
+
+/// An entry a client attached to a prompt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    pub path: String,
+    pub body: String,
+}
+
+/// A fresh loop's start, after the project scan: the attachments of its
+/// prompt become visible entries of the run (a file's overrides what the
+/// scan read: it is the editor's text). One that cannot be written is
+/// logged and left out; the loop goes on.
+pub async fn attach(engine: &Engine, run: &RunRow) {
+    let Some(editor) = engine.editor.get() else {
+        return;
+    };
+    for a in editor.attachments(run.project_id, &run.alias) {
+        if let Some(scheme) = crate::store::paths::scheme_of(&a.path) {
+            // The model sees registered schemes only.
+            if let Err(e) = engine
+                .store
+                .run(crate::store::schemes::RegisterDataScheme(
+                    scheme.to_string(),
+                ))
+                .await
+            {
+                tracing::warn!(run = %run.alias, "could not attach {}: {e}", a.path);
+                continue;
+            }
+        }
+        let write = SetEntry(EntryWrite {
+            body: Some(a.body),
+            state: Some(EntryState::Resolved),
+            visibility: Some("visible".into()),
+            turn: (run.next_turn - 1).max(0),
+            ..EntryWrite::new(run.id, a.path.clone(), Writer::Plugin)
+        });
+        if let Err(e) = engine.store.run(write).await {
+            tracing::warn!(run = %run.alias, "could not attach {}: {e}", a.path);
+        }
+    }
 }
 
 /// Where a front end installs its editor, once (none: disk and server).

@@ -222,3 +222,61 @@ async fn after_allow_always_a_yolo_command_runs_in_the_terminal_before_the_next_
         update_texts(&shared)
     );
 }
+
+#[actix_web::test]
+async fn embedded_resources_are_visible_entries_of_the_run() {
+    use agent_client_protocol::v1::schema::{
+        EmbeddedResource, EmbeddedResourceResource, TextResourceContents,
+    };
+    let provider = FakeProvider::start(vec![
+        Reply::Content(r#"<update status="200">seen</update>"#.into()),
+        Reply::Content(r#"<update status="200">seen again</update>"#.into()),
+    ])
+    .await;
+    let place = Place::new();
+    place.write("a.txt", "saved on disk");
+    let cwd = place.cwd();
+    let resource = |uri: String, text: &str| {
+        ContentBlock::Resource(EmbeddedResource::new(
+            EmbeddedResourceResource::TextResourceContents(TextResourceContents::new(text, uri)),
+        ))
+    };
+    let file_uri = format!("file://{}", cwd.join("a.txt").display());
+    let blocks = vec![
+        ContentBlock::Text(TextContent::new("look at these")),
+        resource(file_uri, "the editor's a.txt"),
+        resource("https://example.com/spec".into(), "the spec says so"),
+    ];
+    let stops = with_agent(
+        &test_vars(place.home.path(), &provider.base_url()),
+        &cwd,
+        Shared::default(),
+        async |cx| {
+            let session = new_session(&cx, &cwd).await;
+            let req = PromptRequest::new(session.clone(), blocks);
+            let first = cx.send_request(req).block_task().await?.stop_reason;
+            // Attachments are taken once: the next loop has them as entries
+            // of the run, not as new attachments.
+            let second = prompt(&cx, &session, "and now?").await;
+            Ok((first, second))
+        },
+    )
+    .await;
+    assert_eq!(stops, (StopReason::EndTurn, StopReason::EndTurn));
+    let first = provider.requests()[0].to_string();
+    assert!(first.contains("the editor's a.txt"), "{first}");
+    assert!(
+        !first.contains("saved on disk"),
+        "the editor's text wins: {first}"
+    );
+    assert!(first.contains("the spec says so"), "{first}");
+    assert!(
+        first.contains(r#"path=\"https://example.com/spec\""#),
+        "an entry at its URI: {first}"
+    );
+    assert!(
+        first.contains("(attached: a.txt)"),
+        "the prompt names the entry: {first}"
+    );
+    assert_eq!(place.file("a.txt").as_deref(), Some("saved on disk"));
+}
