@@ -6,6 +6,8 @@
 #[path = "acp/capabilities.rs"]
 mod capabilities;
 mod common;
+#[path = "acp/observe.rs"]
+mod observe;
 
 use agent_client_protocol::schema::ProtocolVersion;
 use agent_client_protocol::v1::schema::{
@@ -53,6 +55,8 @@ struct Seen {
     terminals: Vec<String>,
     /// Finished terminals: (output, exit code), by id.
     terminal_runs: HashMap<String, (String, i32)>,
+    /// More arguments for `rummy acp` (`--listen`).
+    args: Vec<String>,
 }
 
 type Shared = Arc<Mutex<Seen>>;
@@ -118,12 +122,14 @@ async fn with_agent<R>(
     shared: Shared,
     main: impl AsyncFnOnce(ConnectionTo<Agent>) -> Result<R, agent_client_protocol::Error>,
 ) -> R {
+    let args = seen(&shared).args.clone();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rummy"))
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .current_dir(cwd)
         .arg("acp")
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
