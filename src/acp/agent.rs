@@ -8,19 +8,18 @@ use super::mapping::{self, PromptEnd, Tracker};
 use super::EngineBridge;
 use crate::cli::driver::Event;
 use crate::hub::{Push, Unsubscribe};
-use crate::protocol::runs::TurnText;
 use crate::run::actor::{Resolution, Resolve};
 use crate::run::service::{ContinueRun, RunSettings, StartRun};
 use crate::run::LoopFlags;
 use crate::server::admission::resolve_project_root;
-use crate::store::{GetEntry, UpsertProject};
+use crate::store::UpsertProject;
 use crate::tools::Mode;
 use actix::prelude::*;
 use agent_client_protocol::v1::schema::{
     AgentCapabilities, CancelNotification, Implementation, InitializeRequest, InitializeResponse,
     LoadSessionRequest, LoadSessionResponse, NewSessionRequest, NewSessionResponse,
     PromptCapabilities, PromptRequest, PromptResponse, SessionNotification, SessionUpdate,
-    SetSessionModeRequest, SetSessionModeResponse, StopReason, ToolCallStatus,
+    SetSessionModeRequest, SetSessionModeResponse, StopReason,
 };
 use agent_client_protocol::v1::{ConnectionTo, Responder};
 use agent_client_protocol::{Agent, Client, Error, Stdio};
@@ -486,73 +485,6 @@ impl AcpAgent {
             }
         }
         Err(internal("the engine stopped before the run ended"))
-    }
-
-    /// A finished `sh`/`env` call's update carries the command's output
-    /// (its stream entries), not the log line that points at them.
-    async fn with_output(&self, alias: &str, update: SessionUpdate) -> SessionUpdate {
-        let SessionUpdate::ToolCallUpdate(mut u) = update else {
-            return update;
-        };
-        let id = u.tool_call_id.0.to_string();
-        let done = matches!(
-            u.fields.status,
-            Some(ToolCallStatus::Completed | ToolCallStatus::Failed)
-        );
-        let run_id = self.lock().get(alias).and_then(|s| s.run_id);
-        let (Some(run_id), Some(base), true) = (
-            run_id,
-            crate::store::paths::data_base(&id),
-            done && matches!(mapping::path_tool(&id), "sh" | "env"),
-        ) else {
-            return SessionUpdate::ToolCallUpdate(u);
-        };
-        let bodies = self
-            .engine
-            .call(move |server| async move {
-                let mut out = Vec::new();
-                for channel in [1, 2] {
-                    let body = server
-                        .store
-                        .run(GetEntry {
-                            run_id,
-                            path: format!("{base}_{channel}"),
-                        })
-                        .await
-                        .ok()
-                        .flatten()
-                        .map(|r| r.body)
-                        .unwrap_or_default();
-                    out.push(body);
-                }
-                out
-            })
-            .await
-            .unwrap_or_default();
-        if let [stdout, stderr] = bodies.as_slice() {
-            if let Some(c) = mapping::command_output(stdout, stderr) {
-                u.fields.content = Some(vec![c]);
-            }
-        }
-        SessionUpdate::ToolCallUpdate(u)
-    }
-
-    /// The run's reasoning entries; none when they cannot be read (the
-    /// turn's other updates still go out).
-    async fn reasoning(&self, project_id: i64, alias: &str) -> Vec<TurnText> {
-        let a = alias.to_string();
-        self.engine
-            .call(move |server| async move {
-                let run = server.runs.find(project_id, &a).await.ok().flatten()?;
-                crate::run::report::run_detail(&server.engine, &run)
-                    .await
-                    .ok()
-                    .map(|d| d.context.reasoning)
-            })
-            .await
-            .ok()
-            .flatten()
-            .unwrap_or_default()
     }
 }
 

@@ -11,6 +11,7 @@
 pub mod agent;
 mod editor;
 pub mod mapping;
+mod output;
 mod permission;
 
 use crate::{Config, Server, ServerHandle, StartOptions};
