@@ -570,6 +570,10 @@ async fn a_database_held_by_another_rummy_is_refused_with_a_reason() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("RUMMY_DB_PATH"), "{stderr}");
+    assert!(
+        stderr.contains("listens on ws://"),
+        "the holder's listener is named: {stderr}"
+    );
     assert!(out.stdout.is_empty(), "nothing but ACP on stdout");
     server.stop().await;
 }
