@@ -57,6 +57,10 @@ struct Seen {
     terminals: Vec<String>,
     /// Finished terminals: (output, exit code), by id.
     terminal_runs: HashMap<String, (String, i32)>,
+    /// Terminals whose command (`hang ...`) runs until killed, by id.
+    hanging: std::collections::HashSet<String>,
+    /// `terminal/kill` requests, by terminal id.
+    kills: Vec<String>,
     /// More arguments for `rummy acp` (`--listen`).
     args: Vec<String>,
 }
@@ -151,7 +155,8 @@ async fn with_agent<R>(
         shared.clone(),
         shared.clone(),
     );
-    let (on_term, on_output, on_wait) = (shared.clone(), shared.clone(), shared);
+    let (on_term, on_output, on_wait, on_kill) =
+        (shared.clone(), shared.clone(), shared.clone(), shared);
     let result = Client
         .v1()
         .on_receive_notification(
@@ -210,6 +215,13 @@ async fn with_agent<R>(
                 // The command runs to its end at once; output and wait
                 // answer what it did.
                 let line = req.args.last().cloned().unwrap_or_default();
+                if line.starts_with("hang") {
+                    let mut s = seen(&on_term);
+                    let id = format!("term-{}", s.terminals.len());
+                    s.terminals.push(line);
+                    s.hanging.insert(id.clone());
+                    return responder.respond(CreateTerminalResponse::new(id));
+                }
                 let out = std::process::Command::new(&req.command)
                     .args(&req.args)
                     .current_dir(req.cwd.clone().unwrap_or_default())
@@ -238,7 +250,21 @@ async fn with_agent<R>(
             agent_client_protocol::on_receive_request!(),
         )
         .on_receive_request(
-            async move |req: WaitForTerminalExitRequest, responder, _cx| {
+            async move |req: WaitForTerminalExitRequest, responder, cx: ConnectionTo<Agent>| {
+                let id = req.terminal_id.0.to_string();
+                if seen(&on_wait).hanging.contains(&id) {
+                    // Answered once killed, off the dispatch loop so the
+                    // kill can arrive.
+                    let shared = on_wait.clone();
+                    return cx.spawn(async move {
+                        while seen(&shared).hanging.contains(&id) {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                        responder.respond(WaitForTerminalExitResponse::new(
+                            TerminalExitStatus::new().signal("SIGKILL".to_string()),
+                        ))
+                    });
+                }
                 let run = seen(&on_wait)
                     .terminal_runs
                     .get(&*req.terminal_id.0)
@@ -251,7 +277,11 @@ async fn with_agent<R>(
             agent_client_protocol::on_receive_request!(),
         )
         .on_receive_request(
-            async move |_req: KillTerminalRequest, responder, _cx| {
+            async move |req: KillTerminalRequest, responder, _cx| {
+                let id = req.terminal_id.0.to_string();
+                let mut s = seen(&on_kill);
+                s.hanging.remove(&id);
+                s.kills.push(id);
                 responder.respond(KillTerminalResponse::new())
             },
             agent_client_protocol::on_receive_request!(),

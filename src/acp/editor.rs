@@ -9,7 +9,7 @@ use crate::run::editor::{Attachment, Editor, LocalFuture, SendFuture};
 use crate::stream::{Abort, Chunk, Complete, ProducerHandle, ServerRunEnd};
 use agent_client_protocol::v1::schema::{
     CreateTerminalRequest, KillTerminalRequest, ReadTextFileRequest, ReleaseTerminalRequest,
-    TerminalOutputRequest, WaitForTerminalExitRequest, WriteTextFileRequest,
+    TerminalId, TerminalOutputRequest, WaitForTerminalExitRequest, WriteTextFileRequest,
 };
 use agent_client_protocol::v1::ConnectionTo;
 use agent_client_protocol::Client;
@@ -142,6 +142,13 @@ async fn in_terminal(
             return ServerRunEnd::Aborted(reason);
         }
     };
+    // Cancelling the run drops this future (the drain goes first): the
+    // guard then kills and releases the terminal.
+    let mut guard = KillOnDrop {
+        cx: cx.clone(),
+        session: session.clone(),
+        id: Some(id.clone()),
+    };
     let mut sent = 0usize;
     let mut cancelled = handle.cancelled.clone();
     let mut watching = true;
@@ -188,6 +195,7 @@ async fn in_terminal(
             },
         }
     };
+    guard.id = None;
     if let Err(e) = cx
         .send_request(ReleaseTerminalRequest::new(session, id))
         .block_task()
@@ -198,13 +206,40 @@ async fn in_terminal(
     end
 }
 
+/// Kills and releases a client terminal whose command was dropped midway.
+struct KillOnDrop {
+    cx: ConnectionTo<Client>,
+    session: String,
+    /// None once the command ended (or was killed) the ordinary way.
+    id: Option<TerminalId>,
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let Some(id) = self.id.take() else {
+            return;
+        };
+        let (cx, session) = (self.cx.clone(), self.session.clone());
+        actix::spawn(async move {
+            let kill = KillTerminalRequest::new(session.clone(), id.clone());
+            if let Err(e) = cx.send_request(kill).block_task().await {
+                tracing::warn!("terminal/kill: {e}");
+            }
+            let release = ReleaseTerminalRequest::new(session, id);
+            if let Err(e) = cx.send_request(release).block_task().await {
+                tracing::debug!("terminal/release: {e}");
+            }
+        });
+    }
+}
+
 /// Sends the output the producer has not had yet. A truncated output lost
 /// its beginning: what was sent cannot be matched, so only growth past the
 /// sent length goes out.
 async fn forward(
     cx: &ConnectionTo<Client>,
     session: &str,
-    id: &agent_client_protocol::v1::schema::TerminalId,
+    id: &TerminalId,
     handle: &ProducerHandle,
     sent: &mut usize,
 ) {

@@ -280,3 +280,54 @@ async fn embedded_resources_are_visible_entries_of_the_run() {
     );
     assert_eq!(place.file("a.txt").as_deref(), Some("saved on disk"));
 }
+
+#[actix_web::test]
+async fn a_cancel_kills_the_commands_terminal() {
+    let provider = FakeProvider::start(vec![
+        Reply::Content(r#"<set path="b.txt">B</set><update status="102">b</update>"#.into()),
+        Reply::Content(r#"<update status="200">wrote b</update>"#.into()),
+        Reply::Content(r#"<sh>hang until killed</sh><update status="102">r</update>"#.into()),
+        Reply::Content(r#"<update status="200">too late</update>"#.into()),
+    ])
+    .await;
+    let place = Place::new();
+    let cwd = place.cwd();
+    let shared = Shared::default();
+    {
+        let mut s = seen(&shared);
+        s.offer_terminal = true;
+        s.answers.push_back("allow_always".into());
+    }
+    let stop = with_agent(
+        &test_vars(place.home.path(), &provider.base_url()),
+        &cwd,
+        shared.clone(),
+        async |cx| {
+            let session = new_session(&cx, &cwd).await;
+            assert_eq!(prompt(&cx, &session, "write b").await, StopReason::EndTurn);
+            // The yolo loop's command waits on its terminal; cancel then.
+            let req = PromptRequest::new(
+                session.clone(),
+                vec![ContentBlock::Text(TextContent::new("run it"))],
+            );
+            let pending = cx.send_request(req).block_task();
+            let deadline = tokio::time::Instant::now() + LONG;
+            while seen(&shared).terminals.is_empty() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            cx.send_notification(CancelNotification::new(session))?;
+            let r = tokio::time::timeout(LONG, pending)
+                .await
+                .expect("the turn ends")?;
+            // The kill follows the cancel; wait for it before closing.
+            while seen(&shared).kills.is_empty() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Ok(r.stop_reason)
+        },
+    )
+    .await;
+    assert_eq!(stop, StopReason::Cancelled);
+    assert_eq!(seen(&shared).terminals, ["hang until killed"]);
+    assert_eq!(seen(&shared).kills, ["term-0"], "the terminal was killed");
+}
