@@ -1,22 +1,36 @@
 //! `rummy acp` from the real binary, driven by the ACP Rust SDK's client
-//! side against the fake provider: a prompt that reads and edits a file
+//! side against the fake provider. Here: the client harness (permission
+//! answers, fs and terminal methods), a prompt that reads and edits a file
 //! through a permission request, reject and allow always, a cancel
-//! mid-turn, the turn cap, and a session loaded after a restart.
+//! mid-turn and the turn cap. The submodules hold the client capabilities,
+//! what a client watches, questions and the session lifecycle.
 
+#[path = "acp/capabilities.rs"]
+mod capabilities;
 mod common;
+#[path = "acp/lifecycle.rs"]
+mod lifecycle;
+#[path = "acp/observe.rs"]
+mod observe;
+#[path = "acp/questions.rs"]
+mod questions;
 
 use agent_client_protocol::schema::ProtocolVersion;
 use agent_client_protocol::v1::schema::{
-    CancelNotification, ClientCapabilities, ContentBlock, FileSystemCapabilities,
-    InitializeRequest, LoadSessionRequest, NewSessionRequest, PromptRequest,
+    CancelNotification, ClientCapabilities, ContentBlock, CreateTerminalRequest,
+    CreateTerminalResponse, FileSystemCapabilities, InitializeRequest, KillTerminalRequest,
+    KillTerminalResponse, LoadSessionRequest, NewSessionRequest, PromptRequest,
+    ReadTextFileRequest, ReadTextFileResponse, ReleaseTerminalRequest, ReleaseTerminalResponse,
     RequestPermissionOutcome, RequestPermissionRequest, RequestPermissionResponse,
     SelectedPermissionOutcome, SessionNotification, SessionUpdate, SetSessionModeRequest,
-    StopReason, TextContent, ToolKind, WriteTextFileRequest, WriteTextFileResponse,
+    StopReason, TerminalExitStatus, TerminalOutputRequest, TerminalOutputResponse, TextContent,
+    ToolCallContent, ToolKind, WaitForTerminalExitRequest, WaitForTerminalExitResponse,
+    WriteTextFileRequest, WriteTextFileResponse,
 };
-use agent_client_protocol::v1::ConnectionTo;
+use agent_client_protocol::v1::{ConnectionTo, Responder};
 use agent_client_protocol::{Agent, ByteStreams, Client};
 use common::{test_vars, FakeProvider, Reply};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -36,6 +50,23 @@ struct Seen {
     offer_fs: bool,
     /// `fs/write_text_file` requests: (path, content).
     writes: Vec<(std::path::PathBuf, String)>,
+    /// `fs/read_text_file` requests, by path.
+    reads: Vec<std::path::PathBuf>,
+    /// What `fs/read_text_file` answers (an editor's unsaved buffers);
+    /// other paths are an error.
+    buffers: HashMap<std::path::PathBuf, String>,
+    /// Offer `terminal`.
+    offer_terminal: bool,
+    /// `terminal/create` command lines (`sh -c` arguments).
+    terminals: Vec<String>,
+    /// Finished terminals: (output, exit code), by id.
+    terminal_runs: HashMap<String, (String, i32)>,
+    /// Terminals whose command (`hang ...`) runs until killed, by id.
+    hanging: std::collections::HashSet<String>,
+    /// `terminal/kill` requests, by terminal id.
+    kills: Vec<String>,
+    /// More arguments for `rummy acp` (`--listen`).
+    args: Vec<String>,
 }
 
 type Shared = Arc<Mutex<Seen>>;
@@ -101,12 +132,14 @@ async fn with_agent<R>(
     shared: Shared,
     main: impl AsyncFnOnce(ConnectionTo<Agent>) -> Result<R, agent_client_protocol::Error>,
 ) -> R {
+    let args = seen(&shared).args.clone();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rummy"))
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .current_dir(cwd)
         .arg("acp")
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -116,8 +149,18 @@ async fn with_agent<R>(
     let stdin = child.stdin.take().expect("stdin");
     let stdout = child.stdout.take().expect("stdout");
     let transport = ByteStreams::new(stdin.compat_write(), stdout.compat());
-    let offer_fs = seen(&shared).offer_fs;
-    let (on_update, on_permission, on_write) = (shared.clone(), shared.clone(), shared);
+    let (offer_fs, offer_terminal) = {
+        let s = seen(&shared);
+        (s.offer_fs, s.offer_terminal)
+    };
+    let (on_update, on_permission, on_write, on_read) = (
+        shared.clone(),
+        shared.clone(),
+        shared.clone(),
+        shared.clone(),
+    );
+    let (on_term, on_output, on_wait, on_kill) =
+        (shared.clone(), shared.clone(), shared.clone(), shared);
     let result = Client
         .v1()
         .on_receive_notification(
@@ -153,13 +196,115 @@ async fn with_agent<R>(
             },
             agent_client_protocol::on_receive_request!(),
         )
+        .on_receive_request(
+            async move |req: ReadTextFileRequest,
+                        responder: Responder<ReadTextFileResponse>,
+                        _cx| {
+                let answer = {
+                    let mut s = seen(&on_read);
+                    s.reads.push(req.path.clone());
+                    s.buffers.get(&req.path).cloned()
+                };
+                match answer {
+                    Some(text) => responder.respond(ReadTextFileResponse::new(text)),
+                    None => responder.respond_with_error(
+                        agent_client_protocol::Error::internal_error().data("no such buffer"),
+                    ),
+                }
+            },
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_request(
+            async move |req: CreateTerminalRequest, responder, _cx| {
+                // The command runs to its end at once; output and wait
+                // answer what it did.
+                let line = req.args.last().cloned().unwrap_or_default();
+                if line.starts_with("hang") {
+                    let mut s = seen(&on_term);
+                    let id = format!("term-{}", s.terminals.len());
+                    s.terminals.push(line);
+                    s.hanging.insert(id.clone());
+                    return responder.respond(CreateTerminalResponse::new(id));
+                }
+                let out = std::process::Command::new(&req.command)
+                    .args(&req.args)
+                    .current_dir(req.cwd.clone().unwrap_or_default())
+                    .output()
+                    .expect("the terminal's command runs");
+                let mut s = seen(&on_term);
+                let id = format!("term-{}", s.terminals.len());
+                s.terminals.push(line);
+                let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                s.terminal_runs
+                    .insert(id.clone(), (text, out.status.code().unwrap_or(-1)));
+                responder.respond(CreateTerminalResponse::new(id))
+            },
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_request(
+            async move |req: TerminalOutputRequest, responder, _cx| {
+                let run = seen(&on_output)
+                    .terminal_runs
+                    .get(&*req.terminal_id.0)
+                    .cloned();
+                let (text, code) = run.unwrap_or_default();
+                let exit = TerminalExitStatus::new().exit_code(u32::try_from(code).ok());
+                responder.respond(TerminalOutputResponse::new(text, false).exit_status(exit))
+            },
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_request(
+            async move |req: WaitForTerminalExitRequest, responder, cx: ConnectionTo<Agent>| {
+                let id = req.terminal_id.0.to_string();
+                if seen(&on_wait).hanging.contains(&id) {
+                    // Answered once killed, off the dispatch loop so the
+                    // kill can arrive.
+                    let shared = on_wait.clone();
+                    return cx.spawn(async move {
+                        while seen(&shared).hanging.contains(&id) {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                        responder.respond(WaitForTerminalExitResponse::new(
+                            TerminalExitStatus::new().signal("SIGKILL".to_string()),
+                        ))
+                    });
+                }
+                let run = seen(&on_wait)
+                    .terminal_runs
+                    .get(&*req.terminal_id.0)
+                    .cloned();
+                let code = run.map_or(-1, |r| r.1);
+                responder.respond(WaitForTerminalExitResponse::new(
+                    TerminalExitStatus::new().exit_code(u32::try_from(code).ok()),
+                ))
+            },
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_request(
+            async move |req: KillTerminalRequest, responder, _cx| {
+                let id = req.terminal_id.0.to_string();
+                let mut s = seen(&on_kill);
+                s.hanging.remove(&id);
+                s.kills.push(id);
+                responder.respond(KillTerminalResponse::new())
+            },
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_request(
+            async move |_req: ReleaseTerminalRequest, responder, _cx| {
+                responder.respond(ReleaseTerminalResponse::new())
+            },
+            agent_client_protocol::on_receive_request!(),
+        )
         .connect_with(transport, async move |cx: ConnectionTo<Agent>| {
             let init = cx
                 .send_request(
                     InitializeRequest::new(ProtocolVersion::V1).client_capabilities(
-                        ClientCapabilities::new().fs(FileSystemCapabilities::new()
-                            .read_text_file(offer_fs)
-                            .write_text_file(offer_fs)),
+                        ClientCapabilities::new()
+                            .fs(FileSystemCapabilities::new()
+                                .read_text_file(offer_fs)
+                                .write_text_file(offer_fs))
+                            .terminal(offer_terminal),
                     ),
                 )
                 .block_task()
@@ -349,58 +494,6 @@ async fn the_turn_cap_is_max_turn_requests() {
 }
 
 #[actix_web::test]
-async fn a_session_loads_again_after_a_restart() {
-    let provider = FakeProvider::start(vec![
-        Reply::Content(r#"<update status="200">first answer</update>"#.into()),
-        Reply::Content(r#"<update status="200">second answer</update>"#.into()),
-    ])
-    .await;
-    let place = Place::new();
-    let cwd = place.cwd();
-    let vars = test_vars(place.home.path(), &provider.base_url());
-    let session = with_agent(&vars, &cwd, Shared::default(), async |cx| {
-        let session = new_session(&cx, &cwd).await;
-        assert_eq!(
-            prompt(&cx, &session, "remember me").await,
-            StopReason::EndTurn
-        );
-        Ok(session)
-    })
-    .await;
-    let shared = Shared::default();
-    let stop = with_agent(&vars, &cwd, shared.clone(), async |cx| {
-        cx.send_request(LoadSessionRequest::new(session.clone(), cwd.clone()))
-            .block_task()
-            .await?;
-        let replayed: Vec<SessionUpdate> = seen(&shared).updates.clone();
-        let user = replayed.iter().any(|u| {
-            matches!(u, SessionUpdate::UserMessageChunk(c)
-                if matches!(&c.content, ContentBlock::Text(t) if t.text.contains("remember me")))
-        });
-        assert!(user, "the prompt is replayed: {replayed:?}");
-        assert!(
-            messages(&shared).contains("first answer"),
-            "{}",
-            messages(&shared)
-        );
-        Ok(prompt(&cx, &session, "and again").await)
-    })
-    .await;
-    assert_eq!(stop, StopReason::EndTurn);
-    assert!(
-        messages(&shared).contains("second answer"),
-        "{}",
-        messages(&shared)
-    );
-    assert!(
-        !messages(&shared)
-            .replace("first answer", "")
-            .contains("first answer"),
-        "history is not sent twice"
-    );
-}
-
-#[actix_web::test]
 async fn with_fs_offered_the_edit_arrives_as_fs_write_text_file() {
     let provider = FakeProvider::start(vec![
         Reply::Content(
@@ -434,177 +527,5 @@ async fn with_fs_offered_the_edit_arrives_as_fs_write_text_file() {
         writes,
         vec![(cwd.join("a.txt"), "through the editor".to_string())],
         "the accepted edit went to the client"
-    );
-}
-
-#[actix_web::test]
-async fn ask_user_with_options_is_a_permission_request_of_answers() {
-    let provider = FakeProvider::start(vec![
-        Reply::Content(
-            r#"<ask_user question="Which colour?">red; dark blue</ask_user><update status="102">asked</update>"#
-                .into(),
-        ),
-        Reply::Content(r#"<update status="200">blue it is</update>"#.into()),
-    ])
-    .await;
-    let place = Place::new();
-    let shared = Shared::default();
-    seen(&shared).answers.push_back("answer_1".into());
-    let cwd = place.cwd();
-    let stop = with_agent(
-        &test_vars(place.home.path(), &provider.base_url()),
-        &cwd,
-        shared.clone(),
-        async |cx| {
-            let session = new_session(&cx, &cwd).await;
-            Ok(prompt(&cx, &session, "pick a colour").await)
-        },
-    )
-    .await;
-    assert_eq!(stop, StopReason::EndTurn);
-    let names: Vec<String> = seen(&shared).permissions[0]
-        .options
-        .iter()
-        .map(|o| o.name.clone())
-        .collect();
-    assert_eq!(names, ["red", "dark blue"]);
-    let asked = provider.requests()[1].to_string();
-    assert!(asked.contains("dark blue"), "the answer reached the model");
-}
-
-#[actix_web::test]
-async fn ask_user_without_options_ends_the_turn_and_the_next_prompt_answers() {
-    let provider = FakeProvider::start(vec![
-        Reply::Content(
-            r#"<ask_user question="What is your name?"></ask_user><update status="102">asked</update>"#
-                .into(),
-        ),
-        Reply::Content(r#"<update status="200">hello Ada</update>"#.into()),
-    ])
-    .await;
-    let place = Place::new();
-    let shared = Shared::default();
-    let cwd = place.cwd();
-    let (first, second) = with_agent(
-        &test_vars(place.home.path(), &provider.base_url()),
-        &cwd,
-        shared.clone(),
-        async |cx| {
-            let session = new_session(&cx, &cwd).await;
-            let first = prompt(&cx, &session, "greet me").await;
-            let asked = messages(&shared);
-            assert!(asked.contains("What is your name?"), "{asked}");
-            let second = prompt(&cx, &session, "Ada").await;
-            Ok((first, second))
-        },
-    )
-    .await;
-    assert_eq!((first, second), (StopReason::EndTurn, StopReason::EndTurn));
-    assert!(seen(&shared).permissions.is_empty());
-    assert!(
-        provider.requests()[1].to_string().contains("Ada"),
-        "the second prompt answered the question"
-    );
-    assert!(
-        messages(&shared).contains("hello Ada"),
-        "{}",
-        messages(&shared)
-    );
-}
-
-#[actix_web::test]
-async fn ask_mode_through_set_mode_refuses_file_changes() {
-    let provider = FakeProvider::start(vec![
-        Reply::Content(
-            r#"<set path="a.txt">changed</set><update status="102">try</update>"#.into(),
-        ),
-        Reply::Content(r#"<update status="200">answered only</update>"#.into()),
-    ])
-    .await;
-    let place = Place::new();
-    place.write("a.txt", "same");
-    let shared = Shared::default();
-    let cwd = place.cwd();
-    let stop = with_agent(
-        &test_vars(place.home.path(), &provider.base_url()),
-        &cwd,
-        shared.clone(),
-        async |cx| {
-            let session = new_session(&cx, &cwd).await;
-            let bad = cx
-                .send_request(SetSessionModeRequest::new(session.clone(), "yolo"))
-                .block_task()
-                .await;
-            assert!(bad.is_err(), "only ask and act exist");
-            cx.send_request(SetSessionModeRequest::new(session.clone(), "ask"))
-                .block_task()
-                .await?;
-            Ok(prompt(&cx, &session, "change a.txt").await)
-        },
-    )
-    .await;
-    assert_eq!(stop, StopReason::EndTurn);
-    assert_eq!(
-        place.file("a.txt").as_deref(),
-        Some("same"),
-        "ask mode changes nothing"
-    );
-    assert!(seen(&shared).permissions.is_empty(), "nothing to permit");
-}
-
-#[actix_web::test]
-async fn a_database_held_by_another_rummy_is_refused_with_a_reason() {
-    let provider = FakeProvider::start(vec![]).await;
-    let place = Place::new();
-    let vars = test_vars(place.home.path(), &provider.base_url());
-    let config = rummy::Config::from_vars(vars.clone()).expect("config");
-    let server = rummy::Server::start(config, rummy::StartOptions::default())
-        .await
-        .expect("a server holds the database");
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rummy"));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .current_dir(place.project.path())
-        .arg("acp")
-        .stdin(Stdio::null());
-    let out = tokio::task::spawn_blocking(move || cmd.output().expect("runs"))
-        .await
-        .expect("join");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(stderr.contains("RUMMY_DB_PATH"), "{stderr}");
-    assert!(out.stdout.is_empty(), "nothing but ACP on stdout");
-    server.stop().await;
-}
-
-#[actix_web::test]
-async fn a_failed_run_is_a_json_rpc_error_with_the_reason() {
-    let provider = FakeProvider::start(vec![Reply::Error(400, "the model refuses".into())]).await;
-    let place = Place::new();
-    let cwd = place.cwd();
-    let error = with_agent(
-        &test_vars(place.home.path(), &provider.base_url()),
-        &cwd,
-        Shared::default(),
-        async |cx| {
-            let session = new_session(&cx, &cwd).await;
-            let req =
-                PromptRequest::new(session, vec![ContentBlock::Text(TextContent::new("hello"))]);
-            let r = tokio::time::timeout(LONG, cx.send_request(req).block_task())
-                .await
-                .expect("the turn ends");
-            Ok(r.expect_err("a failed run is an error response"))
-        },
-    )
-    .await;
-    let data = error
-        .data
-        .as_ref()
-        .map(|d| d.to_string())
-        .unwrap_or_default();
-    assert!(
-        data.contains("refuses"),
-        "the reason goes with it: {error:?} {data}"
     );
 }

@@ -3,11 +3,11 @@
 //! as spawned connection tasks so the dispatch loop keeps reading (the
 //! client's permission answers and cancels arrive through it).
 
+use super::editor::{AcpEditor, ClientSide};
 use super::mapping::{self, PromptEnd, Tracker};
 use super::EngineBridge;
 use crate::cli::driver::Event;
 use crate::hub::{Push, Unsubscribe};
-use crate::protocol::runs::TurnText;
 use crate::run::actor::{Resolution, Resolve};
 use crate::run::service::{ContinueRun, RunSettings, StartRun};
 use crate::run::LoopFlags;
@@ -25,7 +25,7 @@ use agent_client_protocol::v1::{ConnectionTo, Responder};
 use agent_client_protocol::{Agent, Client, Error, Stdio};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
@@ -40,14 +40,21 @@ pub(super) struct Session {
     pub(super) mode: Mode,
     /// The run exists (its first prompt went out, or it was loaded).
     pub(super) started: bool,
+    /// The run's id once it exists (the engine's editor calls name runs by id).
+    pub(super) run_id: Option<i64>,
     /// The client chose "allow always": proposals are accepted from now on.
     pub(super) yolo: bool,
+    /// The current loop started in yolo: the server accepts its proposals
+    /// (not questions) itself, and this session only shows them.
+    pub(super) server_accepts: bool,
     /// `session/cancel` came during the current turn.
     pub(super) cancelled: bool,
     /// A prompt turn is in progress.
     pub(super) busy: bool,
     /// An `ask_user` question without options waits for the next prompt.
     pub(super) question: Option<String>,
+    /// The prompt's embedded resources, until its loop starts.
+    pub(super) attachments: Vec<crate::run::editor::Attachment>,
     pub(super) tracker: Tracker,
 }
 
@@ -57,9 +64,9 @@ pub(super) struct AcpAgent {
     model: String,
     max_turns: u32,
     sessions: Arc<Mutex<HashMap<String, Session>>>,
-    /// The client offered `fs.write_text_file`: accepted edits go through
-    /// it too, so the editor's open buffer matches the disk.
-    pub(super) fs_write: Arc<AtomicBool>,
+    /// The client's capabilities and connection, shared with the engine's
+    /// editor (file reads, accepted edits and commands through the client).
+    pub(super) client: Arc<ClientSide>,
 }
 
 fn invalid(message: impl ToString) -> Error {
@@ -127,6 +134,7 @@ impl AcpAgent {
 
     async fn new_session(&self, req: NewSessionRequest) -> Result<NewSessionResponse, Error> {
         let (project_id, cwd) = self.project(req.cwd).await?;
+        let cwd_root = cwd.clone();
         let alias = format!("{}_{}", self.model, now_millis());
         let mut sessions = self.lock();
         // Two sessions in one millisecond still get two runs.
@@ -145,11 +153,14 @@ impl AcpAgent {
                 model: self.model.clone(),
                 mode: Mode::Act,
                 started: false,
+                run_id: None,
                 yolo: false,
+                server_accepts: false,
                 cancelled: false,
                 busy: false,
                 question: None,
-                tracker: Tracker::default(),
+                attachments: Vec::new(),
+                tracker: Tracker::default().rooted(cwd_root),
             },
         );
         Ok(NewSessionResponse::new(alias_free).modes(mapping::modes(Mode::Act)))
@@ -186,12 +197,12 @@ impl AcpAgent {
                     .await
                     .map(|d| d.context.reasoning)
                     .unwrap_or_default();
-                Ok::<_, Error>((state, reasoning, run.model.clone(), yolo))
+                Ok::<_, Error>((state, reasoning, run.model.clone(), yolo, run.id))
             })
             .await
             .map_err(internal)??;
-        let (state, reasoning, model, yolo) = state;
-        let mut tracker = Tracker::replaying();
+        let (state, reasoning, model, yolo, run_id) = state;
+        let mut tracker = Tracker::replaying().rooted(cwd.clone());
         let mut updates = tracker.thoughts(&reasoning);
         updates.extend(tracker.updates(&state.history));
         for update in updates {
@@ -213,10 +224,13 @@ impl AcpAgent {
                 model: model.unwrap_or_else(|| self.model.clone()),
                 mode: Mode::Act,
                 started: true,
+                run_id: Some(run_id),
                 yolo,
+                server_accepts: false,
                 cancelled: false,
                 busy: false,
                 question: None,
+                attachments: Vec::new(),
                 tracker,
             },
         );
@@ -270,7 +284,12 @@ impl AcpAgent {
         cx: ConnectionTo<Client>,
     ) -> Result<PromptResponse, Error> {
         let sid = req.session_id.0.to_string();
-        let text = mapping::prompt_text(&req.prompt);
+        let cwd = self
+            .lock()
+            .get(&sid)
+            .map(|s| s.cwd.clone())
+            .ok_or_else(|| invalid(format!("no session {sid}")))?;
+        let (text, attached) = mapping::prompt_parts(&req.prompt, &cwd);
         if text.trim().is_empty() {
             return Err(invalid("the prompt has no text"));
         }
@@ -284,6 +303,12 @@ impl AcpAgent {
             }
             s.busy = true;
             s.cancelled = false;
+            // Taken by the engine when the prompt's loop starts.
+            s.attachments.extend(attached);
+            if s.question.is_none() {
+                // A new loop (or the running one, steered) with the session's flags.
+                s.server_accepts = s.yolo;
+            }
             (
                 s.project_id,
                 s.alias.clone(),
@@ -350,7 +375,7 @@ impl AcpAgent {
                             },
                         )
                         .await
-                        .map(|_| ())
+                        .map(|_| None)
                         .map_err(|e| e.to_string());
                 }
                 if started {
@@ -365,7 +390,7 @@ impl AcpAgent {
                             queue: false,
                         })
                         .await
-                        .map(|_| ())
+                        .map(|r| Some(r.id))
                         .map_err(|e| e.to_string())
                 } else {
                     server
@@ -380,16 +405,17 @@ impl AcpAgent {
                             flags,
                         })
                         .await
-                        .map(|_| ())
+                        .map(|r| Some(r.id))
                         .map_err(|e| e.to_string())
                 }
             })
             .await
             .map_err(internal)?;
         let outcome = match begun {
-            Ok(()) => {
+            Ok(run_id) => {
                 if let Some(s) = self.lock().get_mut(alias) {
                     s.started = true;
+                    s.run_id = run_id.or(s.run_id);
                 }
                 self.follow(cx, project_id, alias, &mut events).await
             }
@@ -423,6 +449,7 @@ impl AcpAgent {
                         None => Vec::new(),
                     };
                     for update in updates {
+                        let update = self.with_output(alias, update).await;
                         send(cx, alias, update)?;
                     }
                     if !s.unknowns.is_empty() {
@@ -459,24 +486,6 @@ impl AcpAgent {
         }
         Err(internal("the engine stopped before the run ended"))
     }
-
-    /// The run's reasoning entries; none when they cannot be read (the
-    /// turn's other updates still go out).
-    async fn reasoning(&self, project_id: i64, alias: &str) -> Vec<TurnText> {
-        let a = alias.to_string();
-        self.engine
-            .call(move |server| async move {
-                let run = server.runs.find(project_id, &a).await.ok().flatten()?;
-                crate::run::report::run_detail(&server.engine, &run)
-                    .await
-                    .ok()
-                    .map(|d| d.context.reasoning)
-            })
-            .await
-            .ok()
-            .flatten()
-            .unwrap_or_default()
-    }
 }
 
 pub(super) fn send(
@@ -494,8 +503,17 @@ pub async fn serve(engine: EngineBridge, model: String, max_turns: u32) -> Resul
         model,
         max_turns,
         sessions: Arc::default(),
-        fs_write: Arc::default(),
+        client: Arc::default(),
     };
+    let editor = AcpEditor {
+        client: agent.client.clone(),
+        sessions: agent.sessions.clone(),
+    };
+    agent
+        .engine
+        .call(move |server| async move { server.engine.editor.install(Arc::new(editor)) })
+        .await
+        .map_err(internal)?;
     let (a1, a2, a3, a4, a5, a6) = (
         agent.clone(),
         agent.clone(),
@@ -508,11 +526,17 @@ pub async fn serve(engine: EngineBridge, model: String, max_turns: u32) -> Resul
         .v1()
         .name("rummy")
         .on_receive_request(
-            async move |req: InitializeRequest, responder: Responder<InitializeResponse>, _cx| {
-                a1.fs_write.store(
-                    req.client_capabilities.fs.write_text_file,
-                    Ordering::Relaxed,
-                );
+            async move |req: InitializeRequest,
+                        responder: Responder<InitializeResponse>,
+                        cx: ConnectionTo<Client>| {
+                let caps = &req.client_capabilities;
+                let client = &a1.client;
+                client.read.store(caps.fs.read_text_file, Ordering::Relaxed);
+                client
+                    .write
+                    .store(caps.fs.write_text_file, Ordering::Relaxed);
+                client.terminal.store(caps.terminal, Ordering::Relaxed);
+                *client.conn.lock().unwrap_or_else(|p| p.into_inner()) = Some(cx);
                 responder.respond(
                     InitializeResponse::new(req.protocol_version)
                         .agent_capabilities(

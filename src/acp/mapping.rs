@@ -5,14 +5,17 @@
 use crate::protocol::notifications::{RunLogItem, RunTelemetry, UnknownItem};
 use crate::protocol::runs::TurnText;
 use crate::protocol::EntryState;
+use crate::run::editor::Attachment;
 use crate::tools::Mode;
+use agent_client_protocol::v1::schema::EmbeddedResourceResource;
 use agent_client_protocol::v1::schema::{
-    ContentBlock, ContentChunk, Cost, PermissionOption, PermissionOptionKind, Plan, PlanEntry,
-    PlanEntryPriority, PlanEntryStatus, RequestPermissionOutcome, SessionMode, SessionModeState,
-    SessionUpdate, StopReason, TextContent, ToolCall, ToolCallContent, ToolCallStatus,
-    ToolCallUpdate, ToolCallUpdateFields, ToolKind, UsageUpdate,
+    ContentBlock, ContentChunk, Cost, Diff, PermissionOption, PermissionOptionKind, Plan,
+    PlanEntry, PlanEntryPriority, PlanEntryStatus, RequestPermissionOutcome, SessionMode,
+    SessionModeState, SessionUpdate, StopReason, TextContent, ToolCall, ToolCallContent,
+    ToolCallStatus, ToolCallUpdate, ToolCallUpdateFields, ToolKind, UsageUpdate,
 };
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 /// Permission option ids (stable: clients may remember them).
 pub const ALLOW_ONCE: &str = "allow_once";
@@ -127,25 +130,45 @@ pub fn modes(current: Mode) -> SessionModeState {
     )
 }
 
-/// The prompt text of a `session/prompt`: text blocks in order; embedded
-/// text resources and links are appended with their URIs so the model sees them.
-pub fn prompt_text(blocks: &[ContentBlock]) -> String {
+/// A `session/prompt`'s content: the prompt text (text blocks in order,
+/// resource links appended with their URIs, a note naming each attached
+/// entry) and the embedded text resources as entries.
+pub fn prompt_parts(blocks: &[ContentBlock], cwd: &Path) -> (String, Vec<Attachment>) {
     let mut parts = Vec::new();
+    let mut attached = Vec::new();
     for block in blocks {
         match block {
             ContentBlock::Text(t) => parts.push(t.text.clone()),
-            ContentBlock::ResourceLink(link) => parts.push(format!("[{}]({})", link.name, link.uri)),
+            ContentBlock::ResourceLink(link) => {
+                parts.push(format!("[{}]({})", link.name, link.uri))
+            }
             ContentBlock::Resource(res) => {
-                if let agent_client_protocol::v1::schema::EmbeddedResourceResource::TextResourceContents(t) =
-                    &res.resource
-                {
-                    parts.push(format!("{}:\n{}", t.uri, t.text));
+                if let EmbeddedResourceResource::TextResourceContents(t) = &res.resource {
+                    let path = resource_path(&t.uri, cwd);
+                    parts.push(format!("(attached: {path})"));
+                    attached.push(Attachment {
+                        path,
+                        body: t.text.clone(),
+                    });
                 }
             }
             _ => {}
         }
     }
-    parts.join("\n\n")
+    (parts.join("\n\n"), attached)
+}
+
+/// Where an embedded resource goes: a `file://` URI or a path under `cwd`
+/// is that project file (relative path); anything else stays at its URI.
+pub fn resource_path(uri: &str, cwd: &Path) -> String {
+    let local = match uri.strip_prefix("file://") {
+        Some(rest) => Some(percent_decode(rest)),
+        None if !uri.contains("://") => Some(uri.to_string()),
+        None => None,
+    };
+    local
+        .and_then(|p| crate::files::confine(cwd, &p).ok())
+        .unwrap_or_else(|| uri.to_string())
 }
 
 /// The options of a proposal's permission request.
@@ -226,6 +249,11 @@ pub fn usage(t: &RunTelemetry) -> Option<UsageUpdate> {
     Some(UsageUpdate::new(used, size).cost(Cost::new(t.cost, "USD")))
 }
 
+/// A target naming a project file (not an entry of another scheme).
+fn scheme_free(target: &str) -> bool {
+    !target.contains("://")
+}
+
 fn text_chunk(text: &str) -> ContentChunk {
     ContentChunk::new(ContentBlock::Text(TextContent::new(text)))
 }
@@ -261,6 +289,24 @@ fn tool_content(tool: &str, body: &str) -> Option<ToolCallContent> {
     Some(ToolCallContent::from(body.to_string()))
 }
 
+/// A file edit as ACP shows it: the file's absolute path, its text before
+/// (none: a new file) and after.
+pub fn diff(file: PathBuf, old: Option<String>, new: &str) -> ToolCallContent {
+    ToolCallContent::Diff(Diff::new(file, new.to_string()).old_text(old))
+}
+
+/// A command's output as a call's text content: stdout, then stderr under
+/// a marker; none when both are empty.
+pub fn command_output(stdout: &str, stderr: &str) -> Option<ToolCallContent> {
+    let text = match (stdout.is_empty(), stderr.is_empty()) {
+        (true, true) => return None,
+        (false, true) => stdout.to_string(),
+        (true, false) => format!("stderr:\n{stderr}"),
+        (false, false) => format!("{stdout}\nstderr:\n{stderr}"),
+    };
+    Some(ToolCallContent::from(text))
+}
+
 /// Turns the run's full history, as each `run/state` carries it, into the
 /// updates a client has not seen yet.
 #[derive(Debug, Default)]
@@ -268,6 +314,11 @@ pub struct Tracker {
     seen: HashMap<String, EntryState>,
     /// Replaying a loaded session: prompts go out as user messages too.
     replay: bool,
+    /// The project root: edits' diffs name absolute paths.
+    root: Option<PathBuf>,
+    /// A proposed edit's file text before it (`None` inside: a new file),
+    /// by call id, for the diff of its later updates.
+    old: HashMap<String, Option<String>>,
 }
 
 impl Tracker {
@@ -276,6 +327,32 @@ impl Tracker {
             replay: true,
             ..Tracker::default()
         }
+    }
+
+    /// Diffs of edits name files under `root`.
+    pub fn rooted(mut self, root: PathBuf) -> Tracker {
+        self.root = Some(root);
+        self
+    }
+
+    /// Remembers an edit's text before it, for its diff.
+    pub fn remember_old(&mut self, call_id: &str, old: Option<String>) {
+        self.old.insert(call_id.to_string(), old);
+    }
+
+    /// The content of a call: the diff of a file edit (`set`; the entry's
+    /// body is the new text), else [`tool_content`].
+    fn content(&self, tool: &str, item: &RunLogItem) -> Option<ToolCallContent> {
+        if tool == "set" && scheme_free(&path_target(&item.path)) {
+            let target = path_target(&item.path);
+            let file = match &self.root {
+                Some(r) => r.join(&target),
+                None => PathBuf::from(&target),
+            };
+            let old = self.old.get(&item.path).cloned().flatten();
+            return Some(diff(file, old, &item.body));
+        }
+        tool_content(tool, &item.body)
     }
 
     /// Marks a proposal announced (as a pending tool call) already.
@@ -335,11 +412,17 @@ impl Tracker {
                 "unknown" | "error" | "" => {}
                 _ if item.tool.as_deref() == Some("unknown") => {}
                 _ => match before {
-                    None => out.push(SessionUpdate::ToolCall(tool_call(item))),
+                    None => {
+                        let mut call = tool_call(item);
+                        if let Some(c) = self.content(tool, item) {
+                            call = call.content(vec![c]);
+                        }
+                        out.push(SessionUpdate::ToolCall(call));
+                    }
                     Some(_) => {
                         let mut fields =
                             ToolCallUpdateFields::new().status(tool_status(item.state));
-                        if let Some(c) = tool_content(tool, &item.body) {
+                        if let Some(c) = self.content(tool, item) {
                             fields = fields.content(vec![c]);
                         }
                         out.push(SessionUpdate::ToolCallUpdate(ToolCallUpdate::new(
@@ -355,236 +438,5 @@ impl Tracker {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use agent_client_protocol::v1::schema::SelectedPermissionOutcome;
-
-    fn item(path: &str, state: EntryState, body: &str) -> RunLogItem {
-        RunLogItem {
-            tool: Some("log".into()),
-            state,
-            outcome: None,
-            path: path.into(),
-            body: body.into(),
-            turn: 1,
-            attributes: "{}".into(),
-        }
-    }
-
-    #[test]
-    fn commands_map_to_tool_kinds() {
-        assert_eq!(tool_kind("get"), ToolKind::Read);
-        assert_eq!(tool_kind("set"), ToolKind::Edit);
-        assert_eq!(tool_kind("cp"), ToolKind::Edit);
-        assert_eq!(tool_kind("rm"), ToolKind::Delete);
-        assert_eq!(tool_kind("mv"), ToolKind::Move);
-        assert_eq!(tool_kind("sh"), ToolKind::Execute);
-        assert_eq!(tool_kind("env"), ToolKind::Execute);
-        assert_eq!(tool_kind("think"), ToolKind::Think);
-        assert_eq!(tool_kind("search"), ToolKind::Search);
-        assert_eq!(tool_kind("ask_user"), ToolKind::Other);
-    }
-
-    #[test]
-    fn entry_states_map_to_tool_statuses() {
-        assert_eq!(tool_status(EntryState::Proposed), ToolCallStatus::Pending);
-        assert_eq!(
-            tool_status(EntryState::Streaming),
-            ToolCallStatus::InProgress
-        );
-        assert_eq!(tool_status(EntryState::Resolved), ToolCallStatus::Completed);
-        assert_eq!(tool_status(EntryState::Failed), ToolCallStatus::Failed);
-        assert_eq!(tool_status(EntryState::Cancelled), ToolCallStatus::Failed);
-    }
-
-    #[test]
-    fn finished_statuses_end_the_turn() {
-        for s in [200, 204, 422] {
-            assert_eq!(
-                prompt_end(s, false, 1, 99, None),
-                PromptEnd::Stop(StopReason::EndTurn)
-            );
-        }
-    }
-
-    #[test]
-    fn the_turn_cap_is_max_turn_requests() {
-        assert_eq!(
-            prompt_end(499, false, 5, 5, None),
-            PromptEnd::Stop(StopReason::MaxTurnRequests)
-        );
-    }
-
-    #[test]
-    fn a_cancel_is_cancelled_whatever_the_status() {
-        assert_eq!(
-            prompt_end(499, true, 1, 99, None),
-            PromptEnd::Stop(StopReason::Cancelled)
-        );
-        assert_eq!(
-            prompt_end(200, true, 1, 99, None),
-            PromptEnd::Stop(StopReason::Cancelled)
-        );
-    }
-
-    #[test]
-    fn strikes_and_failures_are_errors_with_the_reason() {
-        let PromptEnd::Error(e) = prompt_end(499, false, 3, 99, Some("bad tag")) else {
-            panic!("strikes are an error");
-        };
-        assert!(e.contains("499") && e.contains("bad tag"), "{e}");
-        assert!(matches!(
-            prompt_end(500, false, 1, 99, None),
-            PromptEnd::Error(_)
-        ));
-    }
-
-    #[test]
-    fn paths_give_tool_and_target() {
-        assert_eq!(path_tool("log://turn_3/set/a.txt"), "set");
-        assert_eq!(path_tool("set://a.txt"), "set");
-        assert_eq!(
-            path_target("log://turn_1/ask_user/Which%20colour%3F"),
-            "Which colour?"
-        );
-        assert_eq!(tool_title("log://turn_2/get/src/x.rs"), "get src/x.rs");
-    }
-
-    #[test]
-    fn text_and_resources_become_the_prompt() {
-        let blocks = vec![
-            ContentBlock::Text(TextContent::new("fix it")),
-            ContentBlock::ResourceLink(agent_client_protocol::v1::schema::ResourceLink::new(
-                "a.rs",
-                "file:///p/a.rs",
-            )),
-        ];
-        assert_eq!(prompt_text(&blocks), "fix it\n\n[a.rs](file:///p/a.rs)");
-    }
-
-    fn selected(id: &str) -> RequestPermissionOutcome {
-        RequestPermissionOutcome::Selected(SelectedPermissionOutcome::new(id.to_string()))
-    }
-
-    #[test]
-    fn permission_choices_are_read_by_option_id() {
-        let ids: Vec<String> = permission_options()
-            .iter()
-            .map(|o| o.option_id.0.to_string())
-            .collect();
-        assert_eq!(ids, [ALLOW_ONCE, ALLOW_ALWAYS, REJECT_ONCE]);
-        assert_eq!(choice(&selected(ALLOW_ONCE), &[]), Choice::Once);
-        assert_eq!(choice(&selected(ALLOW_ALWAYS), &[]), Choice::Always);
-        assert_eq!(choice(&selected(REJECT_ONCE), &[]), Choice::Reject);
-        assert_eq!(
-            choice(&RequestPermissionOutcome::Cancelled, &[]),
-            Choice::Reject
-        );
-    }
-
-    #[test]
-    fn ask_user_options_are_the_answers() {
-        let answers = vec!["red".to_string(), "dark blue".to_string()];
-        let opts = answer_options(&answers);
-        assert_eq!(opts[1].name, "dark blue");
-        let id = opts[1].option_id.0.to_string();
-        assert_eq!(
-            choice(&selected(&id), &answers),
-            Choice::Answer("dark blue".into())
-        );
-    }
-
-    #[test]
-    fn unknowns_are_a_pending_plan() {
-        let p = plan(&[UnknownItem {
-            path: "unknown://1".into(),
-            body: "where is main?".into(),
-        }]);
-        assert_eq!(p.entries.len(), 1);
-        assert_eq!(p.entries[0].status, PlanEntryStatus::Pending);
-    }
-
-    #[test]
-    fn updates_are_message_chunks_and_commands_tool_calls_once() {
-        let mut t = Tracker::default();
-        let h = vec![
-            item("log://turn_1/get/a.txt", EntryState::Resolved, "A"),
-            item("log://turn_1/update/1", EntryState::Resolved, "done"),
-        ];
-        let ups = t.updates(&h);
-        assert_eq!(ups.len(), 2);
-        assert!(matches!(&ups[0], SessionUpdate::ToolCall(c) if c.kind == ToolKind::Read));
-        assert!(matches!(&ups[1], SessionUpdate::AgentMessageChunk(_)));
-        assert!(t.updates(&h).is_empty(), "nothing twice");
-    }
-
-    #[test]
-    fn a_state_change_is_a_tool_call_update() {
-        let mut t = Tracker::default();
-        t.updates(&[item("log://turn_1/sh/ls", EntryState::Streaming, "")]);
-        let ups = t.updates(&[item("log://turn_1/sh/ls", EntryState::Resolved, "a\nb")]);
-        let [SessionUpdate::ToolCallUpdate(u)] = ups.as_slice() else {
-            panic!("one update: {ups:?}");
-        };
-        assert_eq!(u.fields.status, Some(ToolCallStatus::Completed));
-        assert!(u.fields.content.is_some(), "sh output goes with it");
-    }
-
-    #[test]
-    fn replay_sends_prompts_as_user_messages() {
-        let mut p = item("prompt://1", EntryState::Resolved, "hello");
-        p.tool = Some("prompt".into());
-        assert!(Tracker::default()
-            .updates(std::slice::from_ref(&p))
-            .is_empty());
-        let ups = Tracker::replaying().updates(&[p]);
-        assert!(matches!(&ups[0], SessionUpdate::UserMessageChunk(_)));
-    }
-
-    #[test]
-    fn reasoning_is_thought_chunks_once() {
-        let mut t = Tracker::default();
-        let r = vec![TurnText {
-            path: "reasoning://1".into(),
-            body: "hmm".into(),
-            turn: 1,
-        }];
-        assert!(matches!(
-            &t.thoughts(&r)[..],
-            [SessionUpdate::AgentThoughtChunk(_)]
-        ));
-        assert!(t.thoughts(&r).is_empty());
-    }
-
-    #[test]
-    fn usage_needs_a_known_window() {
-        let mut t = RunTelemetry {
-            model_alias: "m".into(),
-            model: "m".into(),
-            temperature: None,
-            context_size: None,
-            context_tokens: 100,
-            ceiling: None,
-            token_usage: 100,
-            tokens_free: None,
-            prompt_tokens: 0,
-            cached_tokens: 0,
-            completion_tokens: 0,
-            reasoning_tokens: 0,
-            total_tokens: 0,
-            cost: 0.5,
-            context_distribution: vec![],
-        };
-        assert!(usage(&t).is_none());
-        t.context_size = Some(1000);
-        let u = usage(&t).expect("usage");
-        assert_eq!((u.used, u.size), (100, 1000));
-    }
-
-    #[test]
-    fn modes_are_ask_and_act() {
-        let m = modes(Mode::Act);
-        assert_eq!(&*m.current_mode_id.0, "act");
-        assert_eq!(m.available_modes.len(), 2);
-    }
-}
+#[path = "mapping_tests.rs"]
+mod tests;

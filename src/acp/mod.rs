@@ -9,7 +9,9 @@
 //! translations, `agent` the handlers.
 
 pub mod agent;
+mod editor;
 pub mod mapping;
+mod output;
 mod permission;
 
 use crate::{Config, Server, ServerHandle, StartOptions};
@@ -58,6 +60,16 @@ impl EngineBridge {
         EngineBridge { jobs }
     }
 
+    /// Runs `f` on the engine's thread without waiting for it.
+    pub fn spawn<F, Fut>(&self, f: F) -> Result<(), EngineGone>
+    where
+        F: FnOnce(Rc<ServerHandle>) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        let job: Job = Box::new(move |server| Box::pin(f(server)));
+        self.jobs.send(job).map_err(|_| EngineGone)
+    }
+
     /// Runs `f` on the engine's thread and answers its result.
     pub async fn call<T, F, Fut>(&self, f: F) -> Result<T, EngineGone>
     where
@@ -95,6 +107,7 @@ pub fn main(args: AcpArgs) -> ExitCode {
         }
     };
     let max_turns = config.max_turns;
+    let db = config.db_path.clone();
     let system = actix::System::new();
     system.block_on(async move {
         let options = StartOptions {
@@ -105,10 +118,15 @@ pub fn main(args: AcpArgs) -> ExitCode {
             Ok(s) => Rc::new(s),
             Err(e @ crate::StartError::Locked(_)) => {
                 // Connecting to the holder as a client is not built yet:
-                // say so rather than fight over the database.
+                // say so (and where it listens) rather than fight over the
+                // database.
+                let listening = crate::store::db::read_holder(&db)
+                    .and_then(|h| h.listen)
+                    .map(|url| format!(" (it listens on {url})"))
+                    .unwrap_or_default();
                 eprintln!(
-                    "rummy acp: {e}; `rummy acp` cannot share a database with another rummy \
-                     process yet: stop it, or give this one its own RUMMY_DB_PATH"
+                    "rummy acp: {e}{listening}; `rummy acp` cannot share a database with another \
+                     rummy process yet: stop it, or give this one its own RUMMY_DB_PATH"
                 );
                 return ExitCode::FAILURE;
             }

@@ -10,13 +10,11 @@ use crate::run::actor::{Resolution, Resolve};
 use crate::run::service::ConfigureRun;
 use crate::run::LoopFlags;
 use agent_client_protocol::v1::schema::{
-    ContentBlock, ContentChunk, Diff, RequestPermissionRequest, SessionUpdate, TextContent,
-    ToolCall, ToolCallContent, ToolCallStatus, ToolCallUpdate, ToolCallUpdateFields,
-    WriteTextFileRequest,
+    ContentBlock, ContentChunk, RequestPermissionRequest, SessionUpdate, TextContent, ToolCall,
+    ToolCallStatus, ToolCallUpdate, ToolCallUpdateFields,
 };
 use agent_client_protocol::v1::ConnectionTo;
 use agent_client_protocol::{Client, Error};
-use std::sync::atomic::Ordering;
 
 impl AcpAgent {
     /// Asks the client about one proposal and resolves it. Answers true when
@@ -31,10 +29,10 @@ impl AcpAgent {
         let tool = mapping::path_tool(&entry.path).to_string();
         let attrs = proposal_attributes(entry);
         let call_id = log_path(entry);
-        let (yolo, cwd) = match self.lock().get_mut(alias) {
+        let (yolo, server_accepts, cwd) = match self.lock().get_mut(alias) {
             Some(s) => {
                 s.tracker.announce(&call_id);
-                (s.yolo, s.cwd.clone())
+                (s.yolo, s.server_accepts, s.cwd.clone())
             }
             None => return Ok(false),
         };
@@ -83,11 +81,16 @@ impl AcpAgent {
             if tool == "set" {
                 let file = cwd.join(&target);
                 let old = std::fs::read_to_string(&file).ok();
-                call = call.content(vec![ToolCallContent::Diff(
-                    Diff::new(file, entry.body.clone()).old_text(old),
-                )]);
+                if let Some(s) = self.lock().get_mut(alias) {
+                    s.tracker.remember_old(&call_id, old.clone());
+                }
+                call = call.content(vec![mapping::diff(file, old, &entry.body)]);
             }
             send(cx, alias, SessionUpdate::ToolCall(call.clone()))?;
+            if server_accepts {
+                // A yolo loop: the server accepts (and runs) it itself.
+                return Ok(false);
+            }
             let decision = if yolo {
                 (Resolution::Accept, None)
             } else {
@@ -111,21 +114,6 @@ impl AcpAgent {
                     Choice::Reject | Choice::Answer(_) => (Resolution::Reject, None),
                 }
             };
-            if tool == "set"
-                && decision.0 == Resolution::Accept
-                && self.fs_write.load(Ordering::Relaxed)
-            {
-                // The editor writes its buffer; the server's own write of
-                // the same text follows and changes nothing.
-                let write = WriteTextFileRequest::new(
-                    alias.to_string(),
-                    cwd.join(&target),
-                    entry.body.clone(),
-                );
-                if let Err(e) = cx.send_request(write).block_task().await {
-                    tracing::warn!("fs/write_text_file {target}: {e}");
-                }
-            }
             decision
         };
         let (action, output) = decision;
@@ -152,11 +140,36 @@ impl AcpAgent {
             })
             .await
             .map_err(internal)?;
-        if let Err(e) = resolved {
-            // Settled meanwhile (a cancel, another client): the run goes on.
-            tracing::warn!("could not resolve {}: {e}", entry.path);
+        match resolved {
+            Ok(()) if action == Resolution::Accept && matches!(tool.as_str(), "sh" | "env") => {
+                self.run_accepted(project_id, alias, &entry.path);
+            }
+            Ok(()) => {}
+            // Settled meanwhile (a cancel, another client, a yolo loop):
+            // the run goes on.
+            Err(e) => tracing::warn!("could not resolve {}: {e}", entry.path),
         }
         Ok(false)
+    }
+
+    /// This session is the client that accepted the command, so it runs
+    /// it: in the client's terminal when offered (the engine's editor),
+    /// else on the server, as a yolo run would. It runs beside the turn,
+    /// as a WebSocket client's command does; a cancel of the run kills it.
+    fn run_accepted(&self, project_id: i64, alias: &str, path: &str) {
+        let (a, p) = (alias.to_string(), path.to_string());
+        let spawned = self.engine.spawn(move |server| async move {
+            match server.runs.find(project_id, &a).await {
+                Ok(Some(run)) => {
+                    crate::run::proposals::run_accepted_command(&server.engine, &run, &p).await
+                }
+                Ok(None) => tracing::warn!("run {a} is gone; {p} not run"),
+                Err(e) => tracing::warn!("could not run {p}: {e}"),
+            }
+        });
+        if spawned.is_err() {
+            tracing::warn!("the engine stopped; {path} not run");
+        }
     }
 
     /// "Allow always": this session accepts the rest of this loop's

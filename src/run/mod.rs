@@ -6,6 +6,7 @@ pub mod actor;
 pub mod budget_turn;
 pub mod cycles;
 mod dispatch;
+pub mod editor;
 pub mod policy;
 pub mod proposals;
 pub mod registry;
@@ -36,6 +37,9 @@ pub struct Engine {
     pub config: Arc<Config>,
     /// Live `StreamProducer`s of accepted `sh`/`env` commands.
     pub streams: Addr<crate::stream::StreamRegistry>,
+    /// A front end's editor (`rummy acp`) serving file reads, writes and
+    /// commands for its runs; empty otherwise.
+    pub editor: editor::EditorSlot,
 }
 
 impl Engine {

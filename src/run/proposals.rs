@@ -381,7 +381,9 @@ async fn auto_accept(engine: &Engine, run: &RunRow, path: &str) {
 /// A yolo run runs an accepted `sh`/`env` itself, and the turn waits for
 /// it, so the model reads the whole output next turn. Cancelling the run
 /// drops this wait and the process handle with it: the group is killed.
-async fn run_accepted_command(engine: &Engine, run: &RunRow, path: &str) {
+/// `rummy acp` also calls it for a command its client accepted (it is that
+/// client, and runs what it accepts).
+pub async fn run_accepted_command(engine: &Engine, run: &RunRow, path: &str) {
     let Ok(Some(row)) = entry(engine, run.id, path).await else {
         return;
     };
@@ -397,8 +399,22 @@ async fn run_accepted_command(engine: &Engine, run: &RunRow, path: &str) {
     .await;
     match started {
         Ok((root, handle)) => {
-            let end = crate::stream::run_on_server(&engine.config, root, handle).await;
-            tracing::info!(run = %run.alias, "ran {path} on the server: {end:?}");
+            // The run's editor runs it in its terminal when it offers one.
+            let editor = engine.editor.get();
+            let (end, place) = match editor {
+                Some(e) => match e.run_command(run.id, root.clone(), handle.clone()) {
+                    Some(run_there) => (run_there.await, "in the editor"),
+                    None => (
+                        crate::stream::run_on_server(&engine.config, root, handle).await,
+                        "on the server",
+                    ),
+                },
+                None => (
+                    crate::stream::run_on_server(&engine.config, root, handle).await,
+                    "on the server",
+                ),
+            };
+            tracing::info!(run = %run.alias, "ran {path} {place}: {end:?}");
         }
         Err(e) => {
             tracing::error!(run = %run.alias, "could not run {path} on the server: {e}");
@@ -660,6 +676,18 @@ async fn accept(
         Effect::Stream => crate::stream::open(engine, run, row).await.map(|_| ()),
         Effect::Write(file) => {
             let root = project_root(engine, run).await?;
+            if let Some(write) = engine
+                .editor
+                .get()
+                .and_then(|e| e.write_text(run.id, file, &row.body))
+            {
+                // The editor's buffer gets the edit; the disk write below
+                // (same text) keeps the file entry's stamps true for the
+                // scanner, so the editor sees no conflicting change.
+                if let Err(e) = write.await {
+                    tracing::warn!(run = %run.alias, "the editor could not write {file}: {e}");
+                }
+            }
             let (f, content) = (file.clone(), row.body.clone());
             let written = blocking(move || files::write_file(&root, &f, &content)).await?;
             file_written(engine, run, &written, row.body.clone()).await

@@ -345,6 +345,7 @@ impl TurnSteps<'_> {
             turn,
             self.mode,
         )
+        .with_editor(self.engine.editor.get())
     }
 
     /// What the loop offers the model (its mode, flags and RUMMY_THINK).

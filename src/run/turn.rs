@@ -269,6 +269,7 @@ async fn drive_loop(
             if !flags.no_repo.unwrap_or(false) {
                 scan_project(engine, &run).await?;
             }
+            super::editor::attach(engine, &run).await;
             None
         }
         LoopStart::Resumed => Some(

@@ -278,6 +278,7 @@ pub async fn start(mut config: Config, options: StartOptions) -> Result<ServerHa
         tools,
         config: config.clone(),
         streams: StreamRegistry::new(store.clone(), hub.clone(), config.token_divisor).start(),
+        editor: Default::default(),
     });
     let runs = RunService::start(engine.clone());
     // Runs that were waiting on a proposal wait again, on the same one.

@@ -133,6 +133,39 @@ impl StoreOp for RegisterSchemes {
 
 store_ops!(RegisterSchemes => ());
 
+/// Registers a client attachment's URI scheme (`https`, `zed`, ...; see
+/// `run::editor::attach`) as a data scheme the model sees, unless it exists
+/// already (a tool's scheme keeps its own rules). Only URI scheme
+/// characters are taken.
+pub struct RegisterDataScheme(pub String);
+
+impl StoreOp for RegisterDataScheme {
+    type Output = ();
+    fn run(self, conn: &mut diesel::SqliteConnection) -> StoreResult<()> {
+        use diesel::RunQueryDsl;
+        let valid = self.0.starts_with(|c: char| c.is_ascii_lowercase())
+            && self
+                .0
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+.-".contains(c));
+        if !valid {
+            return Err(StoreError::Invalid(format!(
+                "{:?} is not a URI scheme",
+                self.0
+            )));
+        }
+        diesel::sql_query(
+            "INSERT OR IGNORE INTO schemes (name, model_visible, category, default_scope, writable_by) \
+             VALUES (?, 1, 'data', 'run', '[\"model\",\"plugin\"]')",
+        )
+        .bind::<diesel::sql_types::Text, _>(&self.0)
+        .execute(conn)?;
+        Ok(())
+    }
+}
+
+store_ops!(RegisterDataScheme => ());
+
 /// What a write needs to know about its scheme.
 #[derive(Debug, Clone)]
 pub struct SchemeInfo {

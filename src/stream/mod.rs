@@ -30,6 +30,7 @@ use tokio::sync::watch;
 
 /// What an in-process producer (a process runner) holds for one stream:
 /// where to send output and how it learns of a cancellation.
+#[derive(Clone)]
 pub struct ProducerHandle {
     pub addr: Addr<StreamProducer>,
     /// Becomes `Some(reason)` when a client cancels the stream; the sender

@@ -6,7 +6,8 @@ use crate::parse::Command;
 use crate::store::paths::normalize_path;
 use crate::store::patterns::{hedsearch, is_pattern};
 use crate::store::{
-    ChangeVisibility, EntryRow, EntryState, GetEntry, QueryEntries, StoreError, VISIBILITIES,
+    ChangeVisibility, EntryRow, EntryState, EntryWrite, GetEntry, QueryEntries, SetEntry,
+    StoreError, Writer, VISIBILITIES,
 };
 use crate::tokens::count_tokens;
 use serde_json::json;
@@ -197,6 +198,9 @@ impl Tool for Get {
             resolved(listing("get", &path, filter.as_deref(), &matches, true)).await?;
             return Ok(());
         }
+        if !pattern {
+            from_editor(ctx, &path).await?;
+        }
         if cmd.attr("line").is_some() || cmd.attr("limit").is_some() {
             return read_slice(ctx, cmd, &path, pattern, log_path).await;
         }
@@ -237,6 +241,39 @@ impl Tool for Get {
         resolved(body).await?;
         Ok(())
     }
+}
+
+/// A project file the run has, read through the run's editor when it has
+/// one, so the model sees an unsaved buffer rather than the disk. The
+/// entry's stamps stay the disk's, so the next scan keeps this text until
+/// the file changes on disk.
+async fn from_editor(ctx: &TurnCtx, path: &str) -> Result<(), ToolError> {
+    let Some(editor) = &ctx.editor else {
+        return Ok(());
+    };
+    let Some(row) = entry(ctx, path).await? else {
+        return Ok(());
+    };
+    if row.scheme.is_some() {
+        return Ok(());
+    }
+    let Some(read) = editor.read_text(ctx.run_id, &row.path) else {
+        return Ok(());
+    };
+    match read.await {
+        Some(text) if text != row.body => {
+            ctx.store
+                .run(SetEntry(EntryWrite {
+                    body: Some(text),
+                    state: Some(row.state),
+                    turn: row.turn,
+                    ..EntryWrite::new(ctx.run_id, row.path, Writer::Plugin)
+                }))
+                .await?;
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// `line`/`limit`: the log entry carries the slice; nothing is promoted.

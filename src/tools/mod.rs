@@ -57,6 +57,9 @@ pub struct TurnCtx {
     pub turn: i64,
     pub mode: Mode,
     errors: AtomicU32,
+    /// The run's editor, when a front end installed one: file reads ask
+    /// it first (its unsaved buffers).
+    pub editor: Option<Arc<dyn crate::run::editor::Editor>>,
 }
 
 impl TurnCtx {
@@ -76,7 +79,14 @@ impl TurnCtx {
             turn,
             mode,
             errors: AtomicU32::new(0),
+            editor: None,
         }
+    }
+
+    /// The same context with the run's editor (see [`crate::run::editor`]).
+    pub fn with_editor(mut self, editor: Option<Arc<dyn crate::run::editor::Editor>>) -> Self {
+        self.editor = editor;
+        self
     }
 
     /// A turn taken up again after a restart, with the error entries it
