@@ -124,6 +124,7 @@ async fn check(b: &Bench, tools: &ToolRegistry) -> bool {
             loop_id: b.loop_id,
             turn: 6,
             rows: packet.rows,
+            token_divisor: 2.0,
         })
         .await
         .expect("save");

@@ -131,6 +131,7 @@ async fn one_turn(b: &Bench, tools: &ToolRegistry) {
             loop_id: b.loop_id,
             turn: start.turn,
             rows: packet.rows,
+            token_divisor: 2.0,
         })
         .await
         .expect("save");
