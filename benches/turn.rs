@@ -12,7 +12,7 @@
 //! Run: `cargo bench --bench turn`
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use rummy::context::{assemble, PacketInput};
+use rummy::context::{assemble, PacketInput, ProjectionCache};
 use rummy::store::schemes::{bootstrap_schemes, RegisterSchemes};
 use rummy::store::{
     BeginTurn, CreateRun, EnqueueLoop, EntryWrite, ModelContext, RecordTurnUsage, ReportRun,
@@ -29,6 +29,8 @@ struct Bench {
     store: Store,
     run_id: i64,
     loop_id: i64,
+    /// Kept across iterations as a loop keeps it across turns.
+    projections: ProjectionCache,
 }
 
 fn setup(entries: usize) -> Bench {
@@ -100,6 +102,7 @@ fn setup(entries: usize) -> Bench {
         store,
         run_id,
         loop_id,
+        projections: ProjectionCache::new(),
     }
 }
 
@@ -123,6 +126,7 @@ async fn one_turn(b: &Bench, tools: &ToolRegistry) {
         token_divisor: 2.0,
         turn: start.turn,
         usage_floor: 0,
+        cache: Some(&b.projections),
     });
     criterion::black_box((&packet.system, &packet.user));
     b.store
