@@ -16,7 +16,7 @@ use crate::parse::{parse, Command};
 use crate::protocol::notifications::{Notification, ProgressStatus, RunProgressNotification};
 use crate::store::{
     BeginTurn, EntryState, EntryWrite, InterruptedTurn, LoopRow, PreviousPromptTokens,
-    RecordTurnUsage, RunRow, RunStatus, SetEntry, StoreError, TurnUsage, Writer,
+    RecordTurnUsage, RunRow, RunStatus, SetEntries, SetEntry, StoreError, TurnUsage, Writer,
 };
 use crate::tools::update::terminal_status;
 use crate::tools::{Mode, ToolSet, TurnCtx};
@@ -451,11 +451,13 @@ async fn record_audit(
 ) -> Result<(), String> {
     let a =
         |scheme: &str, body: String| audit(run.id, lp.id, format!("{scheme}://{turn}"), body, turn);
-    write(engine, a("system", system.to_string())).await?;
-    write(engine, a("user", user.to_string())).await?;
-    write(engine, a("assistant", completion.content.clone())).await?;
+    let mut writes = vec![
+        a("system", system.to_string()),
+        a("user", user.to_string()),
+        a("assistant", completion.content.clone()),
+    ];
     if let Some(r) = reasoning {
-        write(engine, a("reasoning", r)).await?;
+        writes.push(a("reasoning", r));
     }
     let content: String = completion.content.chars().take(4096).collect();
     let model = json!({
@@ -464,7 +466,12 @@ async fn record_audit(
         "usage": completion.usage,
         "model": completion.model,
     });
-    write(engine, a("model", model.to_string())).await
+    writes.push(a("model", model.to_string()));
+    engine
+        .store
+        .run(SetEntries(writes))
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// The last `<update>` decides (spec 02 §6.5); returns a terminal status.

@@ -317,6 +317,20 @@ impl StoreOp for SetEntry {
     }
 }
 
+/// Several entry writes in one transaction: all land or none does. A
+/// turn's audit records go together so they cost one commit, not five.
+pub struct SetEntries(pub Vec<EntryWrite>);
+
+impl StoreOp for SetEntries {
+    type Output = ();
+    fn run(self, conn: &mut SqliteConnection) -> StoreResult<()> {
+        for w in &self.0 {
+            write_entry(conn, w)?;
+        }
+        Ok(())
+    }
+}
+
 /// An entry as one run sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Queryable)]
 pub struct EntryRow {
@@ -461,6 +475,7 @@ impl StoreOp for LogError {
 
 store_ops!(
     SetEntry => bool,
+    SetEntries => (),
     GetEntry => Option<EntryRow>,
     ListEntries => Vec<EntryRow>,
     AllocateLogPaths => Vec<String>,
