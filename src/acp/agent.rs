@@ -198,6 +198,22 @@ impl AcpAgent {
         }
     }
 
+    /// Cancels the runs of the sessions whose prompt turn is in progress.
+    async fn cancel_busy(&self) {
+        let busy: Vec<(i64, String)> = self
+            .lock()
+            .values()
+            .filter(|s| s.busy && s.started)
+            .map(|s| (s.project_id, s.alias.clone()))
+            .collect();
+        for (project_id, alias) in busy {
+            let reason = "the ACP client disconnected";
+            if let Err(e) = self.engine.cancel(project_id, &alias, reason).await {
+                tracing::warn!("could not cancel {alias}: {e}");
+            }
+        }
+    }
+
     /// One prompt turn, from the prompt to the run's verdict.
     async fn prompt(
         &self,
@@ -380,6 +396,7 @@ pub(super) async fn serve(engine: Backend, model: String, max_turns: u32) -> Res
         sessions: agent.sessions.clone(),
     };
     agent.engine.install_editor(editor).await?;
+    let last = agent.clone();
     let (a1, a2, a3, a4, a5, a6) = (
         agent.clone(),
         agent.clone(),
@@ -388,7 +405,7 @@ pub(super) async fn serve(engine: Backend, model: String, max_turns: u32) -> Res
         agent.clone(),
         agent,
     );
-    Agent
+    let served = Agent
         .v1()
         .name("rummy")
         .on_receive_request(
@@ -458,5 +475,12 @@ pub(super) async fn serve(engine: Backend, model: String, max_turns: u32) -> Res
             agent_client_protocol::on_receive_notification!(),
         )
         .connect_to(Stdio::new())
-        .await
+        .await;
+    if matches!(last.engine, Backend::Remote(_)) {
+        // The holder outlives this client: its turns in progress would
+        // wait for answers nobody gives (in process, the engine's stop
+        // ends them).
+        last.cancel_busy().await;
+    }
+    served
 }

@@ -41,6 +41,8 @@ pub struct Remote {
     limits: ExecLimits,
     /// One connection per project, by project id.
     conns: Mutex<HashMap<i64, Arc<Conn>>>,
+    /// The project ids hello answered, by canonical root.
+    projects: Mutex<HashMap<PathBuf, i64>>,
 }
 
 /// One multiplexed WebSocket connection, bound to one project.
@@ -120,6 +122,7 @@ impl Remote {
             token,
             limits,
             conns: Mutex::default(),
+            projects: Mutex::default(),
         }
     }
 
@@ -140,6 +143,10 @@ impl Remote {
         let root = cwd
             .canonicalize()
             .map_err(|e| Error::invalid_params().data(format!("{}: {e}", cwd.display())))?;
+        if let Some(id) = lock(&self.projects).get(&root).copied() {
+            // A later session in the same project reuses its connection.
+            return Ok((id, root));
+        }
         let conn = Conn::open(&self.url, self.token.as_deref())
             .await
             .map_err(internal)?;
@@ -148,8 +155,8 @@ impl Remote {
             .await
             .map_err(|e| Error::invalid_params().data(e))?;
         let hello: HelloResult = serde_json::from_value(hello).map_err(internal)?;
-        // A later session in the same project reuses the connection it has.
         lock(&self.conns).entry(hello.project_id).or_insert(conn);
+        lock(&self.projects).insert(root.clone(), hello.project_id);
         Ok((hello.project_id, root))
     }
 
@@ -379,7 +386,10 @@ impl Remote {
                             ),
                             other => (
                                 "stream/aborted",
-                                json!({"run": run, "path": path, "reason": format!("{other:?}")}),
+                                json!({
+                                    "run": run, "path": path,
+                                    "reason": crate::stream::describe(other),
+                                }),
                             ),
                         };
                         if let Err(e) = conn.call(params.0, params.1).await {

@@ -204,3 +204,53 @@ async fn a_command_allowed_once_runs_here_and_streams_to_the_holder() {
     assert!(!session.is_empty());
     server.stop().await;
 }
+
+#[actix_web::test]
+async fn a_client_that_goes_away_mid_turn_cancels_its_run_on_the_holder() {
+    let provider = FakeProvider::start(vec![Reply::Delayed(
+        Duration::from_secs(30),
+        r#"<update status="200">too late</update>"#.into(),
+    )])
+    .await;
+    let place = Place::new();
+    let cwd = place.cwd();
+    let vars = test_vars(place.home.path(), &provider.base_url());
+    let server = holder(&vars, true).await;
+    let addr = server.local_addr.expect("the holder listens");
+    let calls = {
+        let p = &provider;
+        move || p.calls().iter().filter(|c| c.contains("chat")).count()
+    };
+    let session = with_agent(&vars, &cwd, Shared::default(), async |cx| {
+        let session = new_session(&cx, &cwd).await;
+        let req = PromptRequest::new(
+            session.clone(),
+            vec![ContentBlock::Text(TextContent::new("take your time"))],
+        );
+        // Sent, never awaited: the client leaves while the model works.
+        let _pending = cx.send_request(req);
+        let deadline = tokio::time::Instant::now() + LONG;
+        while calls() == 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(session)
+    })
+    .await;
+    let root = cwd.to_string_lossy().into_owned();
+    let mut client = hello_client(addr, &root, &root).await;
+    let deadline = tokio::time::Instant::now() + LONG;
+    let status = loop {
+        let run = client
+            .call("getRun", serde_json::json!({"run": session}))
+            .await
+            .expect("the holder has the run");
+        let status = run["status"].as_i64().unwrap_or_default();
+        if status != 102 || tokio::time::Instant::now() > deadline {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status, 499, "cancelled, not left waiting");
+    client.close().await;
+    server.stop().await;
+}
