@@ -19,7 +19,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
@@ -52,6 +52,8 @@ struct Conn {
     next_id: AtomicU64,
     pending: Arc<Mutex<HashMap<u64, oneshot::Sender<Value>>>>,
     subscribers: Arc<Mutex<Vec<mpsc::UnboundedSender<Value>>>>,
+    /// The reader saw the connection end: no reply will come any more.
+    closed: Arc<AtomicBool>,
 }
 
 impl Conn {
@@ -71,7 +73,8 @@ impl Conn {
             }
             let _ = sink.close().await;
         });
-        let (replies, fanout) = (pending.clone(), subscribers.clone());
+        let closed = Arc::new(AtomicBool::new(false));
+        let (replies, fanout, ended) = (pending.clone(), subscribers.clone(), closed.clone());
         let server = url.to_string();
         tokio::spawn(async move {
             while let Some(frame) = ws::read_frame(&mut stream).await {
@@ -84,7 +87,10 @@ impl Conn {
                 }
             }
             tracing::warn!("the server at {server} closed the connection");
-            // Dropping the senders ends every waiting call and prompt turn.
+            // Set before the senders go, so a call registered after the
+            // clearing sees it. Dropping the senders ends every waiting
+            // call and prompt turn.
+            ended.store(true, Ordering::SeqCst);
             lock(&replies).clear();
             lock(&fanout).clear();
         });
@@ -94,6 +100,7 @@ impl Conn {
             next_id: AtomicU64::new(1),
             pending,
             subscribers,
+            closed,
         }))
     }
 
@@ -102,7 +109,9 @@ impl Conn {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         lock(&self.pending).insert(id, tx);
-        if self.out.send(ws::request(id, method, params)).is_err() {
+        if self.closed.load(Ordering::SeqCst)
+            || self.out.send(ws::request(id, method, params)).is_err()
+        {
             lock(&self.pending).remove(&id);
         }
         let frame = rx.await.map_err(|_| {
@@ -248,6 +257,14 @@ impl Remote {
         let conn = self.conn(project_id).map_err(internal)?;
         let (tx, rx) = mpsc::unbounded_channel();
         lock(&conn.subscribers).push(tx);
+        if conn.closed.load(Ordering::SeqCst) {
+            // The reader may have cleared the list before this push.
+            lock(&conn.subscribers).clear();
+            return Err(internal(format!(
+                "the server at {} closed the connection",
+                conn.url
+            )));
+        }
         Ok(rx)
     }
 
