@@ -3,10 +3,13 @@
 //! answers, fs and terminal methods), a prompt that reads and edits a file
 //! through a permission request, reject and allow always, a cancel
 //! mid-turn and the turn cap. The submodules hold the client capabilities,
-//! what a client watches, questions and the session lifecycle.
+//! what a client watches, questions, the session lifecycle and the client
+//! mode (another rummy holds the database).
 
 #[path = "acp/capabilities.rs"]
 mod capabilities;
+#[path = "acp/client_mode.rs"]
+mod client_mode;
 mod common;
 #[path = "acp/lifecycle.rs"]
 mod lifecycle;

@@ -3,18 +3,11 @@
 //! as spawned connection tasks so the dispatch loop keeps reading (the
 //! client's permission answers and cancels arrive through it).
 
+use super::backend::{Backend, Begin};
 use super::editor::{AcpEditor, ClientSide};
 use super::mapping::{self, PromptEnd, Tracker};
-use super::EngineBridge;
 use crate::cli::driver::Event;
-use crate::hub::{Push, Unsubscribe};
-use crate::run::actor::{Resolution, Resolve};
-use crate::run::service::{ContinueRun, RunSettings, StartRun};
-use crate::run::LoopFlags;
-use crate::server::admission::resolve_project_root;
-use crate::store::UpsertProject;
 use crate::tools::Mode;
-use actix::prelude::*;
 use agent_client_protocol::v1::schema::{
     AgentCapabilities, CancelNotification, Implementation, InitializeRequest, InitializeResponse,
     LoadSessionRequest, LoadSessionResponse, NewSessionRequest, NewSessionResponse,
@@ -60,7 +53,7 @@ pub(super) struct Session {
 
 #[derive(Clone)]
 pub(super) struct AcpAgent {
-    pub(super) engine: EngineBridge,
+    pub(super) engine: Backend,
     model: String,
     max_turns: u32,
     sessions: Arc<Mutex<HashMap<String, Session>>>,
@@ -84,22 +77,6 @@ fn now_millis() -> u128 {
         .unwrap_or(0)
 }
 
-/// Forwards the project's pushed frames to a prompt turn.
-struct Collector(mpsc::UnboundedSender<serde_json::Value>);
-
-impl Actor for Collector {
-    type Context = Context<Self>;
-}
-
-impl Handler<Push> for Collector {
-    type Result = ();
-    fn handle(&mut self, msg: Push, _: &mut Context<Self>) {
-        if let Ok(frame) = serde_json::from_str(&msg.0) {
-            let _ = self.0.send(frame);
-        }
-    }
-}
-
 impl AcpAgent {
     pub(super) fn lock(&self) -> MutexGuard<'_, HashMap<String, Session>> {
         // A poisoned map only means a handler panicked; the data is still usable.
@@ -108,28 +85,7 @@ impl AcpAgent {
 
     /// Binds the project at `cwd`, validated like `rummy/hello`.
     async fn project(&self, cwd: PathBuf) -> Result<(i64, PathBuf), Error> {
-        self.engine
-            .call(move |server| async move {
-                let given = cwd.to_string_lossy().into_owned();
-                let allowed = server.engine.config.project_roots.clone();
-                let canonical =
-                    tokio::task::spawn_blocking(move || resolve_project_root(&given, &allowed))
-                        .await
-                        .map_err(internal)?
-                        .map_err(invalid)?;
-                let id = server
-                    .store
-                    .run(UpsertProject {
-                        name: canonical.clone(),
-                        project_root: canonical.clone(),
-                        config_path: None,
-                    })
-                    .await
-                    .map_err(internal)?;
-                Ok((id, PathBuf::from(canonical)))
-            })
-            .await
-            .map_err(internal)?
+        self.engine.project(cwd).await
     }
 
     async fn new_session(&self, req: NewSessionRequest) -> Result<NewSessionResponse, Error> {
@@ -173,46 +129,18 @@ impl AcpAgent {
     ) -> Result<LoadSessionResponse, Error> {
         let (project_id, cwd) = self.project(req.cwd).await?;
         let alias = req.session_id.0.to_string();
-        let lookup = alias.clone();
-        let state = self
-            .engine
-            .call(move |server| async move {
-                let run = server
-                    .runs
-                    .find(project_id, &lookup)
-                    .await
-                    .map_err(internal)?
-                    .ok_or_else(|| invalid(format!("no session {lookup} in this project")))?;
-                let state = crate::run::report::run_state(
-                    &server.engine,
-                    &run,
-                    run.next_turn - 1,
-                    run.status,
-                    None,
-                )
-                .await
-                .map_err(internal)?;
-                let yolo = LoopFlags::stored(&run).yolo.unwrap_or(false);
-                let reasoning = crate::run::report::run_detail(&server.engine, &run)
-                    .await
-                    .map(|d| d.context.reasoning)
-                    .unwrap_or_default();
-                Ok::<_, Error>((state, reasoning, run.model.clone(), yolo, run.id))
-            })
-            .await
-            .map_err(internal)??;
-        let (state, reasoning, model, yolo, run_id) = state;
+        let loaded = self.engine.load(project_id, &alias).await?;
         let mut tracker = Tracker::replaying().rooted(cwd.clone());
-        let mut updates = tracker.thoughts(&reasoning);
-        updates.extend(tracker.updates(&state.history));
+        let mut updates = tracker.thoughts(&loaded.reasoning);
+        updates.extend(tracker.updates(&loaded.history));
         for update in updates {
             send(cx, &alias, update)?;
         }
-        if !state.unknowns.is_empty() {
+        if !loaded.unknowns.is_empty() {
             send(
                 cx,
                 &alias,
-                SessionUpdate::Plan(mapping::plan(&state.unknowns)),
+                SessionUpdate::Plan(mapping::plan(&loaded.unknowns)),
             )?;
         }
         self.lock().insert(
@@ -221,11 +149,11 @@ impl AcpAgent {
                 project_id,
                 cwd,
                 alias,
-                model: model.unwrap_or_else(|| self.model.clone()),
+                model: loaded.model.unwrap_or_else(|| self.model.clone()),
                 mode: Mode::Act,
                 started: true,
-                run_id: Some(run_id),
-                yolo,
+                run_id: loaded.run_id,
+                yolo: loaded.yolo,
                 server_accepts: false,
                 cancelled: false,
                 busy: false,
@@ -261,19 +189,28 @@ impl AcpAgent {
             (s.project_id, s.alias.clone())
         };
         let (project_id, alias) = target;
-        let result = self
+        let cancelled = self
             .engine
-            .call(move |server| async move {
-                server
-                    .runs
-                    .cancel(project_id, &alias, "cancelled by the ACP client")
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            })
+            .cancel(project_id, &alias, "cancelled by the ACP client")
             .await;
-        if let Ok(Err(e)) = result {
+        if let Err(e) = cancelled {
             tracing::warn!("session/cancel: {e}");
+        }
+    }
+
+    /// Cancels the runs of the sessions whose prompt turn is in progress.
+    async fn cancel_busy(&self) {
+        let busy: Vec<(i64, String)> = self
+            .lock()
+            .values()
+            .filter(|s| s.busy && s.started)
+            .map(|s| (s.project_id, s.alias.clone()))
+            .collect();
+        for (project_id, alias) in busy {
+            let reason = "the ACP client disconnected";
+            if let Err(e) = self.engine.cancel(project_id, &alias, reason).await {
+                tracing::warn!("could not cancel {alias}: {e}");
+            }
         }
     }
 
@@ -289,7 +226,12 @@ impl AcpAgent {
             .get(&sid)
             .map(|s| s.cwd.clone())
             .ok_or_else(|| invalid(format!("no session {sid}")))?;
-        let (text, attached) = mapping::prompt_parts(&req.prompt, &cwd);
+        let (mut text, mut attached) = mapping::prompt_parts(&req.prompt, &cwd);
+        if matches!(self.engine, Backend::Remote(_)) {
+            // A remote engine cannot take them from this process's editor
+            // seam: their text goes in the prompt instead.
+            text = mapping::inline_attachments(text, std::mem::take(&mut attached));
+        }
         if text.trim().is_empty() {
             return Err(invalid("the prompt has no text"));
         }
@@ -344,87 +286,31 @@ impl AcpAgent {
         text: String,
     ) -> Result<PromptResponse, Error> {
         // Subscribe before the run starts, so no notification is missed.
-        let (tx, mut events) = mpsc::unbounded_channel();
-        let client_id = self
-            .engine
-            .call(move |server| async move {
-                server.subscribe(project_id, Collector(tx).start().recipient())
-            })
-            .await
-            .map_err(internal)?;
-        let a = alias.to_string();
+        let mut sub = self.engine.subscribe(project_id).await?;
         let begun = self
             .engine
-            .call(move |server| async move {
-                let flags = LoopFlags {
-                    yolo: yolo.then_some(true),
-                    ..LoopFlags::default()
-                };
-                if let Some(path) = question {
-                    // The prompt answers the model's open question.
-                    return server
-                        .runs
-                        .resolve(
-                            project_id,
-                            &a,
-                            Resolve {
-                                path,
-                                action: Resolution::Accept,
-                                output: Some(text),
-                                reply: None,
-                            },
-                        )
-                        .await
-                        .map(|_| None)
-                        .map_err(|e| e.to_string());
-                }
-                if started {
-                    server
-                        .runs
-                        .continue_run(ContinueRun {
-                            project_id,
-                            alias: a,
-                            mode,
-                            prompt: text,
-                            flags,
-                            queue: false,
-                        })
-                        .await
-                        .map(|r| Some(r.id))
-                        .map_err(|e| e.to_string())
-                } else {
-                    server
-                        .runs
-                        .start_run(StartRun {
-                            project_id,
-                            alias: Some(a),
-                            model,
-                            mode,
-                            prompt: text,
-                            settings: RunSettings::default(),
-                            flags,
-                        })
-                        .await
-                        .map(|r| Some(r.id))
-                        .map_err(|e| e.to_string())
-                }
+            .begin(Begin {
+                project_id,
+                alias: alias.to_string(),
+                model,
+                mode,
+                started,
+                yolo,
+                question,
+                text,
             })
-            .await
-            .map_err(internal)?;
+            .await;
         let outcome = match begun {
             Ok(run_id) => {
                 if let Some(s) = self.lock().get_mut(alias) {
                     s.started = true;
                     s.run_id = run_id.or(s.run_id);
                 }
-                self.follow(cx, project_id, alias, &mut events).await
+                self.follow(cx, project_id, alias, &mut sub.events).await
             }
             Err(e) => Err(invalid(e)),
         };
-        let _ = self
-            .engine
-            .call(move |server| async move { server.hub.do_send(Unsubscribe { client_id }) })
-            .await;
+        self.engine.unsubscribe(sub).await;
         outcome
     }
 
@@ -497,7 +383,7 @@ pub(super) fn send(
 }
 
 /// Serves ACP on stdin/stdout until the client closes it.
-pub async fn serve(engine: EngineBridge, model: String, max_turns: u32) -> Result<(), Error> {
+pub(super) async fn serve(engine: Backend, model: String, max_turns: u32) -> Result<(), Error> {
     let agent = AcpAgent {
         engine,
         model,
@@ -509,11 +395,8 @@ pub async fn serve(engine: EngineBridge, model: String, max_turns: u32) -> Resul
         client: agent.client.clone(),
         sessions: agent.sessions.clone(),
     };
-    agent
-        .engine
-        .call(move |server| async move { server.engine.editor.install(Arc::new(editor)) })
-        .await
-        .map_err(internal)?;
+    agent.engine.install_editor(editor).await?;
+    let last = agent.clone();
     let (a1, a2, a3, a4, a5, a6) = (
         agent.clone(),
         agent.clone(),
@@ -522,7 +405,7 @@ pub async fn serve(engine: EngineBridge, model: String, max_turns: u32) -> Resul
         agent.clone(),
         agent,
     );
-    Agent
+    let served = Agent
         .v1()
         .name("rummy")
         .on_receive_request(
@@ -592,5 +475,12 @@ pub async fn serve(engine: EngineBridge, model: String, max_turns: u32) -> Resul
             agent_client_protocol::on_receive_notification!(),
         )
         .connect_to(Stdio::new())
-        .await
+        .await;
+    if matches!(last.engine, Backend::Remote(_)) {
+        // The holder outlives this client: its turns in progress would
+        // wait for answers nobody gives (in process, the engine's stop
+        // ends them).
+        last.cancel_busy().await;
+    }
+    served
 }

@@ -158,6 +158,16 @@ pub fn prompt_parts(blocks: &[ContentBlock], cwd: &Path) -> (String, Vec<Attachm
     (parts.join("\n\n"), attached)
 }
 
+/// The prompt with its attachments' text after it, for an engine that
+/// cannot take them as entries (a remote one): each under its path.
+pub fn inline_attachments(text: String, attached: Vec<Attachment>) -> String {
+    let mut out = text;
+    for a in attached {
+        out.push_str(&format!("\n\n{}:\n```\n{}\n```", a.path, a.body));
+    }
+    out
+}
+
 /// Where an embedded resource goes: a `file://` URI or a path under `cwd`
 /// is that project file (relative path); anything else stays at its URI.
 pub fn resource_path(uri: &str, cwd: &Path) -> String {

@@ -336,3 +336,16 @@ fn modes_are_ask_and_act() {
     assert_eq!(&*m.current_mode_id.0, "act");
     assert_eq!(m.available_modes.len(), 2);
 }
+
+#[test]
+fn attachments_inlined_follow_the_prompt_under_their_paths() {
+    let attached = vec![Attachment {
+        path: "a.txt".into(),
+        body: "A".into(),
+    }];
+    assert_eq!(
+        inline_attachments("look (attached: a.txt)".into(), attached),
+        "look (attached: a.txt)\n\na.txt:\n```\nA\n```"
+    );
+    assert_eq!(inline_attachments("plain".into(), Vec::new()), "plain");
+}

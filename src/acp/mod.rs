@@ -2,23 +2,31 @@
 //! so ACP editors (Zed, Neovim plugins, JetBrains) drive it directly.
 //!
 //! The engine runs in this process (run service, store, providers,
-//! settings), without a listener unless `--listen` asks for one. The ACP
+//! settings), without a listener unless `--listen` asks for one; when
+//! another rummy process holds the database, its WebSocket serves instead
+//! (`remote`, behind the same `backend` calls). The ACP
 //! SDK wants `Send` futures while the engine lives on actix's single
 //! thread, so [`EngineBridge`] carries jobs from the ACP side to a local
 //! task that owns the [`ServerHandle`]. `mapping` holds the pure
 //! translations, `agent` the handlers.
 
 pub mod agent;
+mod backend;
 mod editor;
 pub mod mapping;
 mod output;
 mod permission;
+mod remote;
 
+use crate::store::db::LockError;
 use crate::{Config, Server, ServerHandle, StartOptions};
+use backend::Backend;
+use remote::Remote;
 use std::future::Future;
 use std::pin::Pin;
 use std::process::ExitCode;
 use std::rc::Rc;
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 #[derive(Debug, clap::Args)]
@@ -108,6 +116,8 @@ pub fn main(args: AcpArgs) -> ExitCode {
     };
     let max_turns = config.max_turns;
     let db = config.db_path.clone();
+    let token = config.admission.auth_token.clone();
+    let limits = crate::exec::ExecLimits::from_config(&config);
     let system = actix::System::new();
     system.block_on(async move {
         let options = StartOptions {
@@ -116,19 +126,19 @@ pub fn main(args: AcpArgs) -> ExitCode {
         };
         let server = match Server::start(config, options).await {
             Ok(s) => Rc::new(s),
-            Err(e @ crate::StartError::Locked(_)) => {
-                // Connecting to the holder as a client is not built yet:
-                // say so (and where it listens) rather than fight over the
-                // database.
-                let listening = crate::store::db::read_holder(&db)
-                    .and_then(|h| h.listen)
-                    .map(|url| format!(" (it listens on {url})"))
-                    .unwrap_or_default();
-                eprintln!(
-                    "rummy acp: {e}{listening}; `rummy acp` cannot share a database with another \
-                     rummy process yet: stop it, or give this one its own RUMMY_DB_PATH"
-                );
-                return ExitCode::FAILURE;
+            Err(crate::StartError::Locked(held @ LockError::Held { .. })) => {
+                // Another rummy process holds the database: its engine
+                // serves this editor too, over its WebSocket.
+                let (url, token) = match crate::cli::ws::holder_target(&db, &held, token) {
+                    Ok(target) => target,
+                    Err(e) => {
+                        eprintln!("rummy acp: {e}");
+                        return ExitCode::from(e.exit_code());
+                    }
+                };
+                tracing::info!("rummy acp: the database is held; using the server at {url}");
+                let remote = Arc::new(Remote::new(url, token, limits));
+                return finish(agent::serve(Backend::Remote(remote), model, max_turns).await);
             }
             Err(e) => {
                 eprintln!("rummy acp: {e}");
@@ -139,15 +149,19 @@ pub fn main(args: AcpArgs) -> ExitCode {
             tracing::info!("rummy acp: also listening on ws://{addr}");
         }
         let bridge = EngineBridge::start(server.clone());
-        let result = agent::serve(bridge, model, max_turns).await;
+        let result = agent::serve(Backend::Local(bridge), model, max_turns).await;
         server.runs.abort_all("the ACP client disconnected").await;
         server.stop().await;
-        match result {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("rummy acp: {e}");
-                ExitCode::FAILURE
-            }
-        }
+        finish(result)
     })
+}
+
+fn finish(result: Result<(), agent_client_protocol::Error>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rummy acp: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -4,7 +4,6 @@
 use super::agent::AcpAgent;
 use super::mapping;
 use crate::protocol::runs::TurnText;
-use crate::store::GetEntry;
 use agent_client_protocol::v1::schema::{SessionUpdate, ToolCallStatus};
 
 impl AcpAgent {
@@ -19,36 +18,16 @@ impl AcpAgent {
             u.fields.status,
             Some(ToolCallStatus::Completed | ToolCallStatus::Failed)
         );
-        let run_id = self.lock().get(alias).and_then(|s| s.run_id);
-        let (Some(run_id), Some(base), true) = (
-            run_id,
+        let session = self.lock().get(alias).map(|s| (s.project_id, s.run_id));
+        let (Some((project_id, run_id)), Some(base), true) = (
+            session,
             crate::store::paths::data_base(&id),
             done && matches!(mapping::path_tool(&id), "sh" | "env"),
         ) else {
             return SessionUpdate::ToolCallUpdate(u);
         };
-        let bodies = self
-            .engine
-            .call(move |server| async move {
-                let mut out = Vec::new();
-                for channel in [1, 2] {
-                    let body = server
-                        .store
-                        .run(GetEntry {
-                            run_id,
-                            path: format!("{base}_{channel}"),
-                        })
-                        .await
-                        .ok()
-                        .flatten()
-                        .map(|r| r.body)
-                        .unwrap_or_default();
-                    out.push(body);
-                }
-                out
-            })
-            .await
-            .unwrap_or_default();
+        let paths = vec![format!("{base}_1"), format!("{base}_2")];
+        let bodies = self.engine.bodies(project_id, alias, run_id, paths).await;
         if let [stdout, stderr] = bodies.as_slice() {
             if let Some(c) = mapping::command_output(stdout, stderr) {
                 u.fields.content = Some(vec![c]);
@@ -60,18 +39,6 @@ impl AcpAgent {
     /// The run's reasoning entries; none when they cannot be read (the
     /// turn's other updates still go out).
     pub(super) async fn reasoning(&self, project_id: i64, alias: &str) -> Vec<TurnText> {
-        let a = alias.to_string();
-        self.engine
-            .call(move |server| async move {
-                let run = server.runs.find(project_id, &a).await.ok().flatten()?;
-                crate::run::report::run_detail(&server.engine, &run)
-                    .await
-                    .ok()
-                    .map(|d| d.context.reasoning)
-            })
-            .await
-            .ok()
-            .flatten()
-            .unwrap_or_default()
+        self.engine.reasoning(project_id, alias).await
     }
 }

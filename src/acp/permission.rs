@@ -2,13 +2,11 @@
 //! (the session accepts the rest itself and later loops start in yolo),
 //! reject once; `ask_user` questions with options offer the answers.
 
-use super::agent::{internal, send, AcpAgent};
+use super::agent::{send, AcpAgent};
 use super::mapping::{self, Choice};
 use crate::cli::driver::proposal_attributes;
 use crate::protocol::notifications::ProposedEntry;
-use crate::run::actor::{Resolution, Resolve};
-use crate::run::service::ConfigureRun;
-use crate::run::LoopFlags;
+use crate::run::actor::Resolution;
 use agent_client_protocol::v1::schema::{
     ContentBlock, ContentChunk, RequestPermissionRequest, SessionUpdate, TextContent, ToolCall,
     ToolCallStatus, ToolCallUpdate, ToolCallUpdateFields,
@@ -117,32 +115,21 @@ impl AcpAgent {
             decision
         };
         let (action, output) = decision;
-        let a = alias.to_string();
-        let path = entry.path.clone();
         let resolved = self
             .engine
-            .call(move |server| async move {
-                server
-                    .runs
-                    .resolve(
-                        project_id,
-                        &a,
-                        Resolve {
-                            path,
-                            action,
-                            output,
-                            reply: None,
-                        },
-                    )
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            })
-            .await
-            .map_err(internal)?;
+            .resolve(project_id, alias, entry.path.clone(), action, output)
+            .await;
         match resolved {
             Ok(()) if action == Resolution::Accept && matches!(tool.as_str(), "sh" | "env") => {
-                self.run_accepted(project_id, alias, &entry.path);
+                // This session is the client that accepted the command, so
+                // it runs it, beside the turn (as a WebSocket client's
+                // command runs); a cancel of the run kills it.
+                let command = attrs
+                    .as_object()
+                    .map(crate::store::streams::command_of)
+                    .unwrap_or_default();
+                self.engine
+                    .run_accepted(project_id, alias, &entry.path, &command, &cwd);
             }
             Ok(()) => {}
             // Settled meanwhile (a cancel, another client, a yolo loop):
@@ -152,53 +139,13 @@ impl AcpAgent {
         Ok(false)
     }
 
-    /// This session is the client that accepted the command, so it runs
-    /// it: in the client's terminal when offered (the engine's editor),
-    /// else on the server, as a yolo run would. It runs beside the turn,
-    /// as a WebSocket client's command does; a cancel of the run kills it.
-    fn run_accepted(&self, project_id: i64, alias: &str, path: &str) {
-        let (a, p) = (alias.to_string(), path.to_string());
-        let spawned = self.engine.spawn(move |server| async move {
-            match server.runs.find(project_id, &a).await {
-                Ok(Some(run)) => {
-                    crate::run::proposals::run_accepted_command(&server.engine, &run, &p).await
-                }
-                Ok(None) => tracing::warn!("run {a} is gone; {p} not run"),
-                Err(e) => tracing::warn!("could not run {p}: {e}"),
-            }
-        });
-        if spawned.is_err() {
-            tracing::warn!("the engine stopped; {path} not run");
-        }
-    }
-
     /// "Allow always": this session accepts the rest of this loop's
     /// proposals itself, and the run's later loops start in yolo.
     async fn allow_always(&self, project_id: i64, alias: &str) {
         if let Some(s) = self.lock().get_mut(alias) {
             s.yolo = true;
         }
-        let a = alias.to_string();
-        let result = self
-            .engine
-            .call(move |server| async move {
-                server
-                    .runs
-                    .configure(ConfigureRun {
-                        project_id,
-                        alias: a,
-                        flags: Some(LoopFlags {
-                            yolo: Some(true),
-                            ..LoopFlags::default()
-                        }),
-                        ..ConfigureRun::default()
-                    })
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            })
-            .await;
-        if let Ok(Err(e)) = result {
+        if let Err(e) = self.engine.store_yolo(project_id, alias).await {
             tracing::warn!("could not store yolo for {alias}: {e}");
         }
     }

@@ -13,6 +13,7 @@ pub mod progress;
 pub mod remote;
 pub mod replay;
 pub mod run;
+pub mod ws;
 
 /// The run ended with status 200.
 pub const EXIT_OK: u8 = 0;

@@ -4,23 +4,16 @@
 //! for the driver.
 
 use super::driver::{Decision, Event, RunBackend, RunEnd, RunRequest};
+use super::ws::{self, Ws};
 use super::CliError;
-use crate::protocol::PROTOCOL_VERSION;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::path::Path;
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-/// JSON-RPC "invalid params": the server refused what we asked for.
-const INVALID_PARAMS: i64 = -32602;
 
 pub struct RemoteBackend {
     url: String,
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    ws: Ws,
     next_id: u64,
     /// Notifications that arrived while waiting for a reply.
     queued: VecDeque<Value>,
@@ -34,55 +27,27 @@ impl RemoteBackend {
         token: Option<&str>,
         root: &Path,
     ) -> Result<RemoteBackend, CliError> {
-        let failed = |e: &dyn std::fmt::Display| {
-            CliError::Failed(format!("cannot connect to the server at {url}: {e}"))
-        };
-        let mut request = url.into_client_request().map_err(|e| failed(&e))?;
-        if let Some(token) = token {
-            let value = format!("Bearer {token}")
-                .parse()
-                .map_err(|_| CliError::Usage("RUMMY_AUTH_TOKEN is not a valid header".into()))?;
-            request.headers_mut().insert("Authorization", value);
-        }
-        let (ws, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .map_err(|e| failed(&e))?;
+        let ws = ws::connect(url, token).await?;
         let mut backend = RemoteBackend {
             url: url.to_string(),
             ws,
             next_id: 1,
             queued: VecDeque::new(),
         };
-        let root = root.to_string_lossy().into_owned();
-        backend
-            .call(
-                "rummy/hello",
-                json!({"name": root, "projectRoot": root, "clientVersion": PROTOCOL_VERSION}),
-            )
-            .await?;
+        backend.call("rummy/hello", ws::hello_params(root)).await?;
         Ok(backend)
     }
 
     async fn read_frame(&mut self) -> Option<Value> {
-        loop {
-            match self.ws.next().await? {
-                Ok(Message::Text(text)) => match serde_json::from_str(&text) {
-                    Ok(v) => return Some(v),
-                    Err(e) => tracing::warn!("the server sent a frame that is not JSON: {e}"),
-                },
-                Ok(Message::Close(_)) | Err(_) => return None,
-                Ok(_) => {}
-            }
-        }
+        ws::read_frame(&mut self.ws).await
     }
 
     /// One request; its reply's `result`, or the server's error.
     pub async fn call(&mut self, method: &str, params: Value) -> Result<Value, CliError> {
         let id = self.next_id;
         self.next_id += 1;
-        let frame = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
         self.ws
-            .send(Message::Text(frame.to_string()))
+            .send(ws::request(id, method, params))
             .await
             .map_err(|e| CliError::Failed(format!("{method}: {e}")))?;
         loop {
@@ -98,21 +63,7 @@ impl RemoteBackend {
                 }
                 continue;
             }
-            if let Some(error) = frame.get("error") {
-                let message = error
-                    .get("message")
-                    .and_then(Value::as_str)
-                    .unwrap_or("unknown error")
-                    .to_string();
-                return Err(
-                    if error.get("code").and_then(Value::as_i64) == Some(INVALID_PARAMS) {
-                        CliError::Usage(message)
-                    } else {
-                        CliError::Failed(format!("{method}: {message}"))
-                    },
-                );
-            }
-            return Ok(frame.get("result").cloned().unwrap_or(Value::Null));
+            return ws::reply_result(method, &frame);
         }
     }
 }

@@ -8,7 +8,7 @@ use super::local::LocalBackend;
 use super::progress::Progress;
 use super::remote::RemoteBackend;
 use super::{CliError, EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT};
-use crate::store::db::{read_holder, LockError};
+use crate::store::db::LockError;
 use crate::tools::Mode;
 use crate::{Config, Server, StartError, StartOptions};
 use std::io::{IsTerminal, Read, Write};
@@ -149,21 +149,7 @@ pub async fn open_backend(
     match Server::start(config, options).await {
         Ok(server) => Ok(Box::new(LocalBackend::open(server, root).await?)),
         Err(StartError::Locked(held @ LockError::Held { .. })) => {
-            let holder = read_holder(&db).unwrap_or_default();
-            let Some(url) = holder.listen else {
-                return Err(CliError::Failed(format!(
-                    "{held}; it has no WebSocket listener to send the run to"
-                )));
-            };
-            let token = match (holder.token_required, token) {
-                (false, _) => None,
-                (true, Some(t)) => Some(t),
-                (true, None) => {
-                    return Err(CliError::Usage(format!(
-                    "the server at {url} holds the database and requires RUMMY_AUTH_TOKEN; set it"
-                )))
-                }
-            };
+            let (url, token) = super::ws::holder_target(&db, &held, token)?;
             Ok(Box::new(
                 RemoteBackend::connect(&url, token.as_deref(), root).await?,
             ))

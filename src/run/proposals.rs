@@ -676,18 +676,7 @@ async fn accept(
         Effect::Stream => crate::stream::open(engine, run, row).await.map(|_| ()),
         Effect::Write(file) => {
             let root = project_root(engine, run).await?;
-            if let Some(write) = engine
-                .editor
-                .get()
-                .and_then(|e| e.write_text(run.id, file, &row.body))
-            {
-                // The editor's buffer gets the edit; the disk write below
-                // (same text) keeps the file entry's stamps true for the
-                // scanner, so the editor sees no conflicting change.
-                if let Err(e) = write.await {
-                    tracing::warn!(run = %run.alias, "the editor could not write {file}: {e}");
-                }
-            }
+            through_editor(engine, run, file, &row.body).await;
             let (f, content) = (file.clone(), row.body.clone());
             let written = blocking(move || files::write_file(&root, &f, &content)).await?;
             file_written(engine, run, &written, row.body.clone()).await
@@ -704,6 +693,28 @@ async fn accept(
                 copy_pair(engine, run, &root, from, to, *is_move).await?;
             }
             Ok(())
+        }
+    }
+}
+
+/// An accepted write of project file `file` goes to the run's editor
+/// first, when it offers writes: its buffer gets the text. The disk write
+/// that follows (same text) keeps the file entry's stamps true for the
+/// scanner, so the editor sees no conflicting change.
+/// Answers whether the editor took the write.
+async fn through_editor(engine: &Engine, run: &RunRow, file: &str, content: &str) -> bool {
+    let Some(write) = engine
+        .editor
+        .get()
+        .and_then(|e| e.write_text(run.id, file, content))
+    else {
+        return false;
+    };
+    match write.await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(run = %run.alias, "the editor could not write {file}: {e}");
+            false
         }
     }
 }
@@ -731,15 +742,29 @@ async fn copy_pair(
     let source = entry(engine, run.id, from)
         .await
         .map_err(|e| e.to_string())?;
+    let known = source.is_some();
     let body = source.map(|r| r.body).unwrap_or_default();
     let root = root.to_path_buf();
     match (is_file(from), is_file(to)) {
+        (true, true) if known && through_editor(engine, run, to, &body).await => {
+            // The editor has the run's text of the source (maybe its own
+            // unsaved buffer): the disk gets that same text.
+            let (t, content) = (to.to_string(), body.clone());
+            let r = root.clone();
+            let written = blocking(move || files::write_file(&r, &t, &content)).await?;
+            if is_move {
+                let f = from.to_string();
+                blocking(move || files::remove_file(&root, &f)).await?;
+            }
+            file_written(engine, run, &written, body).await?;
+        }
         (true, true) => {
             let (f, t) = (from.to_string(), to.to_string());
             let written = blocking(move || files::copy_file(&root, &f, &t, is_move)).await?;
             file_written(engine, run, &written, body).await?;
         }
         (false, true) => {
+            through_editor(engine, run, to, &body).await;
             let (t, content) = (to.to_string(), body.clone());
             let written = blocking(move || files::write_file(&root, &t, &content)).await?;
             file_written(engine, run, &written, body).await?;

@@ -19,7 +19,7 @@ pub use producer::{
     Abort, Cancel, Chunk, Complete, Fail, Finished, Flush, StreamError, StreamProducer, WatchCancel,
 };
 pub use registry::{Acquire, CancelRun, Ended, FlushRun, LiveStreams, StreamKey, StreamRegistry};
-pub use server_run::{run_on_server, ServerRunEnd};
+pub use server_run::{describe, run_on_server, ServerRunEnd};
 
 use crate::run::Engine;
 use crate::store::streams::{command_of, running_body, OpenChannels};

@@ -121,7 +121,8 @@ async fn finish(handle: &ProducerHandle, outcome: ExecOutcome) -> ServerRunEnd {
     end
 }
 
-fn describe(outcome: &ExecOutcome) -> String {
+/// How a command that did not exit by itself ended, as a stream's reason.
+pub fn describe(outcome: &ExecOutcome) -> String {
     match outcome {
         ExecOutcome::Signaled { signal, .. } => format!("killed by signal {signal}"),
         ExecOutcome::SpawnFailed { error } => format!("could not start: {error}"),

@@ -1,4 +1,5 @@
 //! The client's capabilities: file reads through `fs/read_text_file`,
+//! accepted `cp`/`mv` destinations through `fs/write_text_file`,
 //! diffs in the edit's `tool_call_update`, and accepted commands in a
 //! client terminal (allowed once, and in a yolo loop after allow always).
 
@@ -330,4 +331,55 @@ async fn a_cancel_kills_the_commands_terminal() {
     assert_eq!(stop, StopReason::Cancelled);
     assert_eq!(seen(&shared).terminals, ["hang until killed"]);
     assert_eq!(seen(&shared).kills, ["term-0"], "the terminal was killed");
+}
+
+#[actix_web::test]
+async fn with_fs_write_offered_cp_and_mv_destinations_arrive_as_fs_write_text_file() {
+    let provider = FakeProvider::start(vec![
+        Reply::Content(
+            r#"<cp path="a.txt">b.txt</cp><mv path="c.txt">d.txt</mv><set path="known://plan">the plan</set><cp path="known://plan">plan.md</cp><update status="102">copying</update>"#
+                .into(),
+        ),
+        Reply::Content(r#"<update status="200">copied</update>"#.into()),
+    ])
+    .await;
+    let place = Place::new();
+    place.write("a.txt", "alpha");
+    place.write("c.txt", "gamma");
+    let cwd = place.cwd();
+    let shared = Shared::default();
+    {
+        let mut s = seen(&shared);
+        s.offer_fs = true;
+        for _ in 0..3 {
+            s.answers.push_back("allow_once".into());
+        }
+    }
+    let stop = with_agent(
+        &test_vars(place.home.path(), &provider.base_url()),
+        &cwd,
+        shared.clone(),
+        async |cx| {
+            let session = new_session(&cx, &cwd).await;
+            Ok(prompt(&cx, &session, "copy and move").await)
+        },
+    )
+    .await;
+    assert_eq!(stop, StopReason::EndTurn);
+    let mut writes = seen(&shared).writes.clone();
+    writes.sort();
+    assert_eq!(
+        writes,
+        vec![
+            (cwd.join("b.txt"), "alpha".to_string()),
+            (cwd.join("d.txt"), "gamma".to_string()),
+            (cwd.join("plan.md"), "the plan".to_string()),
+        ],
+        "each accepted destination went to the client"
+    );
+    assert_eq!(place.file("a.txt").as_deref(), Some("alpha"), "cp keeps it");
+    assert_eq!(place.file("b.txt").as_deref(), Some("alpha"));
+    assert_eq!(place.file("c.txt"), None, "mv removes the source");
+    assert_eq!(place.file("d.txt").as_deref(), Some("gamma"));
+    assert_eq!(place.file("plan.md").as_deref(), Some("the plan"));
 }

@@ -1,5 +1,4 @@
-//! A session loaded after a restart, a failed run as an error response,
-//! and the refusal of a database another rummy holds.
+//! A session loaded after a restart and a failed run as an error response.
 
 use super::*;
 
@@ -53,36 +52,6 @@ async fn a_session_loads_again_after_a_restart() {
             .contains("first answer"),
         "history is not sent twice"
     );
-}
-
-#[actix_web::test]
-async fn a_database_held_by_another_rummy_is_refused_with_a_reason() {
-    let provider = FakeProvider::start(vec![]).await;
-    let place = Place::new();
-    let vars = test_vars(place.home.path(), &provider.base_url());
-    let config = rummy::Config::from_vars(vars.clone()).expect("config");
-    let server = rummy::Server::start(config, rummy::StartOptions::default())
-        .await
-        .expect("a server holds the database");
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rummy"));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .current_dir(place.project.path())
-        .arg("acp")
-        .stdin(Stdio::null());
-    let out = tokio::task::spawn_blocking(move || cmd.output().expect("runs"))
-        .await
-        .expect("join");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(stderr.contains("RUMMY_DB_PATH"), "{stderr}");
-    assert!(
-        stderr.contains("listens on ws://"),
-        "the holder's listener is named: {stderr}"
-    );
-    assert!(out.stdout.is_empty(), "nothing but ACP on stdout");
-    server.stop().await;
 }
 
 #[actix_web::test]
