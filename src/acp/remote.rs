@@ -375,6 +375,15 @@ impl Remote {
             Ok(c) => c,
             Err(e) => return tracing::warn!("{path} not run: {e}"),
         };
+        // A `stream/cancel` (or the run's cancel) reaches whoever runs the
+        // command as `stream/cancelled`, and a cancelled run as `run/state`
+        // 499: either kills it now, not when its next chunk is refused or
+        // its timeout fires. A run that ends otherwise leaves it running,
+        // as the server's own commands are.
+        let mut notes = match self.subscribe(project_id) {
+            Ok(n) => n,
+            Err(e) => return tracing::warn!("{path} not run: {e}"),
+        };
         let (tx, mut events) = mpsc::channel(64);
         let process = crate::exec::spawn(
             ExecRequest::new(command.to_string(), root.to_path_buf()),
@@ -385,7 +394,21 @@ impl Remote {
         tokio::spawn(async move {
             // Held until the command ends: dropping it kills the group.
             let _process = process;
-            while let Some(event) = events.recv().await {
+            loop {
+                let event = tokio::select! {
+                    event = events.recv() => match event {
+                        Some(e) => e,
+                        None => return,
+                    },
+                    note = notes.recv() => {
+                        match note {
+                            Some(n) if !stops_command(&n, &run, &path) => continue,
+                            Some(_) => tracing::info!("{path}: cancelled; killing its command"),
+                            None => tracing::warn!("{path}: the server went away; killing its command"),
+                        }
+                        return;
+                    }
+                };
                 let (method, params) = match event {
                     ExecEvent::Chunk { channel, bytes } => (
                         "stream",
@@ -422,5 +445,49 @@ impl Remote {
                 }
             }
         });
+    }
+}
+
+/// Whether a notification cancels the command at `path` of `run`: its
+/// `stream/cancelled`, or the run's `run/state` 499.
+fn stops_command(note: &Value, run: &str, path: &str) -> bool {
+    let field = |name: &str| note.pointer(&format!("/params/{name}"));
+    let of_run = field("run").and_then(Value::as_str) == Some(run);
+    match note.get("method").and_then(Value::as_str) {
+        Some("stream/cancelled") => of_run && field("path").and_then(Value::as_str) == Some(path),
+        Some("run/state") => of_run && field("status").and_then(Value::as_i64) == Some(499),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stops_command;
+    use serde_json::json;
+
+    fn note(method: &str, params: serde_json::Value) -> serde_json::Value {
+        json!({"jsonrpc": "2.0", "method": method, "params": params})
+    }
+
+    #[test]
+    fn only_a_cancel_of_this_command_or_its_run_stops_it() {
+        let path = "log://turn_1/sh/x";
+        let cancelled =
+            |run: &str, p: &str| note("stream/cancelled", json!({"run": run, "path": p}));
+        let state =
+            |run: &str, status: i64| note("run/state", json!({"run": run, "status": status}));
+        assert!(stops_command(&cancelled("a_1", path), "a_1", path));
+        assert!(!stops_command(
+            &cancelled("a_1", "log://turn_1/sh/y"),
+            "a_1",
+            path
+        ));
+        assert!(!stops_command(&cancelled("b_1", path), "a_1", path));
+        assert!(stops_command(&state("a_1", 499), "a_1", path));
+        assert!(!stops_command(&state("a_1", 200), "a_1", path));
+        assert!(!stops_command(&state("a_1", 102), "a_1", path));
+        assert!(!stops_command(&state("b_1", 499), "a_1", path));
+        let progress = note("run/progress", json!({"run": "a_1", "status": 499}));
+        assert!(!stops_command(&progress, "a_1", path));
     }
 }

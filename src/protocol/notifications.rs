@@ -1,9 +1,9 @@
 //! Server-to-client notifications: every client bound to the run's
 //! project receives them.
 //!
-//! Sent today: `run/state`, `run/progress`, `run/proposal` and
-//! `run/resolved` (beyond 2.0.0). Defined from spec 03 §3 for features
-//! still to come, and **not sent yet**: `stream/cancelled`, `ui/render`, `ui/notify` (the registry in
+//! Sent today: `run/state`, `run/progress`, `run/proposal`,
+//! `stream/cancelled` and `run/resolved` (beyond 2.0.0). Defined from spec
+//! 03 §3 and **not sent yet**: `ui/render`, `ui/notify` (the registry in
 //! [`super::schema`] marks them `"sent": false`).
 
 use schemars::JsonSchema;
@@ -176,7 +176,7 @@ impl ServerNotification for RunResolvedNotification {
     const METHOD: &'static str = "run/resolved";
 }
 
-/// `stream/cancelled` (**not sent yet**): a client cancelled a streaming command.
+/// `stream/cancelled`: a client (or the run's cancel) cancelled a streaming command.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct StreamCancelledNotification {
     pub run: String,

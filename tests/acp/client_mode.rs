@@ -206,6 +206,87 @@ async fn a_command_allowed_once_runs_here_and_streams_to_the_holder() {
 }
 
 #[actix_web::test]
+async fn a_command_running_here_is_killed_when_the_holder_cancels_its_stream() {
+    // `exec` makes the shell's pid the sleep's, so the pid file names the
+    // process that must die.
+    let provider = FakeProvider::start(vec![Reply::Content(
+        r#"<sh>echo $$ > pid.txt; exec sleep 120</sh><update status="200">started</update>"#.into(),
+    )])
+    .await;
+    let place = Place::new();
+    let cwd = place.cwd();
+    let vars = test_vars(place.home.path(), &provider.base_url());
+    let server = holder(&vars, true).await;
+    let addr = server.local_addr.expect("the holder listens");
+    let root = cwd.to_string_lossy().into_owned();
+    let shared = Shared::default();
+    seen(&shared).answers.push_back("allow_once".into());
+    let pid_file = cwd.join("pid.txt");
+    let (stop, gone) = with_agent(&vars, &cwd, shared.clone(), async |cx| {
+        let session = new_session(&cx, &cwd).await;
+        let stop = prompt(&cx, &session, "start it").await;
+        let deadline = tokio::time::Instant::now() + LONG;
+        let pid = loop {
+            let pid = std::fs::read_to_string(&pid_file)
+                .ok()
+                .and_then(|t| t.trim().parse::<u32>().ok());
+            match pid {
+                Some(pid) => break pid,
+                None if tokio::time::Instant::now() > deadline => panic!("the command never ran"),
+                None => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        };
+        // A killed process not yet reaped is a zombie ("Z"): dead too.
+        let alive = || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    let state = stat.rsplit_once(") ")?.1.chars().next()?;
+                    Some(state != 'Z')
+                })
+                .unwrap_or(false)
+        };
+        assert!(alive(), "the command runs in this process's group");
+        let mut client = hello_client(addr, &root, &root).await;
+        let rows = client
+            .call(
+                "getEntries",
+                serde_json::json!({"run": session, "pattern": "**"}),
+            )
+            .await
+            .expect("getEntries");
+        let path = rows
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["path"].as_str())
+            .find(|p| p.starts_with("log://turn_1/sh/"))
+            .map(str::to_string)
+            .expect("the command's log entry is on the holder");
+        client
+            .call(
+                "stream/cancel",
+                serde_json::json!({"run": session, "path": path}),
+            )
+            .await
+            .expect("stream/cancel");
+        let deadline = tokio::time::Instant::now() + LONG;
+        while alive() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        client.close().await;
+        Ok((stop, !alive()))
+    })
+    .await;
+    assert_eq!(stop, StopReason::EndTurn);
+    assert!(
+        gone,
+        "the cancelled command was killed, long before its sleep ended"
+    );
+    server.stop().await;
+}
+
+#[actix_web::test]
 async fn a_client_that_goes_away_mid_turn_cancels_its_run_on_the_holder() {
     let provider = FakeProvider::start(vec![Reply::Delayed(
         Duration::from_secs(30),
