@@ -317,6 +317,15 @@ pub fn command_output(stdout: &str, stderr: &str) -> Option<ToolCallContent> {
     Some(ToolCallContent::from(text))
 }
 
+/// A file edit's text before it, from the log entry's `patch` (the edit
+/// from the old text to the body); `None` for a new file or when the patch
+/// does not lead back from the body.
+fn text_before(item: &RunLogItem) -> Option<String> {
+    let attributes: serde_json::Value = serde_json::from_str(&item.attributes).ok()?;
+    let patch = attributes.get("patch")?.as_str()?;
+    crate::hedberg::text_before_patch(&item.body, patch).filter(|old| !old.is_empty())
+}
+
 /// Turns the run's full history, as each `run/state` carries it, into the
 /// updates a client has not seen yet.
 #[derive(Debug, Default)]
@@ -359,7 +368,12 @@ impl Tracker {
                 Some(r) => r.join(&target),
                 None => PathBuf::from(&target),
             };
-            let old = self.old.get(&item.path).cloned().flatten();
+            // A live edit's old text was remembered when it was proposed;
+            // a replayed one's comes back from its `patch` attribute.
+            let old = match self.old.get(&item.path) {
+                Some(old) => old.clone(),
+                None => text_before(item),
+            };
             return Some(diff(file, old, &item.body));
         }
         tool_content(tool, &item.body)

@@ -290,6 +290,31 @@ fn an_edit_update_is_a_diff_with_the_text_before() {
 }
 
 #[test]
+fn a_replayed_edit_gets_its_text_before_from_its_patch() {
+    let mut t = Tracker::replaying().rooted(PathBuf::from("/p"));
+    let patch = crate::hedberg::unified_diff("src/a.rs", "one\ntwo\n", "one\nTWO\n");
+    let edit = RunLogItem {
+        attributes: serde_json::json!({ "path": "src/a.rs", "patch": patch }).to_string(),
+        ..item(
+            "log://turn_1/set/src/a.rs",
+            EntryState::Resolved,
+            "one\nTWO\n",
+        )
+    };
+    let ups = t.updates(&[edit]);
+    let diff = ups.iter().find_map(|u| match u {
+        SessionUpdate::ToolCall(c) => c.content.iter().find_map(|x| match x {
+            ToolCallContent::Diff(d) => Some(d.clone()),
+            _ => None,
+        }),
+        _ => None,
+    });
+    let d = diff.expect("the replayed edit is a diff");
+    assert_eq!(d.old_text.as_deref(), Some("one\ntwo\n"));
+    assert_eq!(d.new_text, "one\nTWO\n");
+}
+
+#[test]
 fn an_edit_of_a_new_file_has_no_text_before() {
     let mut t = Tracker::default().rooted(PathBuf::from("/p"));
     let ups = t.updates(&[item("log://turn_1/set/b.txt", EntryState::Resolved, "B")]);

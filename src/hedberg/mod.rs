@@ -238,6 +238,12 @@ pub fn unified_diff(path: &str, old: &str, new: &str) -> String {
     udiff::create(path, old, new)
 }
 
+/// The text a `patch` attribute's edit started from, given the text it
+/// produced (replaying an edit whose old file text is gone).
+pub fn text_before_patch(new: &str, patch: &str) -> Option<String> {
+    udiff::text_before(new, patch)
+}
+
 /// Whitespace as JavaScript's `String.prototype.trim` sees it, so "blank"
 /// and "trimmed" agree with upstream (it trims U+FEFF but not U+0085).
 pub(crate) fn is_js_space(c: char) -> bool {

@@ -310,6 +310,19 @@ fn patch_attribute_diff() {
     assert!(d.contains("-two\n+TWO\n"), "{d}");
 }
 
+#[test]
+fn the_text_before_an_edit_comes_back_from_its_patch() {
+    let old = "fn a() {}\nfn b() {}\nfn c() {}\n";
+    let new = "fn a() {}\nfn b() { todo!() }\nfn c() {}\nfn d() {}\n";
+    let patch = unified_diff("src/lib.rs", old, new);
+    assert_eq!(text_before_patch(new, &patch).as_deref(), Some(old));
+    // A new file: nothing before it.
+    let created = unified_diff("src/new.rs", "", "x\n");
+    assert_eq!(text_before_patch("x\n", &created).as_deref(), Some(""));
+    // Text the patch did not produce, or no patch at all: unknown.
+    assert_eq!(text_before_patch("something else\n", &patch), None);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 

@@ -113,6 +113,14 @@ fn normalise(patch: &str) -> Result<String, EditError> {
 }
 
 /// A unified diff of `old` → `new` with three lines of context.
+/// The text before an edit, from the text after it and the edit's
+/// [`create`]d patch; `None` when the patch does not parse or does not
+/// apply backwards to `new`.
+pub(crate) fn text_before(new: &str, patch: &str) -> Option<String> {
+    let patch = diffy::Patch::from_str(patch).ok()?;
+    diffy::apply(new, &patch.reverse()).ok()
+}
+
 pub(crate) fn create(path: &str, old: &str, new: &str) -> String {
     let mut options = diffy::DiffOptions::new();
     options.set_context_len(3);
