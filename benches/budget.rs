@@ -117,7 +117,6 @@ async fn check(b: &Bench, tools: &ToolRegistry) -> bool {
         token_divisor: 2.0,
         turn: 6,
         usage_floor: 0,
-        cache: None,
     });
     b.store
         .run(SaveTurnContext {

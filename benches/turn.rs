@@ -12,7 +12,7 @@
 //! Run: `cargo bench --bench turn`
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use rummy::context::{assemble, PacketInput, ProjectionCache};
+use rummy::context::{assemble, PacketInput};
 use rummy::store::schemes::{bootstrap_schemes, RegisterSchemes};
 use rummy::store::{
     BeginTurn, CreateRun, EnqueueLoop, EntryWrite, ModelContext, RecordTurnUsage, ReportRun,
@@ -29,8 +29,6 @@ struct Bench {
     store: Store,
     run_id: i64,
     loop_id: i64,
-    /// Kept across iterations as a loop keeps it across turns.
-    projections: ProjectionCache,
 }
 
 fn setup(entries: usize) -> Bench {
@@ -102,7 +100,6 @@ fn setup(entries: usize) -> Bench {
         store,
         run_id,
         loop_id,
-        projections: ProjectionCache::new(),
     }
 }
 
@@ -126,7 +123,6 @@ async fn one_turn(b: &Bench, tools: &ToolRegistry) {
         token_divisor: 2.0,
         turn: start.turn,
         usage_floor: 0,
-        cache: Some(&b.projections),
     });
     criterion::black_box((&packet.system, &packet.user));
     b.store

@@ -2,7 +2,6 @@
 //! their owners' views, rendered into the system and user messages.
 
 pub mod budget;
-pub mod projection_cache;
 pub mod sections;
 // Token counting lives in `crate::tokens`, which the store uses too; re-exported here so
 // `context::tokens` keeps naming it.
@@ -11,10 +10,7 @@ pub use crate::tokens;
 use crate::store::paths::{log_action, scheme_of};
 use crate::store::{ContextRow, EntryState, TurnContextRow};
 use crate::tools::{truncated_summary, ProjectionRow, ToolRegistry, ToolSet};
-use projection_cache::Projection;
-pub use projection_cache::ProjectionCache;
 use serde_json::{Map, Value};
-use std::sync::Arc;
 use tokens::count_tokens;
 
 /// Everything one packet is built from.
@@ -32,9 +28,6 @@ pub struct PacketInput<'a> {
     /// A lower bound on the packet's size from outside our count: the
     /// provider's `prompt_tokens` of the previous packet, else 0.
     pub usage_floor: i64,
-    /// The loop's projections from earlier packets, reused for rows that
-    /// did not change.
-    pub cache: Option<&'a ProjectionCache>,
 }
 
 /// The two messages plus the snapshot to store in `turn_context`.
@@ -61,9 +54,7 @@ pub struct ProjectedRow {
     pub visibility: String,
     pub state: EntryState,
     pub outcome: Option<String>,
-    pub attributes: Arc<Map<String, Value>>,
-    /// The attributes as `turn_context` stores them.
-    pub attributes_json: String,
+    pub attributes: Map<String, Value>,
     pub turn: i64,
     pub ordinal: i64,
     pub sort_key: String,
@@ -131,54 +122,24 @@ fn project(tools: &ToolRegistry, key: &str, row: &ProjectionRow, visible: bool) 
     }
 }
 
-fn project_row(tools: &ToolRegistry, r: &ContextRow, divisor: f64) -> Projection {
-    let attributes = match serde_json::from_str::<Value>(&r.attributes) {
-        Ok(Value::Object(m)) => m,
-        _ => Map::new(),
-    };
-    let view = ProjectionRow {
-        path: &r.path,
-        body: &r.body,
-        attributes: &attributes,
-    };
-    let key = projection_key(&r.path);
-    let full = project(tools, key, &view, true);
-    let cheap = project(tools, key, &view, false);
-    let v_tokens = count_tokens(&full, divisor);
-    let s_tokens = count_tokens(&cheap, divisor);
-    // The same compact text `Value::Object(..).to_string()` gives.
-    let attributes_json = serde_json::to_string(&attributes).unwrap_or_else(|_| "{}".into());
-    Projection {
-        attributes: Arc::new(attributes),
-        attributes_json,
-        full,
-        cheap,
-        v_tokens,
-        s_tokens,
-    }
-}
-
 /// Projects every row and measures it.
 pub fn project_rows(rows: &[ContextRow], tools: &ToolRegistry, divisor: f64) -> Vec<ProjectedRow> {
-    project_rows_cached(rows, tools, divisor, None)
-}
-
-/// [`project_rows`], reusing (and refreshing) `cache` when given.
-pub fn project_rows_cached(
-    rows: &[ContextRow],
-    tools: &ToolRegistry,
-    divisor: f64,
-    cache: Option<&ProjectionCache>,
-) -> Vec<ProjectedRow> {
-    let mut pass = cache.map(ProjectionCache::pass);
     rows.iter()
         .map(|r| {
-            let p = match pass.as_mut() {
-                Some(pass) => pass.get_or_project(&r.path, &r.body, &r.attributes, divisor, || {
-                    project_row(tools, r, divisor)
-                }),
-                None => Arc::new(project_row(tools, r, divisor)),
+            let attributes = match serde_json::from_str::<Value>(&r.attributes) {
+                Ok(Value::Object(m)) => m,
+                _ => Map::new(),
             };
+            let view = ProjectionRow {
+                path: &r.path,
+                body: &r.body,
+                attributes: &attributes,
+            };
+            let key = projection_key(&r.path);
+            let full = project(tools, key, &view, true);
+            let cheap = project(tools, key, &view, false);
+            let v_tokens = count_tokens(&full, divisor);
+            let s_tokens = count_tokens(&cheap, divisor);
             ProjectedRow {
                 path: r.path.clone(),
                 scheme: r.scheme.clone(),
@@ -190,15 +151,14 @@ pub fn project_rows_cached(
                 ordinal: r.ordinal,
                 sort_key: r.sort_key.clone(),
                 body: if r.visibility == "visible" {
-                    p.full.clone()
+                    full
                 } else {
-                    p.cheap.clone()
+                    cheap
                 },
-                v_tokens: p.v_tokens,
-                s_tokens: p.s_tokens,
-                a_tokens: p.v_tokens - p.s_tokens,
-                attributes: p.attributes.clone(),
-                attributes_json: p.attributes_json.clone(),
+                v_tokens,
+                s_tokens,
+                a_tokens: v_tokens - s_tokens,
+                attributes,
             }
         })
         .collect()
@@ -207,7 +167,7 @@ pub fn project_rows_cached(
 /// Builds the packet for one turn.
 pub fn assemble(input: &PacketInput) -> Packet {
     let divisor = input.token_divisor;
-    let rows = project_rows_cached(input.rows, input.tools, divisor, input.cache);
+    let rows = project_rows(input.rows, input.tools, divisor);
     let system_prompt = sections::system_prompt(input.tools, &input.tool_set, input.persona);
     let system_tokens = count_tokens(&system_prompt, divisor);
     let mut system = system_prompt.clone();
@@ -266,7 +226,7 @@ pub fn assemble(input: &PacketInput) -> Packet {
         outcome: r.outcome,
         visibility: r.visibility,
         body: r.body,
-        attributes: r.attributes_json,
+        attributes: Value::Object(r.attributes).to_string(),
         category: r.category,
         source_turn: r.turn,
     }));
@@ -352,7 +312,6 @@ mod tests {
             token_divisor: 2.0,
             turn: 1,
             usage_floor: 0,
-            cache: None,
         };
         let packet = assemble(&input);
         assert_eq!(shown_usage(&packet.user), packet.assembled_tokens);

@@ -8,7 +8,7 @@ use crate::context::budget::{
     check_total, compute_budget, latest_prompt, overflow_body, pre_llm_message,
     predict_next_packet, Demoted,
 };
-use crate::context::{assemble, Packet, PacketInput, ProjectionCache};
+use crate::context::{assemble, Packet, PacketInput};
 use crate::store::{
     ChangeVisibility, DemoteRunVisibleEntries, DemoteTurnEntries, DemotedEntry, LogError, LoopRow,
     ModelContext, RunRow, SaveTurnContext, StoreError,
@@ -26,7 +26,6 @@ pub struct Materializer<'a> {
     pub turn: i64,
     pub tool_set: ToolSet,
     pub context_size: Option<i64>,
-    pub projections: &'a ProjectionCache,
 }
 
 fn err(e: StoreError) -> String {
@@ -52,7 +51,6 @@ impl Materializer<'_> {
             token_divisor: config.token_divisor,
             turn: self.turn,
             usage_floor,
-            cache: Some(self.projections),
         });
         store
             .run(SaveTurnContext {

@@ -10,7 +10,6 @@ use super::report::FreshTurn;
 use super::turn::{loop_flags, tool_set, ModelBinding};
 use super::verdict::TurnResult;
 use super::Engine;
-use crate::context::ProjectionCache;
 use crate::llm::{ChatMessage, CompletionRequest, LlmError, RetryNotice};
 use crate::parse::{parse, Command};
 use crate::protocol::notifications::{Notification, ProgressStatus, RunProgressNotification};
@@ -31,8 +30,6 @@ pub(super) struct TurnSteps<'a> {
     pub lp: &'a LoopRow,
     pub mode: Mode,
     pub binding: &'a ModelBinding,
-    /// The loop's projections, reused across its packets.
-    pub projections: &'a ProjectionCache,
 }
 
 /// What one turn produced, for the verdict.
@@ -77,7 +74,6 @@ impl TurnSteps<'_> {
             lp,
             mode,
             binding,
-            ..
         } = *self;
         let err = |e: StoreError| e.to_string();
         let start = engine
@@ -365,7 +361,6 @@ impl TurnSteps<'_> {
             turn,
             tool_set: self.offer(),
             context_size: self.binding.context_size,
-            projections: self.projections,
         }
     }
 

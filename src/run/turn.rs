@@ -7,7 +7,6 @@ use super::report::{run_state, FreshTurn};
 use super::step::TurnSteps;
 use super::verdict::{decide, Verdict};
 use super::{Engine, LoopFlags};
-use crate::context::ProjectionCache;
 use crate::llm::Provider;
 use crate::protocol::notifications::Notification;
 use crate::store::RunStatus;
@@ -290,7 +289,6 @@ async fn drive_loop(
     // plugin does (a resumed loop starts them afresh).
     let mut streak = 0;
     let mut cycles = CycleDetector::new(engine.config.min_cycles, engine.config.max_cycle_period);
-    let projections = ProjectionCache::new();
     for iteration in first..=engine.config.max_turns.max(first) {
         let steps = TurnSteps {
             engine,
@@ -298,7 +296,6 @@ async fn drive_loop(
             lp,
             mode,
             binding: &binding,
-            projections: &projections,
         };
         let outcome = match interrupted.take() {
             Some(turn) => steps.resume(turn, &mut cycles, inbox).await?,
