@@ -15,12 +15,6 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 /// How long a connection waits on another writer's lock before failing with SQLITE_BUSY.
 const BUSY_TIMEOUT_MS: u32 = 5000;
-/// The page cache per connection, in KiB (SQLite's default is 2 MiB). Each
-/// turn's audit records write the whole packet, so with the default a long
-/// run's packet reads kept missing the cache and went back to the file for
-/// pages of entries that had not changed. Memory, not durability: pages
-/// are only held once read.
-const CACHE_KIB: u32 = 16 * 1024;
 
 /// Failures while opening the database; each names the stage so start-up errors are actionable.
 #[derive(Debug, thiserror::Error)]
@@ -78,7 +72,6 @@ pub fn open(path: &Path, mmap_mb: u64) -> Result<SqliteConnection, DbError> {
          PRAGMA journal_mode = WAL;
          PRAGMA synchronous = NORMAL;
          PRAGMA foreign_keys = ON;
-         PRAGMA cache_size = -{CACHE_KIB};
          PRAGMA mmap_size = {mmap_bytes};"
     ))
     .map_err(DbError::Pragma)?;
