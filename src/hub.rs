@@ -18,6 +18,23 @@ use std::sync::Arc;
 #[rtype(result = "()")]
 pub struct Push(pub Arc<str>);
 
+/// An in-process subscriber (the local CLI driver, `rummy acp`'s prompt
+/// turns): forwards each pushed frame, parsed, to a channel.
+pub struct FrameCollector(pub tokio::sync::mpsc::UnboundedSender<serde_json::Value>);
+
+impl Actor for FrameCollector {
+    type Context = Context<Self>;
+}
+
+impl Handler<Push> for FrameCollector {
+    type Result = ();
+    fn handle(&mut self, msg: Push, _: &mut Context<Self>) {
+        if let Ok(frame) = serde_json::from_str(&msg.0) {
+            let _ = self.0.send(frame);
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Hub {
     projects: HashMap<i64, HashMap<u64, Recipient<Push>>>,

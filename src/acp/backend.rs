@@ -8,7 +8,7 @@ use super::agent::internal;
 use super::editor::AcpEditor;
 use super::remote::Remote;
 use super::EngineBridge;
-use crate::hub::{Push, Unsubscribe};
+use crate::hub::{FrameCollector, Unsubscribe};
 use crate::protocol::notifications::{RunLogItem, UnknownItem};
 use crate::protocol::runs::TurnText;
 use crate::run::actor::{Resolution, Resolve};
@@ -64,22 +64,6 @@ pub(super) struct Subscription {
     /// The hub client to unsubscribe, in process; a remote subscriber is
     /// dropped with its receiver.
     hub_client: Option<u64>,
-}
-
-/// Forwards the project's pushed frames to a prompt turn.
-struct Collector(mpsc::UnboundedSender<serde_json::Value>);
-
-impl Actor for Collector {
-    type Context = Context<Self>;
-}
-
-impl Handler<Push> for Collector {
-    type Result = ();
-    fn handle(&mut self, msg: Push, _: &mut Context<Self>) {
-        if let Ok(frame) = serde_json::from_str(&msg.0) {
-            let _ = self.0.send(frame);
-        }
-    }
 }
 
 fn invalid(message: impl ToString) -> Error {
@@ -197,7 +181,7 @@ impl Backend {
         let (tx, events) = mpsc::unbounded_channel();
         let client_id = engine
             .call(move |server| async move {
-                server.subscribe(project_id, Collector(tx).start().recipient())
+                server.subscribe(project_id, FrameCollector(tx).start().recipient())
             })
             .await
             .map_err(internal)?;

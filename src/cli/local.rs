@@ -4,7 +4,7 @@
 
 use super::driver::{Decision, Event, RunBackend, RunEnd, RunRequest};
 use super::CliError;
-use crate::hub::Push;
+use crate::hub::FrameCollector;
 use crate::run::actor::{Resolution, Resolve};
 use crate::run::report::run_detail;
 use crate::run::service::{RunSettings, StartRun};
@@ -15,22 +15,6 @@ use crate::ServerHandle;
 use actix::prelude::*;
 use std::path::Path;
 use tokio::sync::mpsc;
-
-/// Forwards the project's pushed frames to the driver.
-struct Collector(mpsc::UnboundedSender<serde_json::Value>);
-
-impl Actor for Collector {
-    type Context = Context<Self>;
-}
-
-impl Handler<Push> for Collector {
-    type Result = ();
-    fn handle(&mut self, msg: Push, _: &mut Context<Self>) {
-        if let Ok(frame) = serde_json::from_str(&msg.0) {
-            let _ = self.0.send(frame);
-        }
-    }
-}
 
 pub struct LocalBackend {
     server: ServerHandle,
@@ -69,7 +53,7 @@ impl LocalBackend {
             .await
             .map_err(|e| CliError::Failed(e.to_string()))?;
         let (tx, events) = mpsc::unbounded_channel();
-        server.subscribe(project_id, Collector(tx).start().recipient());
+        server.subscribe(project_id, FrameCollector(tx).start().recipient());
         Ok(LocalBackend {
             server,
             project_id,
