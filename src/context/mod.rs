@@ -11,6 +11,7 @@ use crate::store::paths::{log_action, scheme_of};
 use crate::store::{ContextRow, EntryState, TurnContextRow};
 use crate::tools::{truncated_summary, ProjectionRow, ToolRegistry, ToolSet};
 use serde_json::{Map, Value};
+use std::sync::Arc;
 use tokens::count_tokens;
 
 /// Everything one packet is built from.
@@ -35,7 +36,7 @@ pub struct PacketInput<'a> {
 pub struct Packet {
     pub system: String,
     pub user: String,
-    pub rows: Vec<TurnContextRow>,
+    pub rows: Arc<[TurnContextRow]>,
     /// Tokens of both messages as we count them.
     pub assembled_tokens: i64,
     /// What the budget check enforces and `<budget>` shows:
@@ -204,6 +205,27 @@ pub fn assemble(input: &PacketInput) -> Packet {
         }
     };
     let assembled_tokens = measure(&user);
+    Packet {
+        system,
+        user,
+        rows: snapshot_rows(system_prompt, rows),
+        assembled_tokens,
+        total_tokens: assembled_tokens.max(input.usage_floor),
+        system_tokens,
+    }
+}
+
+/// The `turn_context` rows a packet for `input` would hold, without
+/// rendering its messages: the post-dispatch check predicts from rows and
+/// sends nothing.
+pub fn snapshot(input: &PacketInput) -> Arc<[TurnContextRow]> {
+    let rows = project_rows(input.rows, input.tools, input.token_divisor);
+    let system_prompt = sections::system_prompt(input.tools, &input.tool_set, input.persona);
+    snapshot_rows(system_prompt, rows)
+}
+
+/// The system prompt's own row first, then every projected row.
+fn snapshot_rows(system_prompt: String, rows: Vec<ProjectedRow>) -> Arc<[TurnContextRow]> {
     let mut snapshot: Vec<TurnContextRow> = Vec::with_capacity(rows.len() + 1);
     snapshot.push(TurnContextRow {
         ordinal: 0,
@@ -230,14 +252,7 @@ pub fn assemble(input: &PacketInput) -> Packet {
         category: r.category,
         source_turn: r.turn,
     }));
-    Packet {
-        system,
-        user,
-        rows: snapshot,
-        assembled_tokens,
-        total_tokens: assembled_tokens.max(input.usage_floor),
-        system_tokens,
-    }
+    snapshot.into()
 }
 
 /// HTTP-like status of an entry: the first three-digit run in its outcome,

@@ -5,6 +5,7 @@ use super::{status_of, ProjectedRow};
 use crate::store::paths::scheme_of;
 use crate::store::EntryState;
 use crate::tools::{Mode, ToolRegistry, ToolSet};
+use std::collections::HashMap;
 use std::fmt::Write;
 
 const TEMPLATE: &str = include_str!("../../config/prompts/instructions.md");
@@ -142,6 +143,13 @@ fn latest_prompt(rows: &[ProjectedRow]) -> Option<&ProjectedRow> {
 /// `<log>`: this run's action records and earlier prompts.
 pub fn log_block(rows: &[ProjectedRow]) -> String {
     let latest = latest_prompt(rows).map(|r| r.path.as_str());
+    // A log row shows its target's cost; an index keeps that lookup from
+    // making the block quadratic in the run's length. The first row of a
+    // path wins, as a linear search would find it.
+    let mut cost_of: HashMap<&str, i64> = HashMap::with_capacity(rows.len());
+    for r in rows {
+        cost_of.entry(r.path.as_str()).or_insert(r.a_tokens);
+    }
     let items = rows
         .iter()
         .filter(|r| {
@@ -187,8 +195,8 @@ pub fn log_block(rows: &[ProjectedRow]) -> String {
             }
             let tokens = target
                 .filter(|_| slice.is_none())
-                .and_then(|t| rows.iter().find(|x| x.path == t))
-                .map_or(r.a_tokens, |x| x.a_tokens);
+                .and_then(|t| cost_of.get(t).copied())
+                .unwrap_or(r.a_tokens);
             // A command's cost lies in its channels, which show their own.
             if !matches!(tag, "sh" | "env") {
                 let _ = write!(a, " tokens=\"{tokens}\"");

@@ -8,14 +8,15 @@ use crate::context::budget::{
     check_total, compute_budget, latest_prompt, overflow_body, pre_llm_message,
     predict_next_packet, Demoted,
 };
-use crate::context::{assemble, Packet, PacketInput};
+use crate::context::{assemble, snapshot, Packet, PacketInput};
 use crate::store::{
-    ChangeVisibility, DemoteRunVisibleEntries, DemoteTurnEntries, DemotedEntry, LogError, LoopRow,
-    ModelContext, RunRow, SaveTurnContext, StoreError,
+    ChangeVisibility, ContextRow, DemoteRunVisibleEntries, DemoteTurnEntries, DemotedEntry,
+    LogError, LoopRow, ModelContext, RunRow, SaveTurnContext, StoreError, TurnContextRow,
 };
 use crate::tokens::count_tokens;
 use crate::tools::ToolSet;
 use serde_json::{json, Map};
+use std::sync::Arc;
 
 /// Builds and stores a turn's packet; called at turn start, after a Prompt
 /// Demotion and after dispatch (spec 01 §5).
@@ -36,13 +37,35 @@ impl Materializer<'_> {
     /// Reads the run's model context, assembles it and replaces the turn's
     /// `turn_context` snapshot.
     pub async fn packet(&self, usage_floor: i64) -> Result<Packet, String> {
-        let store = &self.engine.store;
+        let rows = self.model_context().await?;
+        let packet = assemble(&self.input(&rows, usage_floor));
+        self.save(packet.rows.clone()).await?;
+        Ok(packet)
+    }
+
+    /// Materializes without rendering messages: the snapshot is saved as
+    /// `packet` saves it, and its rows are returned (post-dispatch).
+    pub async fn rows(&self) -> Result<Arc<[TurnContextRow]>, String> {
+        let rows = self.model_context().await?;
+        let snapshot = snapshot(&self.input(&rows, 0));
+        self.save(snapshot.clone()).await?;
+        Ok(snapshot)
+    }
+
+    async fn model_context(&self) -> Result<Vec<ContextRow>, String> {
         // Output still buffered in the run's streams belongs in the packet.
         crate::stream::flush_run(self.engine, self.run.id).await;
-        let rows = store.run(ModelContext(self.run.id)).await.map_err(err)?;
+        self.engine
+            .store
+            .run(ModelContext(self.run.id))
+            .await
+            .map_err(err)
+    }
+
+    fn input<'r>(&'r self, rows: &'r [ContextRow], usage_floor: i64) -> PacketInput<'r> {
         let config = &self.engine.config;
-        let packet = assemble(&PacketInput {
-            rows: &rows,
+        PacketInput {
+            rows,
             tools: &self.engine.tools,
             tool_set: self.tool_set,
             persona: self.run.persona.as_deref(),
@@ -51,18 +74,21 @@ impl Materializer<'_> {
             token_divisor: config.token_divisor,
             turn: self.turn,
             usage_floor,
-        });
-        store
+        }
+    }
+
+    async fn save(&self, rows: Arc<[TurnContextRow]>) -> Result<(), String> {
+        self.engine
+            .store
             .run(SaveTurnContext {
                 run_id: self.run.id,
                 loop_id: self.lp.id,
                 turn: self.turn,
-                rows: packet.rows.clone(),
-                token_divisor: config.token_divisor,
+                rows,
+                token_divisor: self.engine.config.token_divisor,
             })
             .await
-            .map_err(err)?;
-        Ok(packet)
+            .map_err(err)
     }
 
     async fn emit_413(&self, message: String, demoted: &[Demoted]) -> Result<(), String> {
@@ -205,8 +231,8 @@ pub async fn post_dispatch(m: &Materializer<'_>, actual: i64) -> Result<bool, St
     };
     let config = &m.engine.config;
     let divisor = config.token_divisor;
-    let packet = m.packet(0).await?;
-    let predicted = predict_next_packet(&packet.rows, m.turn, actual, divisor);
+    let rows = m.rows().await?;
+    let predicted = predict_next_packet(&rows, m.turn, actual, divisor);
     let budget = compute_budget(size, config.budget_ceiling, predicted);
     if budget.ok {
         return Ok(false);
@@ -240,7 +266,7 @@ pub async fn post_dispatch(m: &Materializer<'_>, actual: i64) -> Result<bool, St
             })
             .collect()
     };
-    if let Some(prompt) = latest_prompt(&packet.rows).map(|r| r.path.clone()) {
+    if let Some(prompt) = latest_prompt(&rows).map(|r| r.path.clone()) {
         m.summarize(&prompt).await?;
     }
     tracing::debug!(

@@ -4,9 +4,10 @@
 use super::paths::{log_path, normalize_path, scheme_of};
 use super::schema::{entries, run_views, runs};
 use super::schemes::scheme_info;
+use super::{prepared, FirstRow};
 use super::{store_ops, EntryState, StoreError, StoreOp, StoreResult, Writer};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Nullable, Text};
+use diesel::sql_types::{BigInt, Text};
 use diesel::SqliteConnection;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -88,7 +89,7 @@ pub(crate) fn find_view(
         .filter(run_views::run_id.eq(run_id))
         .filter(entries::path.eq(path))
         .select((run_views::id, entries::id))
-        .first(conn)
+        .first_row(conn)
         .optional()?)
 }
 
@@ -125,7 +126,7 @@ fn full_write(
         .filter(run_views::run_id.eq(w.run_id))
         .filter(entries::path.eq(path))
         .select(run_views::visibility)
-        .first(conn)
+        .first_row(conn)
         .optional()?;
     let scope = match info.default_scope.as_str() {
         "global" => "global".to_string(),
@@ -133,7 +134,7 @@ fn full_write(
             let project: i64 = runs::table
                 .find(w.run_id)
                 .select(runs::project_id)
-                .first(conn)?;
+                .first_row(conn)?;
             format!("project:{project}")
         }
         _ => format!("run:{}", w.run_id),
@@ -148,39 +149,35 @@ fn full_write(
     }
     let attributes_json = attributes.as_ref().map(Value::to_string);
     let hash = w.hash.clone();
-    let now = diesel::dsl::sql::<Nullable<Text>>("CURRENT_TIMESTAMP");
+    // Raw statements that diesel keeps prepared (see `prepared`): an
+    // upsert built with the DSL is compiled afresh on every write.
     let entry_id: i64 = match &attributes_json {
-        Some(a) => diesel::insert_into(entries::table)
-            .values((
-                entries::scope.eq(&scope),
-                entries::path.eq(path),
-                entries::body.eq(body),
-                entries::attributes.eq(a),
-            ))
-            .on_conflict((entries::scope, entries::path))
-            .do_update()
-            .set((
-                entries::body.eq(body),
-                entries::attributes.eq(a),
-                entries::updated_at.eq(now.clone()),
-            ))
-            .returning(entries::id)
-            .get_result(conn)?,
-        None => diesel::insert_into(entries::table)
-            .values((
-                entries::scope.eq(&scope),
-                entries::path.eq(path),
-                entries::body.eq(body),
-            ))
-            .on_conflict((entries::scope, entries::path))
-            .do_update()
-            .set((entries::body.eq(body), entries::updated_at.eq(now.clone())))
-            .returning(entries::id)
-            .get_result(conn)?,
-    };
+        Some(a) => prepared(
+            "INSERT INTO entries (scope, path, body, attributes) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (scope, path) DO UPDATE SET body = excluded.body, \
+               attributes = excluded.attributes, updated_at = CURRENT_TIMESTAMP \
+             RETURNING id",
+        )
+        .text(&scope)
+        .text(path)
+        .text(body)
+        .text(a),
+        None => prepared(
+            "INSERT INTO entries (scope, path, body) VALUES (?, ?, ?) \
+             ON CONFLICT (scope, path) DO UPDATE SET body = excluded.body, \
+               updated_at = CURRENT_TIMESTAMP \
+             RETURNING id",
+        )
+        .text(&scope)
+        .text(path)
+        .text(body),
+    }
+    .returning::<BigInt>()
+    .get_result(conn)?;
     if let Some(h) = &hash {
-        diesel::update(entries::table.find(entry_id))
-            .set(entries::hash.eq(h))
+        prepared("UPDATE entries SET hash = ? WHERE id = ?")
+            .text(h)
+            .int(entry_id)
             .execute(conn)?;
     }
     // One view per path: a write that lands in another scope (a fork child
@@ -205,29 +202,24 @@ fn full_write(
         .as_deref()
         .or(existing_visibility.as_deref())
         .unwrap_or_else(|| info.default_visibility(scheme));
-    let view_id = diesel::insert_into(run_views::table)
-        .values((
-            run_views::run_id.eq(w.run_id),
-            run_views::entry_id.eq(entry_id),
-            run_views::loop_id.eq(w.loop_id),
-            run_views::turn.eq(w.turn),
-            run_views::state.eq(state),
-            run_views::outcome.eq(&w.outcome),
-            run_views::visibility.eq(visibility),
-        ))
-        .on_conflict((run_views::run_id, run_views::entry_id))
-        .do_update()
-        .set((
-            run_views::loop_id.eq(w.loop_id),
-            run_views::turn.eq(w.turn),
-            run_views::state.eq(state),
-            run_views::outcome.eq(&w.outcome),
-            run_views::visibility.eq(visibility),
-            run_views::write_count.eq(run_views::write_count + 1),
-            run_views::updated_at.eq(now),
-        ))
-        .returning(run_views::id)
-        .get_result(conn)?;
+    let view_id: i64 = prepared(
+        "INSERT INTO run_views (run_id, entry_id, loop_id, turn, state, outcome, visibility) \
+         VALUES (?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (run_id, entry_id) DO UPDATE SET loop_id = excluded.loop_id, \
+           turn = excluded.turn, state = excluded.state, outcome = excluded.outcome, \
+           visibility = excluded.visibility, write_count = write_count + 1, \
+           updated_at = CURRENT_TIMESTAMP \
+         RETURNING id",
+    )
+    .int(w.run_id)
+    .int(entry_id)
+    .opt_int(w.loop_id)
+    .int(w.turn)
+    .text(state.as_str())
+    .opt_text(w.outcome.as_deref())
+    .text(visibility)
+    .returning::<BigInt>()
+    .get_result(conn)?;
     Ok(view_id)
 }
 
@@ -236,32 +228,33 @@ fn partial_write(conn: &mut SqliteConnection, w: &EntryWrite, path: &str) -> Sto
         return Ok(false);
     };
     check_writer(conn, path, w.writer)?;
-    let now = diesel::dsl::sql::<Nullable<Text>>("CURRENT_TIMESTAMP");
     if let Some(state) = w.state {
-        diesel::update(run_views::table.find(view_id))
-            .set((
-                run_views::state.eq(state),
-                run_views::outcome.eq(&w.outcome),
-                run_views::updated_at.eq(now.clone()),
-            ))
-            .execute(conn)?;
+        prepared(
+            "UPDATE run_views SET state = ?, outcome = ?, updated_at = CURRENT_TIMESTAMP \
+             WHERE id = ?",
+        )
+        .text(state.as_str())
+        .opt_text(w.outcome.as_deref())
+        .int(view_id)
+        .execute(conn)?;
     }
     if let Some(visibility) = &w.visibility {
-        diesel::update(run_views::table.find(view_id))
-            .set((
-                run_views::visibility.eq(visibility),
-                run_views::updated_at.eq(now.clone()),
-            ))
-            .execute(conn)?;
+        prepared(
+            "UPDATE run_views SET visibility = ?, updated_at = CURRENT_TIMESTAMP WHERE id = ?",
+        )
+        .text(visibility)
+        .int(view_id)
+        .execute(conn)?;
     }
     if let Some(attributes) = &w.attributes {
         let entry_id = own_entry(conn, w.run_id, view_id, entry_id)?;
-        diesel::sql_query(
+        let patch = attributes.to_string();
+        prepared(
             "UPDATE entries SET attributes = json_patch(attributes, ?), \
              updated_at = CURRENT_TIMESTAMP WHERE id = ?",
         )
-        .bind::<Text, _>(attributes.to_string())
-        .bind::<BigInt, _>(entry_id)
+        .text(&patch)
+        .int(entry_id)
         .execute(conn)?;
     }
     Ok(true)
@@ -286,7 +279,7 @@ pub(crate) fn own_entry(
     let scope: String = entries::table
         .find(entry_id)
         .select(entries::scope)
-        .first(conn)?;
+        .first_row(conn)?;
     let mine = format!("run:{run_id}");
     if !scope.starts_with("run:") || scope == mine {
         return Ok(entry_id);
@@ -359,7 +352,7 @@ impl StoreOp for GetEntry {
             .filter(run_views::run_id.eq(self.run_id))
             .filter(entries::path.eq(&path))
             .select(ENTRY_COLUMNS)
-            .first(conn)
+            .first_row(conn)
             .optional()?)
     }
 }

@@ -3,6 +3,7 @@
 
 use super::entries::{find_view, write_entry, EntryWrite};
 use super::schema::{entries, file_constraints, projects, run_views};
+use super::FirstRow;
 use super::{store_ops, EntryState, StoreError, StoreOp, StoreResult, Writer};
 use diesel::prelude::*;
 use diesel::SqliteConnection;
@@ -86,7 +87,7 @@ impl StoreOp for ProjectRoot {
         Ok(projects::table
             .find(self.0)
             .select(projects::project_root)
-            .first::<Option<String>>(conn)
+            .first_row::<Option<String>>(conn)
             .optional()?
             .flatten())
     }

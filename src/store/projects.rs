@@ -1,6 +1,7 @@
 //! Projects, models and the RPC audit log.
 
 use super::schema::{models, projects, rpc_log};
+use super::FirstRow;
 use super::{store_ops, StoreOp, StoreResult};
 use diesel::prelude::*;
 use diesel::SqliteConnection;
@@ -83,7 +84,7 @@ impl StoreOp for GetModel {
                 models::actual,
                 models::context_length,
             ))
-            .first(conn)
+            .first_row(conn)
             .optional()?)
     }
 }

@@ -1,7 +1,7 @@
 //! Reads for the turn loop and reports: the model-visible rows, the
 //! `turn_context` snapshot, history, usage and distributions.
 
-use super::{store_ops, EntryState, StoreOp, StoreResult};
+use super::{prepared, store_ops, EntryState, StoreOp, StoreResult};
 use crate::tokens::count_tokens;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
@@ -50,10 +50,12 @@ SELECT e.path AS path, e.scheme AS scheme, v.visibility AS visibility, v.state A
 FROM run_views AS v \
 INNER JOIN entries AS e ON e.id = v.entry_id \
 INNER JOIN schemes AS s ON s.name = coalesce(e.scheme, 'file') \
-WHERE v.run_id = ? AND v.visibility <> 'archived' AND s.model_visible <> 0 \
-ORDER BY sort_key";
+WHERE v.run_id = ? AND v.visibility IN ('summarized', 'visible') AND s.model_visible <> 0";
 
-/// The rows the model may see this turn, in packet order: category (tool,
+/// The rows the model may see this turn, in packet order (sorted after
+/// reading; the visibility test is an `IN` of the two values the CHECK
+/// allows besides `archived`, so the (run, visibility) index skips a run's
+/// archived audit rows, five a turn, instead of reading each): category (tool,
 /// data, logging, unknown, then the rest), skills first, summarized
 /// before visible, then by view turn, update time and id. This is the
 /// order `v_model_context` numbers; the query reads the tables directly so
@@ -64,9 +66,12 @@ pub struct ModelContext(pub i64);
 impl StoreOp for ModelContext {
     type Output = Vec<ContextRow>;
     fn run(self, conn: &mut SqliteConnection) -> StoreResult<Vec<ContextRow>> {
-        let mut rows: Vec<ContextRow> = diesel::sql_query(MODEL_CONTEXT)
-            .bind::<BigInt, _>(self.0)
-            .load(conn)?;
+        let mut rows: Vec<ContextRow> = prepared(MODEL_CONTEXT).int(self.0).load(conn)?;
+        // Sorted here rather than by `ORDER BY`: SQLite's sorter would copy
+        // every row, bodies included, into a temporary b-tree. Keys are
+        // unique (they end with the view id) and compare bytewise, as
+        // SQLite's BINARY collation does.
+        rows.sort_unstable_by(|a, b| a.sort_key.cmp(&b.sort_key));
         for (i, r) in rows.iter_mut().enumerate() {
             r.ordinal = i as i64 + 1;
         }
@@ -167,7 +172,7 @@ impl StoreOp for ReportRun {
     fn run(self, conn: &mut SqliteConnection) -> StoreResult<RunReport> {
         let run = self.run_id;
         let scan = RunScan::read(conn, run)?;
-        let usage: UsageTotals = diesel::sql_query(
+        let usage: UsageTotals = prepared(
             "SELECT COALESCE(SUM(prompt_tokens), 0) AS prompt_tokens, \
                COALESCE(SUM(cached_tokens), 0) AS cached_tokens, \
                COALESCE(SUM(completion_tokens), 0) AS completion_tokens, \
@@ -179,8 +184,8 @@ impl StoreOp for ReportRun {
                  AS last_context_tokens \
              FROM turns WHERE run_id = ?",
         )
-        .bind::<BigInt, _>(run)
-        .bind::<BigInt, _>(run)
+        .int(run)
+        .int(run)
         .get_result(conn)?;
         let distribution = super::turn_context::distribution(conn, run, self.turn)?;
         Ok(RunReport {
@@ -199,9 +204,14 @@ impl StoreOp for ReportRun {
 
 /// One view of a run, as the report reads it: bodies and attributes only
 /// where the report uses them, so audit bodies (each turn's whole packet)
-/// are never read.
+/// are never read. Data and audit rows other than reasoning and content
+/// feed none of the report's parts, so the scan leaves them in SQLite:
+/// a run gains five audit rows a turn, and building them was most of the
+/// scan's work.
 #[derive(QueryableByName)]
 struct ScanRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
     #[diesel(sql_type = Text)]
     path: String,
     #[diesel(sql_type = Nullable<Text>)]
@@ -235,8 +245,8 @@ struct RunScan {
 }
 
 const RUN_SCAN: &str = "\
-SELECT e.path AS path, e.scheme AS scheme, s.category AS category, v.state AS state, \
-  v.outcome AS outcome, v.turn AS turn, \
+SELECT v.id AS id, e.path AS path, e.scheme AS scheme, s.category AS category, \
+  v.state AS state, v.outcome AS outcome, v.turn AS turn, \
   CASE WHEN s.category IN ('logging', 'prompt', 'unknown') OR e.path LIKE 'log://turn_%/update/%' \
     THEN e.attributes END AS attributes, \
   CASE WHEN s.category IN ('logging', 'prompt', 'unknown') \
@@ -246,13 +256,16 @@ SELECT e.path AS path, e.scheme AS scheme, s.category AS category, v.state AS st
 FROM run_views AS v \
 INNER JOIN entries AS e ON e.id = v.entry_id \
 LEFT JOIN schemes AS s ON s.name = e.scheme \
-WHERE v.run_id = ? ORDER BY v.id";
+WHERE v.run_id = ? \
+  AND NOT (coalesce(s.category, '') IN ('audit', 'data') \
+    AND coalesce(e.scheme, '') NOT IN ('reasoning', 'content', 'unknown'))";
 
 impl RunScan {
     fn read(conn: &mut SqliteConnection, run: i64) -> StoreResult<RunScan> {
-        let rows: Vec<ScanRow> = diesel::sql_query(RUN_SCAN)
-            .bind::<BigInt, _>(run)
-            .load(conn)?;
+        let mut rows: Vec<ScanRow> = prepared(RUN_SCAN).int(run).load(conn)?;
+        // View order, sorted here: an `ORDER BY` has SQLite copy every
+        // row, bodies included, through its sorter.
+        rows.sort_unstable_by_key(|r| r.id);
         let mut scan = RunScan::default();
         for r in rows {
             let body = r.body.unwrap_or_default();
@@ -349,12 +362,12 @@ struct PromptTokensRow {
 impl StoreOp for PreviousPromptTokens {
     type Output = Option<i64>;
     fn run(self, conn: &mut SqliteConnection) -> StoreResult<Option<i64>> {
-        let row: Option<PromptTokensRow> = diesel::sql_query(
+        let row: Option<PromptTokensRow> = prepared(
             "SELECT prompt_tokens FROM turns WHERE run_id = ? AND sequence < ? \
              ORDER BY sequence DESC, id DESC LIMIT 1",
         )
-        .bind::<BigInt, _>(self.run_id)
-        .bind::<BigInt, _>(self.turn)
+        .int(self.run_id)
+        .int(self.turn)
         .get_result(conn)
         .optional()?;
         Ok(row.map(|r| r.prompt_tokens).filter(|n| *n > 0))

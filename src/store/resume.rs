@@ -4,6 +4,7 @@
 
 use super::proposals::CancelProposals;
 use super::schema::{entries, loops, run_views, runs, turns};
+use super::FirstRow;
 use super::{store_ops, EntryState, RunStatus, StoreOp, StoreResult};
 use diesel::prelude::*;
 use diesel::SqliteConnection;
@@ -102,7 +103,7 @@ fn resumable(conn: &mut SqliteConnection, run_id: i64) -> StoreResult<bool> {
         .filter(loops::run_id.eq(run_id))
         .filter(loops::status.eq(RunStatus::Running))
         .select(loops::id)
-        .first(conn)
+        .first_row(conn)
         .optional()?;
     let Some(loop_id) = active else {
         return Ok(false);
@@ -111,7 +112,7 @@ fn resumable(conn: &mut SqliteConnection, run_id: i64) -> StoreResult<bool> {
         .filter(turns::loop_id.eq(loop_id))
         .order(turns::sequence.desc())
         .select(turns::dispatch_plan)
-        .first(conn)
+        .first_row(conn)
         .optional()?;
     Ok(matches!(plan, Some(Some(_))))
 }
@@ -151,7 +152,7 @@ impl StoreOp for GetInterruptedTurn {
                 turns::context_tokens,
                 turns::dispatch_plan,
             ))
-            .first(conn)
+            .first_row(conn)
             .optional()?;
         let Some((turn_id, turn, context_tokens, Some(plan))) = last else {
             return Ok(None);
@@ -165,7 +166,7 @@ impl StoreOp for GetInterruptedTurn {
                 .filter(run_views::run_id.eq(self.run_id))
                 .filter(entries::path.eq(path))
                 .select(entries::body)
-                .first(conn)
+                .first_row(conn)
                 .optional()?)
         };
         let Some(reply) = body(conn, format!("assistant://{turn}"))? else {

@@ -5,6 +5,7 @@
 use super::entries::{find_view, write_entry, EntryWrite};
 use super::runs::{RunRow, RUN_COLUMNS};
 use super::schema::{entries, loops, runs};
+use super::FirstRow;
 use super::{store_ops, RunStatus, StoreError, StoreOp, StoreResult, Writer};
 use diesel::prelude::*;
 use diesel::SqliteConnection;
@@ -50,7 +51,7 @@ impl StoreOp for ConfigureRun {
                 .set(runs::flags.eq(f.to_string()))
                 .execute(conn)?;
         }
-        let row: RunRow = target.select(RUN_COLUMNS).first(conn)?;
+        let row: RunRow = target.select(RUN_COLUMNS).first_row(conn)?;
         // The run:// entry mirrors the settings, as at creation.
         let mut attributes = Map::new();
         if let Some(m) = self.model {
@@ -101,7 +102,7 @@ impl StoreOp for RenameRun {
         let old: String = runs::table
             .find(self.run_id)
             .select(runs::alias)
-            .first(conn)?;
+            .first_row(conn)?;
         // Decided here, in the transaction: a loop queued a moment ago
         // counts even before the run's status shows it.
         let working: i64 = loops::table
@@ -125,7 +126,7 @@ impl StoreOp for RenameRun {
         Ok(runs::table
             .find(self.run_id)
             .select(RUN_COLUMNS)
-            .first(conn)?)
+            .first_row(conn)?)
     }
 }
 

@@ -1,9 +1,11 @@
 //! Runs, loops (the per-run FIFO prompt queue) and turns.
 
 use super::entries::{write_entry, EntryWrite};
-use super::schema::{loops, runs, turns};
+use super::schema::{loops, runs};
+use super::{prepared, FirstRow};
 use super::{store_ops, EntryState, RunStatus, StoreError, StoreOp, StoreResult, Writer};
 use diesel::prelude::*;
+use diesel::sql_types::BigInt;
 use diesel::SqliteConnection;
 use serde::Serialize;
 use serde_json::Value;
@@ -143,7 +145,7 @@ impl StoreOp for GetRun {
         if let Some(p) = self.project_id {
             q = q.filter(runs::project_id.eq(p));
         }
-        Ok(q.first(conn).optional()?)
+        Ok(q.first_row(conn).optional()?)
     }
 }
 
@@ -155,7 +157,7 @@ impl StoreOp for GetRunById {
         runs::table
             .find(self.0)
             .select(RUN_COLUMNS)
-            .first(conn)
+            .first_row(conn)
             .optional()?
             .ok_or_else(|| StoreError::NotFound(format!("Run {} not found.", self.0)))
     }
@@ -311,7 +313,7 @@ impl StoreOp for ActiveLoop {
             .filter(loops::run_id.eq(self.0))
             .filter(loops::status.eq(RunStatus::Running))
             .select(LOOP_COLUMNS)
-            .first(conn)
+            .first_row(conn)
             .optional()?)
     }
 }
@@ -336,7 +338,7 @@ impl StoreOp for ClaimNextLoop {
             .filter(loops::status.eq(RunStatus::Queued))
             .order(loops::id.asc())
             .select(loops::id)
-            .first(conn)
+            .first_row(conn)
             .optional()?;
         let Some(id) = next else { return Ok(None) };
         Ok(Some(
@@ -397,7 +399,7 @@ impl StoreOp for FinishLoop {
         let current: RunStatus = runs::table
             .find(self.run_id)
             .select(runs::status)
-            .first(conn)?;
+            .first_row(conn)?;
         if current != self.status {
             set_run_status(conn, self.run_id, self.status)?;
         }
@@ -420,7 +422,7 @@ impl StoreOp for AbortRun {
         let status: RunStatus = runs::table
             .find(self.run_id)
             .select(runs::status)
-            .first(conn)?;
+            .first_row(conn)?;
         let pending: i64 = loops::table
             .filter(loops::run_id.eq(self.run_id))
             .filter(loops::status.eq_any([RunStatus::Queued, RunStatus::Running]))
@@ -469,18 +471,21 @@ pub struct TurnStart {
 impl StoreOp for BeginTurn {
     type Output = TurnStart;
     fn run(self, conn: &mut SqliteConnection) -> StoreResult<TurnStart> {
-        let turn: i64 = diesel::update(runs::table.find(self.run_id))
-            .set(runs::next_turn.eq(runs::next_turn + 1))
-            .returning(runs::next_turn - 1)
-            .get_result(conn)?;
-        let turn_id = diesel::insert_into(turns::table)
-            .values((
-                turns::run_id.eq(self.run_id),
-                turns::loop_id.eq(self.loop_id),
-                turns::sequence.eq(turn),
-            ))
-            .returning(turns::id)
-            .get_result(conn)?;
+        // Prepared statements (see `prepared`): a DSL UPDATE is compiled
+        // afresh on every use.
+        let turn: i64 = prepared(
+            "UPDATE runs SET next_turn = next_turn + 1 WHERE id = ? RETURNING next_turn - 1",
+        )
+        .int(self.run_id)
+        .returning::<BigInt>()
+        .get_result(conn)?;
+        let turn_id: i64 =
+            prepared("INSERT INTO turns (run_id, loop_id, sequence) VALUES (?, ?, ?) RETURNING id")
+                .int(self.run_id)
+                .int(self.loop_id)
+                .int(turn)
+                .returning::<BigInt>()
+                .get_result(conn)?;
         Ok(TurnStart { turn, turn_id })
     }
 }
@@ -507,18 +512,22 @@ impl StoreOp for RecordTurnUsage {
     type Output = ();
     fn run(self, conn: &mut SqliteConnection) -> StoreResult<()> {
         let u = self.usage;
-        diesel::update(turns::table.find(self.turn_id))
-            .set((
-                turns::context_tokens.eq(u.context_tokens.max(0)),
-                turns::prompt_tokens.eq(u.prompt_tokens.max(0)),
-                turns::cached_tokens.eq(u.cached_tokens.max(0)),
-                turns::completion_tokens.eq(u.completion_tokens.max(0)),
-                turns::reasoning_tokens.eq(u.reasoning_tokens.max(0)),
-                turns::total_tokens.eq(u.total_tokens.max(0)),
-                turns::cost.eq(u.cost.max(0.0)),
-                turns::reasoning_content.eq(u.reasoning_content),
-            ))
-            .execute(conn)?;
+        prepared(
+            "UPDATE turns SET context_tokens = ?, prompt_tokens = ?, cached_tokens = ?, \
+               completion_tokens = ?, reasoning_tokens = ?, total_tokens = ?, cost = ?, \
+               reasoning_content = ? \
+             WHERE id = ?",
+        )
+        .int(u.context_tokens.max(0))
+        .int(u.prompt_tokens.max(0))
+        .int(u.cached_tokens.max(0))
+        .int(u.completion_tokens.max(0))
+        .int(u.reasoning_tokens.max(0))
+        .int(u.total_tokens.max(0))
+        .float(u.cost.max(0.0))
+        .opt_text(u.reasoning_content.as_deref())
+        .int(self.turn_id)
+        .execute(conn)?;
         Ok(())
     }
 }

@@ -2,6 +2,7 @@
 //! which writer tiers may write each scheme (spec 01 §1.5, §1.6).
 
 use super::schema::schemes;
+use super::FirstRow;
 use super::{store_ops, StoreError, StoreOp, StoreResult};
 use diesel::prelude::*;
 use diesel::SqliteConnection;
@@ -205,7 +206,7 @@ pub fn scheme_info(conn: &mut SqliteConnection, scheme: Option<&str>) -> StoreRe
             schemes::default_scope,
             schemes::writable_by,
         ))
-        .first(conn)
+        .first_row(conn)
         .optional()?;
     Ok(match row {
         None => fallback(),

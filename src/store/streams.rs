@@ -11,6 +11,7 @@
 use super::entries::{check_writer, find_view, own_entry, write_entry, EntryWrite};
 use super::paths::{data_base, normalize_path};
 use super::schema::{entries, run_views};
+use super::FirstRow;
 use super::{store_ops, EntryState, StoreError, StoreOp, StoreResult, Writer};
 use crate::tokens::count_tokens;
 use diesel::prelude::*;
@@ -155,7 +156,7 @@ fn view_state(
         .filter(run_views::run_id.eq(run_id))
         .filter(entries::path.eq(path))
         .select(run_views::state)
-        .first(conn)
+        .first_row(conn)
         .optional()?)
 }
 
@@ -169,7 +170,7 @@ fn log_attributes(
         .filter(run_views::run_id.eq(run_id))
         .filter(entries::path.eq(log_path))
         .select(entries::attributes)
-        .first(conn)
+        .first_row(conn)
         .optional()?;
     Ok(raw.map(|r| match serde_json::from_str(&r) {
         Ok(Value::Object(m)) => m,

@@ -9,6 +9,7 @@
 
 use super::reads::Bucket;
 use super::schema::turn_context;
+use super::{prepared, FirstRow};
 use super::{EntryState, StoreError, StoreResult};
 use crate::tokens::count_tokens;
 use diesel::prelude::*;
@@ -65,7 +66,9 @@ pub struct SaveTurnContext {
     pub run_id: i64,
     pub loop_id: i64,
     pub turn: i64,
-    pub rows: Vec<TurnContextRow>,
+    /// Shared with the packet that holds them, which reads them after the
+    /// save.
+    pub rows: std::sync::Arc<[TurnContextRow]>,
     pub token_divisor: f64,
 }
 
@@ -87,22 +90,22 @@ impl super::StoreOp for SaveTurnContext {
         let newest: Option<i64> = turn_context::table
             .filter(turn_context::run_id.eq(self.run_id))
             .select(diesel::dsl::max(turn_context::turn))
-            .first(conn)?;
+            .first_row(conn)?;
         if newest.is_some_and(|n| n > self.turn) {
             return Err(StoreError::Invalid(format!(
                 "turn {} is older than the run's latest materialized turn",
                 self.turn
             )));
         }
-        let open: Vec<OpenRow> = diesel::sql_query(
+        let open: Vec<OpenRow> = prepared(
             "SELECT id, turn, path, digest FROM turn_context \
              WHERE run_id = ? AND until_turn IS NULL",
         )
-        .bind::<BigInt, _>(self.run_id)
+        .int(self.run_id)
         .load(conn)?;
         let mut open: HashMap<String, OpenRow> =
             open.into_iter().map(|r| (r.path.clone(), r)).collect();
-        for r in self.rows {
+        for r in self.rows.iter() {
             let digest = r.digest();
             if let Some(old) = open.remove(&r.path) {
                 if old.digest == digest {
@@ -117,15 +120,15 @@ impl super::StoreOp for SaveTurnContext {
                     turn_context::loop_id.eq(Some(self.loop_id)),
                     turn_context::turn.eq(self.turn),
                     turn_context::ordinal.eq(r.ordinal),
-                    turn_context::path.eq(r.path),
+                    turn_context::path.eq(&r.path),
                     turn_context::state.eq(r.state),
-                    turn_context::outcome.eq(r.outcome),
-                    turn_context::visibility.eq(r.visibility),
-                    turn_context::body.eq(r.body),
-                    turn_context::attributes.eq(r.attributes),
-                    turn_context::category.eq(r.category),
+                    turn_context::outcome.eq(&r.outcome),
+                    turn_context::visibility.eq(&r.visibility),
+                    turn_context::body.eq(&r.body),
+                    turn_context::attributes.eq(&r.attributes),
+                    turn_context::category.eq(&r.category),
                     turn_context::source_turn.eq(Some(r.source_turn)),
-                    turn_context::sort_key.eq(r.sort_key),
+                    turn_context::sort_key.eq(&r.sort_key),
                     turn_context::tokens.eq(tokens),
                     turn_context::digest.eq(digest),
                 ))
@@ -142,12 +145,12 @@ impl super::StoreOp for SaveTurnContext {
 /// never stood for another and goes; otherwise it ends with the previous
 /// turn.
 fn retire(conn: &mut SqliteConnection, row: &OpenRow, turn: i64) -> StoreResult<()> {
-    let target = turn_context::table.find(row.id);
     if row.turn >= turn {
-        diesel::delete(target).execute(conn)?;
+        diesel::delete(turn_context::table.find(row.id)).execute(conn)?;
     } else {
-        diesel::update(target)
-            .set(turn_context::until_turn.eq(Some(turn - 1)))
+        prepared("UPDATE turn_context SET until_turn = ? WHERE id = ?")
+            .int(turn - 1)
+            .int(row.id)
             .execute(conn)?;
     }
     Ok(())
@@ -205,13 +208,16 @@ pub(crate) fn distribution(
     run_id: i64,
     turn: i64,
 ) -> StoreResult<Vec<Bucket>> {
-    let rows: Vec<BucketRow> = diesel::sql_query(format!(
+    // `ROWS_OF_TURN` spelled out: a constant text stays prepared.
+    let rows: Vec<BucketRow> = prepared(
         "SELECT category, COALESCE(SUM(tokens), 0) AS tokens, COUNT(*) AS entries \
-         FROM turn_context WHERE {ROWS_OF_TURN} GROUP BY category ORDER BY MIN(sort_key)"
-    ))
-    .bind::<BigInt, _>(run_id)
-    .bind::<BigInt, _>(turn)
-    .bind::<BigInt, _>(turn)
+         FROM turn_context \
+         WHERE run_id = ? AND turn <= ? AND (until_turn IS NULL OR until_turn >= ?) \
+         GROUP BY category ORDER BY MIN(sort_key)",
+    )
+    .int(run_id)
+    .int(turn)
+    .int(turn)
     .load(conn)?;
     let rank = |bucket: &str| {
         ["data", "logging", "unknown", "prompt", "system"]

@@ -8,6 +8,7 @@ use super::entries::{
 use super::paths::{log_path, normalize_path, scheme_of};
 use super::patterns::is_pattern;
 use super::schema::{entries, run_views};
+use super::FirstRow;
 use super::{store_ops, EntryState, RunStatus, StoreError, StoreOp, StoreResult, Writer};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
@@ -207,7 +208,7 @@ impl StoreOp for CopyEntry {
         let (body, attributes): (String, String) = entries::table
             .find(entry_id)
             .select((entries::body, entries::attributes))
-            .first(conn)?;
+            .first_row(conn)?;
         let to = normalize_path(&self.to);
         if to == from {
             return Err(StoreError::Invalid(format!(
@@ -345,7 +346,7 @@ impl StoreOp for CopyEntries {
                 let raw: String = entries::table
                     .find(entry_id)
                     .select(entries::attributes)
-                    .first(conn)?;
+                    .first_row(conn)?;
                 serde_json::from_str(&raw).ok()
             } else {
                 None

@@ -114,11 +114,11 @@ fn snapshot(conn: &mut SqliteConnection, run: i64, turn: i64) -> Vec<String> {
 fn save_turn_context_writes_only_what_changed_and_keeps_every_turn_readable() {
     let mut fx = fixture();
     let lp = enqueue(&mut fx.conn, fx.run, "a").id;
-    let save = |turn, rows| SaveTurnContext {
+    let save = |turn, rows: Vec<TurnContextRow>| SaveTurnContext {
         run_id: fx.run,
         loop_id: lp,
         turn,
-        rows,
+        rows: rows.into(),
         token_divisor: 4.0,
     };
     exec(
