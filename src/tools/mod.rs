@@ -204,10 +204,13 @@ pub trait Tool: Send + Sync {
 
 /// Keeps the first 500 characters and says how to see the rest.
 pub fn truncated_summary(body: &str, path: &str) -> String {
-    if body.chars().count() <= 500 {
+    // The byte offset of the 501st character, if there is one: slicing
+    // there is what collecting 500 chars gives, without building the
+    // string a character at a time.
+    let Some((cut, _)) = body.char_indices().nth(500) else {
         return body.to_string();
-    }
-    let head: String = body.chars().take(500).collect();
+    };
+    let head = &body[..cut];
     format!("{head}\n[truncated — promote with <get path=\"{path}\"/> to read all]")
 }
 

@@ -84,12 +84,7 @@ impl Tool for Set {
         if has_merge_block(row.body) {
             return row.body.to_string();
         }
-        let collapsed = row.body.split_whitespace().collect::<Vec<_>>().join(" ");
-        if collapsed.chars().count() <= 80 {
-            collapsed
-        } else {
-            format!("{}...", collapsed.chars().take(77).collect::<String>())
-        }
+        collapsed_preview(row.body)
     }
     async fn dispatch(
         &self,
@@ -538,3 +533,42 @@ async fn change_visibility(
 mod tests;
 
 mod file;
+
+/// The body with whitespace runs collapsed to single spaces, whole when
+/// that is at most 80 characters, else its first 77 and "...". Stops
+/// after the 81st character: the summary of a long write costs what the
+/// summary shows, not the write's length.
+fn collapsed_preview(body: &str) -> String {
+    const WHOLE: usize = 80;
+    const CUT: usize = 77;
+    let mut out = String::with_capacity(WHOLE + 4);
+    let mut chars = 0;
+    let mut cut_at = None;
+    for word in body.split_whitespace() {
+        if chars > 0 {
+            out.push(' ');
+            chars += 1;
+            if chars == CUT {
+                cut_at = Some(out.len());
+            }
+        }
+        for c in word.chars() {
+            if chars > WHOLE {
+                break;
+            }
+            out.push(c);
+            chars += 1;
+            if chars == CUT {
+                cut_at = Some(out.len());
+            }
+        }
+        if chars > WHOLE {
+            break;
+        }
+    }
+    if chars > WHOLE {
+        out.truncate(cut_at.unwrap_or(out.len()));
+        out.push_str("...");
+    }
+    out
+}

@@ -71,3 +71,39 @@ fn merge_attribute_per_form() {
     assert_eq!(edit_merge(&replace_only), None);
     assert_eq!(edit_merge(&Edit::Full("x".into())), None);
 }
+
+/// What the preview must equal: the whole collapse, then the cut.
+fn preview_by_collapsing_everything(body: &str) -> String {
+    let collapsed = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    if collapsed.chars().count() <= 80 {
+        collapsed
+    } else {
+        format!("{}...", collapsed.chars().take(77).collect::<String>())
+    }
+}
+
+#[test]
+fn the_preview_matches_collapsing_the_whole_body() {
+    let long_word = "x".repeat(200);
+    let cases = [
+        String::new(),
+        "   ".to_string(),
+        "short body".to_string(),
+        "  leading\n\tand   trailing  ".to_string(),
+        "a".repeat(80),
+        "a".repeat(81),
+        format!("{} b", "a".repeat(78)),
+        format!("{} b", "a".repeat(79)),
+        format!("{} {}", "a".repeat(76), "b".repeat(10)),
+        long_word,
+        "é😀日 ".repeat(40),
+        "word ".repeat(100),
+    ];
+    for body in &cases {
+        assert_eq!(
+            super::collapsed_preview(body),
+            preview_by_collapsing_everything(body),
+            "{body:?}"
+        );
+    }
+}
