@@ -119,7 +119,27 @@ pub fn error_frame(id: &Value, error: &RpcError) -> String {
 }
 
 pub fn notification_frame(method: &str, params: &Value) -> String {
-    json!({ "jsonrpc": "2.0", "method": method, "params": params }).to_string()
+    // Serialized through borrows: `json!` would first deep-copy `params`,
+    // and a `run/state` carries the run's whole history.
+    #[derive(serde::Serialize)]
+    struct Frame<'a> {
+        jsonrpc: &'static str,
+        method: &'a str,
+        params: &'a Value,
+    }
+    let frame = Frame {
+        jsonrpc: "2.0",
+        method,
+        params,
+    };
+    match serde_json::to_string(&frame) {
+        Ok(text) => text,
+        // A `Value` always serializes; kept total rather than trusted.
+        Err(e) => {
+            tracing::error!(method, "could not encode a notification: {e}");
+            json!({ "jsonrpc": "2.0", "method": method, "params": params }).to_string()
+        }
+    }
 }
 
 #[cfg(test)]
@@ -131,6 +151,18 @@ mod tests {
             Inbound::Invalid { error, .. } => error.code,
             other => panic!("expected an error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_notification_frame_is_the_envelope_around_its_params() {
+        let params = json!({"run": "r", "history": [{"body": "a\"b\n", "turn": 1}], "z": null});
+        let frame = notification_frame("run/state", &params);
+        assert_eq!(
+            frame,
+            r#"{"jsonrpc":"2.0","method":"run/state","params":{"run":"r","history":[{"body":"a\"b\n","turn":1}],"z":null}}"#
+        );
+        let back: Value = serde_json::from_str(&frame).unwrap();
+        assert_eq!(back["params"], params);
     }
 
     #[test]
