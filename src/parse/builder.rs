@@ -4,8 +4,10 @@
 //! bodies are cut out of the text verbatim instead of re-serialized.
 
 use super::lexer::{Lexer, Token};
+use super::preflight::Masks;
+use super::stack::Stack;
 use super::Command;
-use crate::hedberg::js_trim;
+use crate::hedberg::is_js_space;
 use std::borrow::Cow;
 
 /// Elements that never have content.
@@ -52,56 +54,69 @@ fn foreign_context(name: &str) -> Option<bool> {
     }
 }
 
-/// The tool call being read.
-struct Current {
-    name: String,
-    attrs: Vec<(String, String)>,
+/// The tool call being read. Names and values borrow from the text
+/// until the command is finished.
+struct Current<'a> {
+    name: Cow<'a, str>,
+    attrs: Vec<(Cow<'a, str>, Cow<'a, str>)>,
     body_start: usize,
     /// Whether upstream's body would be non-blank so far (text or any tag).
     nonblank: bool,
     /// Tags opened inside the body and not yet closed.
-    nested: Vec<String>,
+    nested: Vec<Cow<'a, str>>,
 }
 
 pub(crate) struct Built {
     pub commands: Vec<Command>,
-    pub warnings: Vec<String>,
     pub unparsed: String,
 }
 
-struct Builder<'a> {
+struct Builder<'a, 'w> {
     src: &'a str,
     is_tool: &'a dyn Fn(&str) -> bool,
-    restore: &'a dyn Fn(&str) -> String,
+    masks: Option<Masks>,
     max: usize,
-    stack: Vec<String>,
+    stack: Stack<Cow<'a, str>, 4>,
     foreign: Vec<bool>,
-    current: Option<Current>,
+    current: Option<Current<'a>>,
     commands: Vec<Command>,
-    warnings: Vec<String>,
+    warnings: &'w mut Vec<String>,
     unparsed: String,
     capped: bool,
     ended: bool,
 }
 
-/// Reads `src` into at most `max` commands. `restore` undoes the
-/// pre-flight's neutralizing of code spans in everything handed out.
+/// Undoes the pre-flight's neutralizing of code spans in `s`.
+fn restore(masks: Option<Masks>, s: Cow<'_, str>) -> String {
+    match masks {
+        Some(m) => match m.restore(&s) {
+            Cow::Owned(restored) => restored,
+            Cow::Borrowed(_) => s.into_owned(),
+        },
+        None => s.into_owned(),
+    }
+}
+
+/// Reads `src` into at most `max` commands, appending its warnings to
+/// `warnings`. `masks` are the stand-ins the pre-flight neutralized code
+/// spans with; they are undone in everything handed out.
 pub(crate) fn build(
     src: &str,
     is_tool: &dyn Fn(&str) -> bool,
-    restore: &dyn Fn(&str) -> String,
+    masks: Option<Masks>,
     max: usize,
+    warnings: &mut Vec<String>,
 ) -> Built {
     let mut b = Builder {
         src,
         is_tool,
-        restore,
+        masks,
         max,
-        stack: Vec::new(),
+        stack: Stack::new(),
         foreign: Vec::new(),
         current: None,
         commands: Vec::new(),
-        warnings: Vec::new(),
+        warnings,
         unparsed: String::new(),
         capped: false,
         ended: false,
@@ -123,9 +138,10 @@ pub(crate) fn build(
     }
     b.ended = true;
     let end = lexer.consumed_end();
-    // At the end every open element is closed, innermost first.
-    let open: Vec<String> = b.stack.iter().rev().cloned().collect();
-    for name in &open {
+    // At the end every open element is closed, innermost first (closing
+    // reads only the current command, not the stack).
+    let open = std::mem::replace(&mut b.stack, Stack::new());
+    for name in open.iter().rev() {
         b.on_close(name, end);
     }
     if !b.capped {
@@ -141,19 +157,27 @@ pub(crate) fn build(
             b.max
         ));
     }
-    let unparsed = js_trim(&(b.restore)(&b.unparsed)).to_string();
+    let unparsed = restore(b.masks, Cow::Owned(std::mem::take(&mut b.unparsed)));
     Built {
         commands: b.commands,
-        warnings: b.warnings,
-        unparsed,
+        unparsed: trim_in_place(unparsed),
     }
 }
 
-impl Builder<'_> {
+/// `js_trim` without copying what is kept.
+fn trim_in_place(mut s: String) -> String {
+    let end = s.trim_end_matches(is_js_space).len();
+    s.truncate(end);
+    let start = end - s.trim_start_matches(is_js_space).len();
+    s.drain(..start);
+    s
+}
+
+impl<'a> Builder<'a, '_> {
     fn open_element(
         &mut self,
-        name: String,
-        attrs: Vec<(String, String)>,
+        name: Cow<'a, str>,
+        attrs: Vec<(Cow<'a, str>, Cow<'a, str>)>,
         self_closing: bool,
         start: usize,
         end: usize,
@@ -166,11 +190,11 @@ impl Builder<'_> {
         while self
             .stack
             .last()
-            .is_some_and(|top| closes.contains(&top.as_str()))
+            .is_some_and(|top| closes.contains(&&**top))
         {
             self.pop_element(start);
         }
-        let void = VOID.contains(&name.as_str());
+        let void = VOID.contains(&&*name);
         if !void {
             self.stack.push(name.clone());
             if let Some(f) = foreign_context(&name) {
@@ -187,7 +211,7 @@ impl Builder<'_> {
 
     /// The element goes on the stack (so the end closes it) without being
     /// reported as opened.
-    fn open_cut(&mut self, name: String) {
+    fn open_cut(&mut self, name: Cow<'a, str>) {
         if name == "form" && self.stack.iter().any(|n| n == "form") {
             return;
         }
@@ -195,12 +219,12 @@ impl Builder<'_> {
         while self
             .stack
             .last()
-            .is_some_and(|top| closes.contains(&top.as_str()))
+            .is_some_and(|top| closes.contains(&&**top))
         {
             let at = self.src.len();
             self.pop_element(at);
         }
-        if !VOID.contains(&name.as_str()) {
+        if !VOID.contains(&&*name) {
             if let Some(f) = foreign_context(&name) {
                 self.foreign.push(f);
             }
@@ -212,19 +236,20 @@ impl Builder<'_> {
         if VOID.contains(&name) {
             // `</br>` is read as `<br>`.
             if name == "br" {
-                self.on_open("br", Vec::new(), at, at);
+                self.on_open(&Cow::Borrowed("br"), Vec::new(), at, at);
                 self.on_close("br", at);
             }
             return;
         }
-        if let Some(depth) = self.stack.iter().rev().position(|n| n == name) {
+        let depth = self.stack.iter().rev().position(|n| n == name);
+        if let Some(depth) = depth {
             for _ in 0..=depth {
                 self.pop_element(at);
             }
         } else if name == "p" {
             // A stray `</p>` is read as `<p></p>`.
-            self.stack.push("p".into());
-            self.on_open("p", Vec::new(), at, at);
+            self.stack.push(Cow::Borrowed("p"));
+            self.on_open(&Cow::Borrowed("p"), Vec::new(), at, at);
             self.pop_element(at);
         }
     }
@@ -242,23 +267,38 @@ impl Builder<'_> {
         if self.capped {
             return;
         }
+        // Inside a command only whether its body is blank matters, and
+        // only until it is known not to be.
+        if self.current.as_ref().is_some_and(|cur| cur.nonblank) {
+            return;
+        }
         let raw = self.src.get(start..end).unwrap_or_default();
         let text = if decode {
             super::entities::decode(raw, super::entities::Mode::Text)
         } else {
             Cow::Borrowed(raw)
         };
+        let blank = text.chars().all(is_js_space);
         match &mut self.current {
-            Some(cur) => {
-                if !cur.nonblank && !js_trim(&text).is_empty() {
-                    cur.nonblank = true;
-                }
-            }
+            Some(cur) => cur.nonblank = !blank,
+            // Blanks before any unparsed text are trimmed off at the end
+            // anyway (restoring masks neither adds nor removes blanks).
+            None if blank && self.unparsed.is_empty() => {}
             None => self.unparsed.push_str(&text),
         }
     }
 
-    fn on_open(&mut self, name: &str, attrs: Vec<(String, String)>, start: usize, end: usize) {
+    #[expect(
+        clippy::ptr_arg,
+        reason = "the command and its nested tags keep a clone, free when borrowed"
+    )]
+    fn on_open(
+        &mut self,
+        name: &Cow<'a, str>,
+        attrs: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+        start: usize,
+        end: usize,
+    ) {
         if self.capped {
             return;
         }
@@ -275,7 +315,7 @@ impl Builder<'_> {
             } else {
                 // Tool bodies are opaque: tags in them are text.
                 cur.nonblank = true;
-                cur.nested.push(name.to_string());
+                cur.nested.push(name.clone());
                 return;
             }
         }
@@ -287,7 +327,7 @@ impl Builder<'_> {
             return;
         }
         self.current = Some(Current {
-            name: name.to_string(),
+            name: name.clone(),
             attrs,
             body_start: end,
             nonblank: false,
@@ -332,15 +372,15 @@ impl Builder<'_> {
             .src
             .get(cur.body_start..at.max(cur.body_start))
             .unwrap_or_default();
-        let restore = self.restore;
+        let masks = self.masks;
         self.commands.push(Command {
-            name: cur.name,
+            name: cur.name.into_owned(),
             attrs: cur
                 .attrs
                 .into_iter()
-                .map(|(k, v)| (restore(&k), restore(&v)))
+                .map(|(k, v)| (restore(masks, k), restore(masks, v)))
                 .collect(),
-            body: restore(raw),
+            body: restore(masks, Cow::Borrowed(raw)),
         });
     }
 }

@@ -10,10 +10,12 @@
 //! (`entities.rs`) uses quick-xml's HTML5 table.
 
 use super::entities::{decode, Mode};
+use super::markers::find_byte;
+use std::borrow::Cow;
 
 /// One lexical item. Offsets are byte offsets into the lexed text.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Token {
+pub(crate) enum Token<'a> {
     /// Character data; `decode` says whether references in it are live.
     Text {
         start: usize,
@@ -21,20 +23,22 @@ pub(crate) enum Token {
         decode: bool,
     },
     /// `<name attrs>` or `<name attrs/>`. Names are lowercased, attribute
-    /// values decoded; a repeated attribute keeps its first value.
+    /// values decoded; a repeated attribute keeps its first value. Names
+    /// and values borrow from the text unless lowercasing or decoding
+    /// changed them.
     Open {
-        name: String,
-        attrs: Vec<(String, String)>,
+        name: Cow<'a, str>,
+        attrs: Vec<(Cow<'a, str>, Cow<'a, str>)>,
         self_closing: bool,
         start: usize,
         end: usize,
     },
     /// `</name…>`; `start` is the offset of `<`.
-    Close { name: String, start: usize },
+    Close { name: Cow<'a, str>, start: usize },
     /// An open tag cut off by the end of input after its name: an HTML
     /// parser has already put the element on its stack (and closes it at
     /// the end) but never reports the tag itself.
-    OpenCut { name: String },
+    OpenCut { name: Cow<'a, str> },
 }
 
 /// Elements whose content is raw text up to their own closing tag.
@@ -64,6 +68,15 @@ fn ends_section(b: u8) -> bool {
     b == b'/' || b == b'>' || is_space(b)
 }
 
+/// `s` lowercased, borrowed when it already is (the usual case).
+fn lowercase(s: &str) -> Cow<'_, str> {
+    if s.bytes().all(|c| c.is_ascii() && !c.is_ascii_uppercase()) {
+        Cow::Borrowed(s)
+    } else {
+        Cow::Owned(s.to_lowercase())
+    }
+}
+
 impl<'a> Lexer<'a> {
     pub(crate) fn new(src: &'a str) -> Self {
         Lexer {
@@ -84,11 +97,7 @@ impl<'a> Lexer<'a> {
     }
 
     fn find_from(&self, from: usize, byte: u8) -> Option<usize> {
-        self.b
-            .get(from..)?
-            .iter()
-            .position(|&c| c == byte)
-            .map(|i| i + from)
+        find_byte(byte, self.b.get(from..)?).map(|i| i + from)
     }
 
     fn at(&self, i: usize) -> Option<u8> {
@@ -97,7 +106,7 @@ impl<'a> Lexer<'a> {
 
     /// The next token. `foreign` is whether the parser is inside `<svg>` or
     /// `<math>`, where raw-text elements do not exist.
-    pub(crate) fn next_token(&mut self, foreign: bool) -> Option<Token> {
+    pub(crate) fn next_token(&mut self, foreign: bool) -> Option<Token<'a>> {
         let len = self.b.len();
         if self.pending_last_char {
             self.pending_last_char = false;
@@ -150,7 +159,7 @@ impl<'a> Lexer<'a> {
 
     /// Lexes the markup at `q`; None when it produced no token (comments,
     /// declarations, `</>`), with `pos` moved past it.
-    fn markup(&mut self, q: usize, foreign: bool) -> Option<Token> {
+    fn markup(&mut self, q: usize, foreign: bool) -> Option<Token<'a>> {
         match self.at(q + 1) {
             Some(b'!') => {
                 self.skip_declaration(q);
@@ -165,7 +174,7 @@ impl<'a> Lexer<'a> {
         }
     }
 
-    fn last_char(&self) -> Token {
+    fn last_char(&self) -> Token<'a> {
         let len = self.b.len();
         let start = self.src[..len]
             .char_indices()
@@ -227,7 +236,7 @@ impl<'a> Lexer<'a> {
         }
     }
 
-    fn close_tag(&mut self, q: usize) -> Option<Token> {
+    fn close_tag(&mut self, q: usize) -> Option<Token<'a>> {
         let len = self.b.len();
         let first = q + 2;
         match self.at(first) {
@@ -246,7 +255,8 @@ impl<'a> Lexer<'a> {
                     self.pos = len;
                     return None;
                 };
-                let name = self.src[first..name_end].to_lowercase();
+                let src: &'a str = self.src;
+                let name = lowercase(&src[first..name_end]);
                 match self.find_from(name_end, b'>') {
                     Some(gt) => self.pos = gt + 1,
                     None => {
@@ -268,7 +278,7 @@ impl<'a> Lexer<'a> {
     }
 }
 
-impl Lexer<'_> {
+impl<'a> Lexer<'a> {
     /// Where a raw-text element ends: its `</name` followed by whitespace,
     /// `/` or `>` (names compared ignoring ASCII case).
     fn find_raw_text_end(&self, from: usize, name: &str) -> Option<usize> {
@@ -292,21 +302,22 @@ impl Lexer<'_> {
     /// `<name attr=value …>` at `q`, following the HTML attribute rules
     /// (unquoted values run to whitespace or `>`, so `path=a/b/>` is not
     /// self-closing). None when the input ends inside the tag.
-    fn open_tag(&mut self, q: usize, foreign: bool) -> Option<Token> {
+    fn open_tag(&mut self, q: usize, foreign: bool) -> Option<Token<'a>> {
         let len = self.b.len();
+        let src: &'a str = self.src;
         let name_start = q + 1;
         let Some(name_end) = (name_start..len).find(|&i| ends_section(self.b[i])) else {
             self.dropped_from = Some(q);
             self.pos = len;
             return None;
         };
-        let mut name = self.src[name_start..name_end].to_lowercase();
+        let mut name = lowercase(&src[name_start..name_end]);
         if name == "image" && !foreign {
-            name = "img".into();
+            name = Cow::Borrowed("img");
         }
-        let mut attrs: Vec<(String, String)> = Vec::new();
-        let mut push = |key: &str, value: String| {
-            let key = key.to_lowercase();
+        let mut attrs: Vec<(Cow<'a, str>, Cow<'a, str>)> = Vec::new();
+        let mut push = |key: &'a str, value: Cow<'a, str>| {
+            let key = lowercase(key);
             if !attrs.iter().any(|(k, _)| *k == key) {
                 attrs.push((key, value));
             }
@@ -366,7 +377,7 @@ impl Lexer<'_> {
                     let key_end = (i + 1..len)
                         .find(|&k| self.b[k] == b'=' || ends_section(self.b[k]))
                         .unwrap_or(len);
-                    let key = &self.src[key_start..key_end];
+                    let key = &src[key_start..key_end];
                     let mut k = key_end;
                     while self.at(k).is_some_and(is_space) {
                         k += 1;
@@ -377,7 +388,7 @@ impl Lexer<'_> {
                             self.pos = len;
                             return Some(Token::OpenCut { name });
                         }
-                        push(key, String::new());
+                        push(key, Cow::Borrowed(""));
                         i = k;
                         continue;
                     }
@@ -387,7 +398,7 @@ impl Lexer<'_> {
                     }
                     let (value, next) = match self.at(k) {
                         Some(quote @ (b'"' | b'\'')) => match self.find_from(k + 1, quote) {
-                            Some(close) => (&self.src[k + 1..close], close + 1),
+                            Some(close) => (&src[k + 1..close], close + 1),
                             None => {
                                 self.dropped_from = Some(q);
                                 self.pos = len;
@@ -403,7 +414,7 @@ impl Lexer<'_> {
                                 self.pos = len;
                                 return Some(Token::OpenCut { name });
                             }
-                            (&self.src[k..end], end)
+                            (&src[k..end], end)
                         }
                         None => {
                             self.dropped_from = Some(q);
@@ -411,7 +422,7 @@ impl Lexer<'_> {
                             return Some(Token::OpenCut { name });
                         }
                     };
-                    push(key, decode(value, Mode::Attribute).into_owned());
+                    push(key, decode(value, Mode::Attribute));
                     i = next;
                 }
             }
@@ -432,6 +443,6 @@ impl Lexer<'_> {
     }
 }
 
-fn text(start: usize, end: usize, decode: bool) -> Token {
+fn text(start: usize, end: usize, decode: bool) -> Token<'static> {
     Token::Text { start, end, decode }
 }

@@ -21,6 +21,7 @@ mod lexer;
 mod markers;
 mod preflight;
 mod resolve;
+mod stack;
 
 use markers::Marker;
 use serde::Serialize;
@@ -76,13 +77,15 @@ impl Command {
     /// The entry path a command addresses: `path` attribute, or for tools
     /// whose body is the path (get, rm, search) the trimmed body.
     pub fn path(&self) -> Option<String> {
+        self.path_str().map(str::to_string)
+    }
+
+    fn path_str(&self) -> Option<&str> {
         if let Some(p) = self.non_empty_attr("path") {
-            return Some(p.to_string());
+            return Some(p);
         }
         match self.name.as_str() {
-            "get" | "rm" | "search" => {
-                Some(self.trimmed_body().to_string()).filter(|p| !p.is_empty())
-            }
+            "get" | "rm" | "search" => Some(self.trimmed_body()).filter(|p| !p.is_empty()),
             _ => None,
         }
     }
@@ -181,7 +184,15 @@ pub fn parse_with(content: &str, options: ParseOptions<'_>) -> Parsed {
     if content.is_empty() {
         return Parsed::default();
     }
-    let is_tool = |name: &str| options.tools.contains(&name);
+    // Most names are not tools: comparing first bytes before whole names
+    // keeps this from calling memcmp on every same-length tool name.
+    let is_tool = |name: &str| {
+        let first = name.as_bytes().first();
+        options
+            .tools
+            .iter()
+            .any(|t| t.len() == name.len() && t.as_bytes().first() == first && *t == name)
+    };
     let mut warnings = Vec::new();
     // One scan decides which repairs run; most replies need none.
     let markers = markers::Markers::scan(content);
@@ -197,28 +208,33 @@ pub fn parse_with(content: &str, options: ParseOptions<'_>) -> Parsed {
         true => preflight::neutralize_code_spans(&text, masks),
         false => Cow::Borrowed(&*text),
     };
-    // Neutralizing only removes `<`, so the markers below stay valid.
+    // Neutralizing only removes `<` and `>`, so the pattern markers stay
+    // necessary conditions; the open-quote gate does not, and is checked
+    // again below when neutralizing changed the text.
+    let neutralized = matches!(text, Cow::Owned(_));
     let text = match has(Marker::CloseTag) {
         true => preflight::correct_mismatched_closes(&text, &is_tool, &mut warnings),
         false => Cow::Borrowed(&*text),
     };
-    let text = match has(Marker::AttributeQuote) {
+    // Step 3 only swaps whole closing tags (`<` … `>`) for `</name>`,
+    // which cannot make the gate hold where it did not.
+    let open_quote = match neutralized {
+        true => has(Marker::AttributeQuote) && preflight::may_have_open_quote(&text),
+        false => has(Marker::OpenQuote),
+    };
+    let text = match open_quote {
         true => preflight::close_attribute_quotes(&text, &mut warnings),
         false => Cow::Borrowed(&*text),
     };
-    let restore = |s: &str| match masks {
-        Some(m) => m.restore(s).into_owned(),
-        None => s.to_string(),
-    };
-    let built = builder::build(&text, &is_tool, &restore, options.max_commands);
-    warnings.extend(built.warnings);
-    let mut commands = Vec::with_capacity(built.commands.len());
-    for cmd in built.commands {
-        match leaked_reasoning(&cmd) {
-            Some(warning) => warnings.push(warning),
-            None => commands.push(cmd),
+    let built = builder::build(&text, &is_tool, masks, options.max_commands, &mut warnings);
+    let mut commands = built.commands;
+    commands.retain(|cmd| match leaked_reasoning(cmd) {
+        Some(warning) => {
+            warnings.push(warning);
+            false
         }
-    }
+        None => true,
+    });
     Parsed {
         commands,
         warnings,
@@ -234,10 +250,17 @@ fn leaked_reasoning(cmd: &Command) -> Option<String> {
     if cmd.name == "update" {
         return None;
     }
-    let path = cmd.path()?;
-    let chars = path.chars().count();
-    let control = path.chars().any(char::is_control);
-    if chars <= MAX_PATH_CHARS && !control {
+    let path = cmd.path_str()?;
+    // Control characters are U+0000–U+001F and U+007F–U+009F; an ASCII
+    // path is checked byte by byte.
+    let control = if path.is_ascii() {
+        path.bytes().any(|b| b.is_ascii_control())
+    } else {
+        path.chars().any(char::is_control)
+    };
+    // No more bytes than the limit means no more characters either.
+    let long = path.len() > MAX_PATH_CHARS && path.chars().count() > MAX_PATH_CHARS;
+    if !long && !control {
         return None;
     }
     let why = if control {
