@@ -10,37 +10,104 @@ use super::Command;
 use crate::hedberg::is_js_space;
 use std::borrow::Cow;
 
+// The element tables are `match`es on constant names rather than slices
+// searched with `contains`: the compiler then compares against each
+// constant inline instead of calling memcmp per same-length entry.
+
 /// Elements that never have content.
-const VOID: &[&str] = &[
-    "area", "base", "basefont", "br", "col", "command", "embed", "frame", "hr", "img", "input",
-    "isindex", "keygen", "link", "meta", "param", "source", "track", "wbr",
-];
+fn is_void(name: &str) -> bool {
+    matches!(
+        name,
+        "area"
+            | "base"
+            | "basefont"
+            | "br"
+            | "col"
+            | "command"
+            | "embed"
+            | "frame"
+            | "hr"
+            | "img"
+            | "input"
+            | "isindex"
+            | "keygen"
+            | "link"
+            | "meta"
+            | "param"
+            | "source"
+            | "track"
+            | "wbr"
+    )
+}
 
-const FORM_TAGS: &[&str] = &[
-    "input", "option", "optgroup", "select", "button", "datalist", "textarea",
-];
-const HEADINGS: &[&str] = &["h1", "h2", "h3", "h4", "h5", "h6", "p"];
+/// Which elements opening an element closes while they are on top of the
+/// stack.
+#[derive(Debug, Clone, Copy)]
+enum Closes {
+    Nothing,
+    Tr,
+    Th,
+    Td,
+    Body,
+    A,
+    Li,
+    Heading,
+    FormControl,
+    Option,
+    Optgroup,
+    Definition,
+    Ruby,
+    TableBody,
+    Paragraph,
+}
 
-/// Opening `name` closes these elements while they are on top of the stack.
-fn implied_closes(name: &str) -> &'static [&'static str] {
-    match name {
-        "tr" => &["tr", "th", "td"],
-        "th" => &["th"],
-        "td" => &["thead", "th", "td"],
-        "body" => &["head", "link", "script"],
-        "a" => &["a"],
-        "li" => &["li"],
-        "h1" | "h2" | "h3" | "h4" | "h5" | "h6" => HEADINGS,
-        "select" | "input" | "output" | "button" | "datalist" | "textarea" => FORM_TAGS,
-        "option" => &["option"],
-        "optgroup" => &["optgroup", "option"],
-        "dd" | "dt" => &["dd", "dt"],
-        "rt" | "rp" => &["rt", "rp"],
-        "tbody" | "tfoot" => &["thead", "tbody"],
-        "p" | "address" | "article" | "aside" | "blockquote" | "details" | "div" | "dl"
-        | "fieldset" | "figcaption" | "figure" | "footer" | "form" | "header" | "hr" | "main"
-        | "nav" | "ol" | "pre" | "section" | "table" | "ul" => &["p"],
-        _ => &[],
+impl Closes {
+    fn opening(name: &str) -> Closes {
+        match name {
+            "tr" => Closes::Tr,
+            "th" => Closes::Th,
+            "td" => Closes::Td,
+            "body" => Closes::Body,
+            "a" => Closes::A,
+            "li" => Closes::Li,
+            "h1" | "h2" | "h3" | "h4" | "h5" | "h6" => Closes::Heading,
+            "select" | "input" | "output" | "button" | "datalist" | "textarea" => {
+                Closes::FormControl
+            }
+            "option" => Closes::Option,
+            "optgroup" => Closes::Optgroup,
+            "dd" | "dt" => Closes::Definition,
+            "rt" | "rp" => Closes::Ruby,
+            "tbody" | "tfoot" => Closes::TableBody,
+            "p" | "address" | "article" | "aside" | "blockquote" | "details" | "div" | "dl"
+            | "fieldset" | "figcaption" | "figure" | "footer" | "form" | "header" | "hr"
+            | "main" | "nav" | "ol" | "pre" | "section" | "table" | "ul" => Closes::Paragraph,
+            _ => Closes::Nothing,
+        }
+    }
+
+    /// Whether an element `top` on top of the stack is closed.
+    fn closes(self, top: &str) -> bool {
+        match self {
+            Closes::Nothing => false,
+            Closes::Tr => matches!(top, "tr" | "th" | "td"),
+            Closes::Th => top == "th",
+            Closes::Td => matches!(top, "thead" | "th" | "td"),
+            Closes::Body => matches!(top, "head" | "link" | "script"),
+            Closes::A => top == "a",
+            Closes::Li => top == "li",
+            Closes::Heading => matches!(top, "h1" | "h2" | "h3" | "h4" | "h5" | "h6" | "p"),
+            Closes::FormControl => matches!(
+                top,
+                "input" | "option" | "optgroup" | "select" | "button" | "datalist" | "textarea"
+            ),
+            Closes::Option => top == "option",
+            Closes::Optgroup => matches!(top, "optgroup" | "option"),
+            Closes::Definition => matches!(top, "dd" | "dt"),
+            Closes::Ruby => matches!(top, "rt" | "rp"),
+            Closes::TableBody => matches!(top, "thead" | "tbody"),
+            Closes::Paragraph => top == "p",
+        }
     }
 }
 
@@ -87,6 +154,7 @@ struct Builder<'a, 'w> {
 }
 
 /// Undoes the pre-flight's neutralizing of code spans in `s`.
+#[inline]
 fn restore(masks: Option<Masks>, s: Cow<'_, str>) -> String {
     match masks {
         Some(m) => match m.restore(&s) {
@@ -186,15 +254,11 @@ impl<'a> Builder<'a, '_> {
         if name == "form" && self.stack.iter().any(|n| n == "form") {
             return;
         }
-        let closes = implied_closes(&name);
-        while self
-            .stack
-            .last()
-            .is_some_and(|top| closes.contains(&&**top))
-        {
+        let closes = Closes::opening(&name);
+        while self.stack.last().is_some_and(|top| closes.closes(top)) {
             self.pop_element(start);
         }
-        let void = VOID.contains(&&*name);
+        let void = is_void(&name);
         if !void {
             self.stack.push(name.clone());
             if let Some(f) = foreign_context(&name) {
@@ -215,16 +279,12 @@ impl<'a> Builder<'a, '_> {
         if name == "form" && self.stack.iter().any(|n| n == "form") {
             return;
         }
-        let closes = implied_closes(&name);
-        while self
-            .stack
-            .last()
-            .is_some_and(|top| closes.contains(&&**top))
-        {
+        let closes = Closes::opening(&name);
+        while self.stack.last().is_some_and(|top| closes.closes(top)) {
             let at = self.src.len();
             self.pop_element(at);
         }
-        if !VOID.contains(&&*name) {
+        if !is_void(&name) {
             if let Some(f) = foreign_context(&name) {
                 self.foreign.push(f);
             }
@@ -233,7 +293,7 @@ impl<'a> Builder<'a, '_> {
     }
 
     fn close_element(&mut self, name: &str, at: usize) {
-        if VOID.contains(&name) {
+        if is_void(name) {
             // `</br>` is read as `<br>`.
             if name == "br" {
                 self.on_open(&Cow::Borrowed("br"), Vec::new(), at, at);

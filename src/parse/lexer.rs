@@ -41,10 +41,22 @@ pub(crate) enum Token<'a> {
     OpenCut { name: Cow<'a, str> },
 }
 
-/// Elements whose content is raw text up to their own closing tag.
-const RAW_TEXT: &[&str] = &[
-    "script", "style", "title", "textarea", "xmp", "iframe", "noembed", "noframes",
-];
+/// Elements whose content is raw text up to their own closing tag: the
+/// name, and whether references in it decode (title and textarea are
+/// escapable raw text).
+fn raw_text(name: &str) -> Option<(&'static str, bool)> {
+    Some(match name {
+        "script" => ("script", false),
+        "style" => ("style", false),
+        "title" => ("title", true),
+        "textarea" => ("textarea", true),
+        "xmp" => ("xmp", false),
+        "iframe" => ("iframe", false),
+        "noembed" => ("noembed", false),
+        "noframes" => ("noframes", false),
+        _ => return None,
+    })
+}
 
 pub(crate) struct Lexer<'a> {
     src: &'a str,
@@ -437,8 +449,8 @@ impl<'a> Lexer<'a> {
         }
         if name == "plaintext" {
             self.plaintext = true;
-        } else if let Some(raw) = RAW_TEXT.iter().find(|r| **r == name) {
-            self.raw_text = Some((raw, matches!(*raw, "title" | "textarea")));
+        } else if let Some(raw) = raw_text(name) {
+            self.raw_text = Some(raw);
         }
     }
 }

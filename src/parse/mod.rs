@@ -184,14 +184,14 @@ pub fn parse_with(content: &str, options: ParseOptions<'_>) -> Parsed {
     if content.is_empty() {
         return Parsed::default();
     }
-    // Most names are not tools: comparing first bytes before whole names
-    // keeps this from calling memcmp on every same-length tool name.
+    // Names are short: comparing them byte by byte beats a memcmp call
+    // per same-length tool name.
     let is_tool = |name: &str| {
-        let first = name.as_bytes().first();
-        options
-            .tools
-            .iter()
-            .any(|t| t.len() == name.len() && t.as_bytes().first() == first && *t == name)
+        let name = name.as_bytes();
+        options.tools.iter().any(|t| {
+            let t = t.as_bytes();
+            t.len() == name.len() && t.iter().zip(name).all(|(a, b)| a == b)
+        })
     };
     let mut warnings = Vec::new();
     // One scan decides which repairs run; most replies need none.
