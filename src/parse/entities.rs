@@ -38,7 +38,7 @@ const C1: [u32; 32] = [
 
 /// Decodes every reference in `s`; text without `&` is returned as is.
 pub(crate) fn decode(s: &str, mode: Mode) -> Cow<'_, str> {
-    if !s.contains('&') {
+    if super::markers::find_byte(b'&', s.as_bytes()).is_none() {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len());

@@ -6,14 +6,12 @@
 //! A flag is a necessary condition only: a pass whose marker is present
 //! may still find nothing to do.
 //!
-//! The scan is three vectorized searches rather than a loop over every
-//! byte: one for `<`, `=` and the backtick, whose hits are checked for
-//! the markers that start there; one for `|` and `[`, which ordinary
-//! replies hardly hold; and one for `"arguments"`. A flag is set exactly
-//! when its pattern occurs anywhere in the text, overlaps included.
-
-use memchr::memmem;
-use std::sync::LazyLock;
+//! The scan reads the text eight bytes at a time and flags, with a few
+//! word operations and no branch, the bytes a marker can start with (`<`,
+//! `=`, `"`, the backtick, `|` and `[`); only at those does it look at
+//! what follows. Replies are short, and a vectorized search would spend
+//! more on its setup than on them. A flag is set exactly when its pattern
+//! occurs anywhere in the text, overlaps included.
 
 /// What the passes look for, in [`PATTERNS`] order.
 #[derive(Debug, Clone, Copy)]
@@ -53,8 +51,52 @@ const fn bit(m: Marker) -> u16 {
     1 << m as u16
 }
 
-static ARGUMENTS: LazyLock<memmem::Finder<'static>> =
-    LazyLock::new(|| memmem::Finder::new(b"\"arguments\""));
+/// The markers a marker's first byte at `i` starts (`found` are those
+/// found so far); 0 for any other byte.
+#[inline]
+fn markers_at(b: &[u8], i: usize, found: u16) -> u16 {
+    let rest = b.get(i..).unwrap_or_default();
+    match (rest.first(), rest.get(1)) {
+        (Some(b'<'), Some(b'/')) => bit(Marker::CloseTag),
+        (Some(b'<'), Some(b'|')) if rest.starts_with(b"<|tool_call>") => {
+            bit(Marker::ChatOpen) | bit(Marker::NativeCall)
+        }
+        (Some(b'<'), Some(b'|')) => bit(Marker::ChatOpen),
+        (Some(b'<'), Some(b't')) if rest.starts_with(b"<tool_use>") => bit(Marker::ToolUse),
+        (Some(b'='), Some(b'"')) if found & bit(Marker::OpenQuote) == 0 => {
+            bit(Marker::AttributeQuote) | open_quote(rest.get(2..).unwrap_or_default())
+        }
+        (Some(b'='), Some(b'"')) => bit(Marker::AttributeQuote),
+        (Some(b'"'), Some(b'a')) if rest.starts_with(b"\"arguments\"") => {
+            bit(Marker::OpenAiArguments)
+        }
+        (Some(b'`'), Some(b'`')) if rest.starts_with(b"```") => {
+            bit(Marker::Backtick) | bit(Marker::Fence)
+        }
+        (Some(b'`'), _) => bit(Marker::Backtick),
+        (Some(b'|'), Some(b'>')) => bit(Marker::ChatClose),
+        (Some(b'['), Some(b'T')) if rest.starts_with(b"[TOOL_CALLS]") => bit(Marker::MistralCalls),
+        _ => 0,
+    }
+}
+
+const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+
+/// The high bit of every byte of `w` that is zero. It can also set the
+/// bit of a 0x01 byte above a zero byte, never miss a zero byte; the
+/// scan checks every flagged byte again, so that is harmless.
+#[inline]
+fn zero_bytes(w: u64) -> u64 {
+    w.wrapping_sub(ONES) & !w & HIGHS
+}
+
+/// The bytes of `w` that may start a marker (see [`zero_bytes`]).
+#[inline]
+fn marker_starts(w: u64) -> u64 {
+    let has = |byte: u8| zero_bytes(w ^ (ONES * u64::from(byte)));
+    has(b'<') | has(b'=') | has(b'"') | has(b'`') | has(b'|') | has(b'[')
+}
 
 /// The markers present in one text.
 #[derive(Debug, Clone, Copy)]
@@ -64,38 +106,22 @@ impl Markers {
     pub(crate) fn scan(text: &str) -> Markers {
         let b = text.as_bytes();
         let mut bits = 0u16;
-        for i in memchr::memchr3_iter(b'<', b'=', b'`', b) {
-            let rest = &b[i..];
-            bits |= match (rest[0], rest.get(1)) {
-                (b'<', Some(b'/')) => bit(Marker::CloseTag),
-                (b'<', Some(b'|')) if rest.starts_with(b"<|tool_call>") => {
-                    bit(Marker::ChatOpen) | bit(Marker::NativeCall)
-                }
-                (b'<', Some(b'|')) => bit(Marker::ChatOpen),
-                (b'<', Some(b't')) if rest.starts_with(b"<tool_use>") => bit(Marker::ToolUse),
-                (b'=', Some(b'"')) if bits & bit(Marker::OpenQuote) == 0 => {
-                    bit(Marker::AttributeQuote) | open_quote(&rest[2..])
-                }
-                (b'=', Some(b'"')) => bit(Marker::AttributeQuote),
-                (b'`', Some(b'`')) if rest.starts_with(b"```") => {
-                    bit(Marker::Backtick) | bit(Marker::Fence)
-                }
-                (b'`', _) => bit(Marker::Backtick),
-                _ => 0,
+        let chunks = b.chunks_exact(8);
+        let tail = chunks.remainder();
+        for (n, chunk) in chunks.enumerate() {
+            let Ok(word) = <[u8; 8]>::try_from(chunk) else {
+                continue;
             };
+            let mut starts = marker_starts(u64::from_le_bytes(word));
+            while starts != 0 {
+                let i = n * 8 + (starts.trailing_zeros() / 8) as usize;
+                bits |= markers_at(b, i, bits);
+                starts &= starts - 1;
+            }
         }
-        for i in memchr::memchr2_iter(b'|', b'[', b) {
-            let rest = &b[i..];
-            bits |= match (rest[0], rest.get(1)) {
-                (b'|', Some(b'>')) => bit(Marker::ChatClose),
-                (b'[', Some(b'T')) if rest.starts_with(b"[TOOL_CALLS]") => {
-                    bit(Marker::MistralCalls)
-                }
-                _ => 0,
-            };
-        }
-        if ARGUMENTS.find(b).is_some() {
-            bits |= bit(Marker::OpenAiArguments);
+        let tail_start = b.len() - tail.len();
+        for i in tail_start..b.len() {
+            bits |= markers_at(b, i, bits);
         }
         Markers(bits)
     }
@@ -222,6 +248,11 @@ mod tests {
             "<a b=\"c>\" d=\"<e",
             "=\"=\"<",
             "=\"\"<",
+            "\u{0}<\u{1}/\u{0}=\u{1}\"\u{0}`\u{1}|\u{1}>",
+            "1234567<",
+            "12345678<",
+            "1234567\"arguments\"",
+            "123456789012345[TOOL_CALLS]",
         ] {
             assert_flags_match_patterns(text);
         }
@@ -245,7 +276,7 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(2000))]
         #[test]
         fn flags_match_patterns(
-            text in r#"(```|<\|tool_call>|"arguments"|<tool_use>|\[TOOL_CALLS\]|<\||\|>|`|</|="|[<>|="`\[\]a-z_ é])*"#
+            text in r#"(```|<\|tool_call>|"arguments"|<tool_use>|\[TOOL_CALLS\]|<\||\|>|`|</|="|[<>|="`\[\]a-z_ é\x00\x01])*"#
         ) {
             assert_flags_match_patterns(&text);
         }

@@ -251,15 +251,13 @@ fn leaked_reasoning(cmd: &Command) -> Option<String> {
         return None;
     }
     let path = cmd.path_str()?;
-    // Control characters are U+0000–U+001F and U+007F–U+009F; an ASCII
-    // path is checked byte by byte.
-    let control = if path.is_ascii() {
-        path.bytes().any(|b| b.is_ascii_control())
-    } else {
-        path.chars().any(char::is_control)
-    };
-    // No more bytes than the limit means no more characters either.
-    let long = path.len() > MAX_PATH_CHARS && path.chars().count() > MAX_PATH_CHARS;
+    // The usual path: printable ASCII (no control character, one byte a
+    // character) within the limit, settled in one pass over the bytes.
+    if path.len() <= MAX_PATH_CHARS && path.bytes().all(|b| matches!(b, b' '..=b'~')) {
+        return None;
+    }
+    let control = path.chars().any(char::is_control);
+    let long = path.chars().count() > MAX_PATH_CHARS;
     if !long && !control {
         return None;
     }

@@ -183,7 +183,7 @@ pub(crate) fn correct_mismatched_closes<'s>(
     let mut from = 0;
     while let Some(tag) = next_tag(text, from) {
         from = tag.end;
-        if !is_tool(tag.name) || tag.self_closing {
+        if tag.self_closing || !is_tool(tag.name) {
             continue;
         }
         if !tag.closing {
