@@ -53,7 +53,7 @@ const fn bit(m: Marker) -> u16 {
 
 /// The markers a marker's first byte at `i` starts (`found` are those
 /// found so far); 0 for any other byte.
-#[inline]
+#[inline(always)]
 fn markers_at(b: &[u8], i: usize, found: u16) -> u16 {
     let rest = b.get(i..).unwrap_or_default();
     match (rest.first(), rest.get(1)) {
