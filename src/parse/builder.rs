@@ -5,9 +5,9 @@
 
 use super::lexer::{Lexer, Token};
 use super::preflight::Masks;
-use super::stack::Stack;
 use super::Command;
 use crate::hedberg::is_js_space;
+use smallvec::SmallVec;
 use std::borrow::Cow;
 
 // The element tables are `match`es on constant names rather than slices
@@ -143,7 +143,7 @@ struct Builder<'a, 'w> {
     is_tool: &'a dyn Fn(&str) -> bool,
     masks: Option<Masks>,
     max: usize,
-    stack: Stack<Cow<'a, str>, 4>,
+    stack: SmallVec<[Cow<'a, str>; 4]>,
     foreign: Vec<bool>,
     current: Option<Current<'a>>,
     commands: Vec<Command>,
@@ -180,7 +180,7 @@ pub(crate) fn build(
         is_tool,
         masks,
         max,
-        stack: Stack::new(),
+        stack: SmallVec::new(),
         foreign: Vec::new(),
         current: None,
         commands: Vec::new(),
@@ -208,7 +208,7 @@ pub(crate) fn build(
     let end = lexer.consumed_end();
     // At the end every open element is closed, innermost first (closing
     // reads only the current command, not the stack).
-    let open = std::mem::replace(&mut b.stack, Stack::new());
+    let open = std::mem::take(&mut b.stack);
     for name in open.iter().rev() {
         b.on_close(name, end);
     }

@@ -21,7 +21,6 @@ mod lexer;
 mod markers;
 mod preflight;
 mod resolve;
-mod stack;
 
 use markers::Marker;
 use serde::Serialize;

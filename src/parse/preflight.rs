@@ -8,8 +8,8 @@
 //! unless it rewrites.
 
 use super::markers::{find_byte, find_byte3};
-use super::stack::Stack;
 use regex::{Captures, Regex};
+use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::sync::LazyLock;
 
@@ -177,7 +177,7 @@ pub(crate) fn correct_mismatched_closes<'s>(
     warnings: &mut Vec<String>,
 ) -> Cow<'s, str> {
     // The open tool tags, innermost last.
-    let mut stack: Stack<&str, 4> = Stack::new();
+    let mut stack: SmallVec<[&str; 4]> = SmallVec::new();
     let mut out: Option<String> = None;
     let mut copied = 0;
     let mut from = 0;

@@ -157,9 +157,13 @@ fn retire(conn: &mut SqliteConnection, row: &OpenRow, turn: i64) -> StoreResult<
 }
 
 /// The SQL condition selecting the rows of turn `?2` of run `?1`, for
-/// queries that bind the run, then the turn twice.
-pub(crate) const ROWS_OF_TURN: &str =
-    "run_id = ? AND turn <= ? AND (until_turn IS NULL OR until_turn >= ?)";
+/// queries that bind the run, then the turn twice. A macro so `concat!`
+/// builds each query as constant text, which `prepared` keeps prepared.
+macro_rules! rows_of_turn {
+    () => {
+        "run_id = ? AND turn <= ? AND (until_turn IS NULL OR until_turn >= ?)"
+    };
+}
 
 /// A turn's snapshot rows as (path, scheme), in packet order (`rummy
 /// inspect`).
@@ -179,12 +183,14 @@ struct PathScheme {
 impl super::StoreOp for TurnSnapshotSchemes {
     type Output = Vec<(String, Option<String>)>;
     fn run(self, conn: &mut SqliteConnection) -> StoreResult<Self::Output> {
-        let rows: Vec<PathScheme> = diesel::sql_query(format!(
-            "SELECT path, scheme FROM turn_context WHERE {ROWS_OF_TURN} ORDER BY sort_key"
+        let rows: Vec<PathScheme> = prepared(concat!(
+            "SELECT path, scheme FROM turn_context WHERE ",
+            rows_of_turn!(),
+            " ORDER BY sort_key"
         ))
-        .bind::<BigInt, _>(self.run_id)
-        .bind::<BigInt, _>(self.turn)
-        .bind::<BigInt, _>(self.turn)
+        .int(self.run_id)
+        .int(self.turn)
+        .int(self.turn)
         .load(conn)?;
         Ok(rows.into_iter().map(|r| (r.path, r.scheme)).collect())
     }
@@ -208,13 +214,12 @@ pub(crate) fn distribution(
     run_id: i64,
     turn: i64,
 ) -> StoreResult<Vec<Bucket>> {
-    // `ROWS_OF_TURN` spelled out: a constant text stays prepared.
-    let rows: Vec<BucketRow> = prepared(
+    let rows: Vec<BucketRow> = prepared(concat!(
         "SELECT category, COALESCE(SUM(tokens), 0) AS tokens, COUNT(*) AS entries \
-         FROM turn_context \
-         WHERE run_id = ? AND turn <= ? AND (until_turn IS NULL OR until_turn >= ?) \
-         GROUP BY category ORDER BY MIN(sort_key)",
-    )
+         FROM turn_context WHERE ",
+        rows_of_turn!(),
+        " GROUP BY category ORDER BY MIN(sort_key)"
+    ))
     .int(run_id)
     .int(turn)
     .int(turn)
