@@ -10,7 +10,7 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
 use rummy::context::budget::compute_budget;
-use rummy::context::{assemble, PacketInput};
+use rummy::context::{assemble, derive_rows, PacketInput};
 use rummy::store::schemes::{bootstrap_schemes, RegisterSchemes};
 use rummy::store::{
     ChangeVisibility, CreateRun, DemoteRunVisibleEntries, DemoteTurnEntries, EnqueueLoop,
@@ -107,6 +107,7 @@ fn setup(entries: usize) -> Bench {
 /// Materializes and checks; returns whether the packet fits.
 async fn check(b: &Bench, tools: &ToolRegistry) -> bool {
     let rows = b.store.run(ModelContext(b.run_id)).await.expect("rows");
+    let rows = derive_rows(&rows, tools, 2.0);
     let packet = assemble(&PacketInput {
         rows: &rows,
         tools,

@@ -2,8 +2,9 @@
 //! run of 10 / 100 / 1,000 / 10,000 visible entries (issue 14).
 //!
 //! Each iteration does what a turn does around the provider call, without
-//! the call itself: `BeginTurn`, materialize (`ModelContext`), build the
-//! packet (`assemble`), save `turn_context`, write the model's new known
+//! the call itself: `BeginTurn`, materialize (`CachedModelContext` and the
+//! row derivations, kept between iterations as a run keeps them between
+//! turns), build the packet (`assemble`), save `turn_context`, write the model's new known
 //! entry and its action record (`SetEntry` ×2), record usage, and build the
 //! `run/state` report (`ReportRun`). The new entry and its log overwrite
 //! the same paths every iteration so the run keeps its size; only the
@@ -12,13 +13,14 @@
 //! Run: `cargo bench --bench turn`
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use rummy::context::{assemble, PacketInput};
+use rummy::context::{assemble, DerivedRows, PacketInput};
 use rummy::store::schemes::{bootstrap_schemes, RegisterSchemes};
 use rummy::store::{
-    BeginTurn, CreateRun, EnqueueLoop, EntryWrite, ModelContext, RecordTurnUsage, ReportRun,
-    SaveTurnContext, SetEntry, Store, TurnUsage, UpsertProject, Writer,
+    BeginTurn, CachedModelContext, CreateRun, EnqueueLoop, EntryWrite, RecordTurnUsage, ReportRun,
+    SaveTurnContext, SetEntry, SharedContextRows, Store, TurnUsage, UpsertProject, Writer,
 };
 use rummy::tools::{Mode, ToolRegistry, ToolSet};
+use std::sync::{Arc, Mutex};
 
 /// Large enough that no run here is over budget.
 const CONTEXT_SIZE: i64 = 10_000_000;
@@ -29,6 +31,8 @@ struct Bench {
     store: Store,
     run_id: i64,
     loop_id: i64,
+    context_rows: SharedContextRows,
+    derived: Mutex<DerivedRows>,
 }
 
 fn setup(entries: usize) -> Bench {
@@ -100,6 +104,8 @@ fn setup(entries: usize) -> Bench {
         store,
         run_id,
         loop_id,
+        context_rows: SharedContextRows::default(),
+        derived: Mutex::default(),
     }
 }
 
@@ -112,7 +118,15 @@ async fn one_turn(b: &Bench, tools: &ToolRegistry) {
         })
         .await
         .expect("begin turn");
-    let rows = b.store.run(ModelContext(b.run_id)).await.expect("rows");
+    let rows = b
+        .store
+        .run(CachedModelContext {
+            run_id: b.run_id,
+            cache: Arc::clone(&b.context_rows),
+        })
+        .await
+        .expect("rows");
+    let rows = b.derived.lock().expect("memo").derive(rows, tools, 2.0);
     let packet = assemble(&PacketInput {
         rows: &rows,
         tools,

@@ -130,18 +130,20 @@ mod tests {
         source_turn: i64,
         body: &str,
     ) -> TurnContextRow {
-        TurnContextRow {
+        TurnContextRow::new(
             ordinal,
-            sort_key: format!("{ordinal:012}"),
-            path: path.into(),
-            state: EntryState::Resolved,
-            outcome: None,
-            visibility: "visible".into(),
-            body: body.into(),
-            attributes: "{}".into(),
-            category: category.into(),
-            source_turn,
-        }
+            crate::store::SnapshotRow {
+                sort_key: format!("{ordinal:012}"),
+                path: path.into(),
+                state: EntryState::Resolved,
+                outcome: None,
+                visibility: "visible".into(),
+                body: body.into(),
+                attributes: "{}".into(),
+                category: category.into(),
+                source_turn,
+            },
+        )
     }
 
     #[test]
@@ -189,8 +191,14 @@ mod tests {
 
     #[test]
     fn the_latest_prompt_is_the_last_in_ordinal_order() {
-        let mut old = row("prompt://1", "prompt", 5, 1, "a");
-        old.visibility = "summarized".into();
+        let old = row("prompt://1", "prompt", 5, 1, "a");
+        let old = TurnContextRow::new(
+            old.ordinal,
+            crate::store::SnapshotRow {
+                visibility: "summarized".into(),
+                ..(*old).clone()
+            },
+        );
         let rows = vec![old, row("prompt://4", "prompt", 6, 4, "b")];
         assert_eq!(
             latest_prompt(&rows).map(|r| r.path.as_str()),

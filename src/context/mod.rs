@@ -2,21 +2,24 @@
 //! their owners' views, rendered into the system and user messages.
 
 pub mod budget;
+pub mod derived;
 pub mod sections;
 // Token counting lives in `crate::tokens`, which the store uses too; re-exported here so
 // `context::tokens` keeps naming it.
 pub use crate::tokens;
 
 use crate::store::paths::{log_action, scheme_of};
-use crate::store::{ContextRow, EntryState, TurnContextRow};
+use crate::store::{ContextRow, EntryState, SnapshotRow, TurnContextRow};
 use crate::tools::{truncated_summary, ProjectionRow, ToolRegistry, ToolSet};
+pub use derived::{derive_rows, DerivedRow, DerivedRows};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use tokens::count_tokens;
 
 /// Everything one packet is built from.
 pub struct PacketInput<'a> {
-    pub rows: &'a [ContextRow],
+    /// The model-visible rows in packet order, each with its projection.
+    pub rows: &'a [Arc<DerivedRow>],
     pub tools: &'a ToolRegistry,
     /// The loop's mode, flags and `RUMMY_THINK`: which tools are offered.
     pub tool_set: ToolSet,
@@ -57,7 +60,6 @@ pub struct ProjectedRow {
     pub outcome: Option<String>,
     pub attributes: Map<String, Value>,
     pub turn: i64,
-    pub ordinal: i64,
     pub sort_key: String,
     /// The projection at the row's own visibility.
     pub body: String,
@@ -65,6 +67,33 @@ pub struct ProjectedRow {
     pub s_tokens: i64,
     /// What promoting costs: `v_tokens - s_tokens`.
     pub a_tokens: i64,
+}
+
+/// A projected row at its place in one packet (its ordinal, counted from
+/// 1); the projection itself is shared by every packet that holds the row
+/// unchanged.
+#[derive(Debug, Clone, Copy)]
+pub struct Ranked<'a> {
+    pub ordinal: i64,
+    pub row: &'a ProjectedRow,
+}
+
+impl std::ops::Deref for Ranked<'_> {
+    type Target = ProjectedRow;
+    fn deref(&self) -> &ProjectedRow {
+        self.row
+    }
+}
+
+/// The rows of `input` at their places.
+fn ranked<'a>(rows: &'a [Arc<DerivedRow>]) -> Vec<Ranked<'a>> {
+    rows.iter()
+        .enumerate()
+        .map(|(i, d)| Ranked {
+            ordinal: i as i64 + 1,
+            row: &d.projected,
+        })
+        .collect()
 }
 
 /// The key choosing a row's projection: the scheme, `file` for bare
@@ -123,52 +152,54 @@ fn project(tools: &ToolRegistry, key: &str, row: &ProjectionRow, visible: bool) 
     }
 }
 
+/// Projects one row and measures it.
+pub fn project_row(r: &ContextRow, tools: &ToolRegistry, divisor: f64) -> ProjectedRow {
+    let attributes = match serde_json::from_str::<Value>(&r.attributes) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    let view = ProjectionRow {
+        path: &r.path,
+        body: &r.body,
+        attributes: &attributes,
+    };
+    let key = projection_key(&r.path);
+    let full = project(tools, key, &view, true);
+    let cheap = project(tools, key, &view, false);
+    let v_tokens = count_tokens(&full, divisor);
+    let s_tokens = count_tokens(&cheap, divisor);
+    ProjectedRow {
+        path: r.path.clone(),
+        scheme: r.scheme.clone(),
+        category: r.category.clone(),
+        visibility: r.visibility.clone(),
+        state: r.state,
+        outcome: r.outcome.clone(),
+        turn: r.turn,
+        sort_key: r.sort_key.clone(),
+        body: if r.visibility == "visible" {
+            full
+        } else {
+            cheap
+        },
+        v_tokens,
+        s_tokens,
+        a_tokens: v_tokens - s_tokens,
+        attributes,
+    }
+}
+
 /// Projects every row and measures it.
 pub fn project_rows(rows: &[ContextRow], tools: &ToolRegistry, divisor: f64) -> Vec<ProjectedRow> {
     rows.iter()
-        .map(|r| {
-            let attributes = match serde_json::from_str::<Value>(&r.attributes) {
-                Ok(Value::Object(m)) => m,
-                _ => Map::new(),
-            };
-            let view = ProjectionRow {
-                path: &r.path,
-                body: &r.body,
-                attributes: &attributes,
-            };
-            let key = projection_key(&r.path);
-            let full = project(tools, key, &view, true);
-            let cheap = project(tools, key, &view, false);
-            let v_tokens = count_tokens(&full, divisor);
-            let s_tokens = count_tokens(&cheap, divisor);
-            ProjectedRow {
-                path: r.path.clone(),
-                scheme: r.scheme.clone(),
-                category: r.category.clone(),
-                visibility: r.visibility.clone(),
-                state: r.state,
-                outcome: r.outcome.clone(),
-                turn: r.turn,
-                ordinal: r.ordinal,
-                sort_key: r.sort_key.clone(),
-                body: if r.visibility == "visible" {
-                    full
-                } else {
-                    cheap
-                },
-                v_tokens,
-                s_tokens,
-                a_tokens: v_tokens - s_tokens,
-                attributes,
-            }
-        })
+        .map(|r| project_row(r, tools, divisor))
         .collect()
 }
 
 /// Builds the packet for one turn.
 pub fn assemble(input: &PacketInput) -> Packet {
     let divisor = input.token_divisor;
-    let rows = project_rows(input.rows, input.tools, divisor);
+    let rows = ranked(input.rows);
     let system_prompt = sections::system_prompt(input.tools, &input.tool_set, input.persona);
     let system_tokens = count_tokens(&system_prompt, divisor);
     let mut system = system_prompt.clone();
@@ -208,7 +239,7 @@ pub fn assemble(input: &PacketInput) -> Packet {
     Packet {
         system,
         user,
-        rows: snapshot_rows(system_prompt, rows),
+        rows: snapshot_rows(system_prompt, input.rows),
         assembled_tokens,
         total_tokens: assembled_tokens.max(input.usage_floor),
         system_tokens,
@@ -219,39 +250,33 @@ pub fn assemble(input: &PacketInput) -> Packet {
 /// rendering its messages: the post-dispatch check predicts from rows and
 /// sends nothing.
 pub fn snapshot(input: &PacketInput) -> Arc<[TurnContextRow]> {
-    let rows = project_rows(input.rows, input.tools, input.token_divisor);
     let system_prompt = sections::system_prompt(input.tools, &input.tool_set, input.persona);
-    snapshot_rows(system_prompt, rows)
+    snapshot_rows(system_prompt, input.rows)
 }
 
-/// The system prompt's own row first, then every projected row.
-fn snapshot_rows(system_prompt: String, rows: Vec<ProjectedRow>) -> Arc<[TurnContextRow]> {
+/// The system prompt's own row first, then every row's record at its place.
+fn snapshot_rows(system_prompt: String, rows: &[Arc<DerivedRow>]) -> Arc<[TurnContextRow]> {
     let mut snapshot: Vec<TurnContextRow> = Vec::with_capacity(rows.len() + 1);
-    snapshot.push(TurnContextRow {
-        ordinal: 0,
-        // Before every entry's key, which starts with its category rank.
-        sort_key: "0".into(),
-        path: "instructions://system".into(),
-        state: EntryState::Resolved,
-        outcome: None,
-        visibility: "visible".into(),
-        body: system_prompt,
-        attributes: "{}".into(),
-        category: budget::SYSTEM_CATEGORY.into(),
-        source_turn: 0,
-    });
-    snapshot.extend(rows.into_iter().map(|r| TurnContextRow {
-        ordinal: r.ordinal,
-        sort_key: r.sort_key,
-        path: r.path,
-        state: r.state,
-        outcome: r.outcome,
-        visibility: r.visibility,
-        body: r.body,
-        attributes: Value::Object(r.attributes).to_string(),
-        category: r.category,
-        source_turn: r.turn,
-    }));
+    snapshot.push(TurnContextRow::new(
+        0,
+        SnapshotRow {
+            // Before every entry's key, which starts with its category rank.
+            sort_key: "0".into(),
+            path: "instructions://system".into(),
+            state: EntryState::Resolved,
+            outcome: None,
+            visibility: "visible".into(),
+            body: system_prompt,
+            attributes: "{}".into(),
+            category: budget::SYSTEM_CATEGORY.into(),
+            source_turn: 0,
+        },
+    ));
+    snapshot.extend(
+        rows.iter()
+            .enumerate()
+            .map(|(i, d)| d.saved.at(i as i64 + 1)),
+    );
     snapshot.into()
 }
 
@@ -288,6 +313,7 @@ mod tests {
 
     fn context_row(path: &str, category: &str, body: &str, ordinal: i64) -> ContextRow {
         ContextRow {
+            view_id: ordinal,
             path: path.into(),
             scheme: scheme_of(path).map(str::to_string),
             visibility: "visible".into(),
@@ -317,6 +343,7 @@ mod tests {
             context_row("prompt://1", "prompt", "go", 2),
         ];
         let tools = ToolRegistry::builtin();
+        let rows = derive_rows(&rows, &tools, 2.0);
         let input = PacketInput {
             rows: &rows,
             tools: &tools,

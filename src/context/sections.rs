@@ -1,7 +1,7 @@
 //! The packet's sections, in their order: system prompt and `<context>`;
 //! then `<log>`, `<unknowns>`, `<instructions>`, `<budget>`, `<prompt>`.
 
-use super::{status_of, ProjectedRow};
+use super::{status_of, ProjectedRow, Ranked};
 use crate::store::paths::scheme_of;
 use crate::store::EntryState;
 use crate::tools::{Mode, ToolRegistry, ToolSet};
@@ -90,7 +90,7 @@ fn attr_status(row: &ProjectedRow) -> i64 {
 }
 
 /// `<context>` of data rows, appended to the system message.
-pub fn context_block(rows: &[ProjectedRow]) -> String {
+pub fn context_block(rows: &[Ranked<'_>]) -> String {
     let items: Vec<String> = rows
         .iter()
         .filter(|r| r.category == "data")
@@ -134,14 +134,14 @@ fn block(tag: &str, items: Vec<String>) -> String {
     }
 }
 
-fn latest_prompt(rows: &[ProjectedRow]) -> Option<&ProjectedRow> {
+fn latest_prompt<'r>(rows: &'r [Ranked<'_>]) -> Option<&'r Ranked<'r>> {
     rows.iter()
         .filter(|r| scheme_of(&r.path) == Some("prompt"))
         .max_by_key(|r| (r.turn, r.ordinal))
 }
 
 /// `<log>`: this run's action records and earlier prompts.
-pub fn log_block(rows: &[ProjectedRow]) -> String {
+pub fn log_block(rows: &[Ranked<'_>]) -> String {
     let latest = latest_prompt(rows).map(|r| r.path.as_str());
     // A log row shows its target's cost; an index keeps that lookup from
     // making the block quadratic in the run's length. The first row of a
@@ -208,7 +208,7 @@ pub fn log_block(rows: &[ProjectedRow]) -> String {
 }
 
 /// `<unknowns>`: what the model has said it does not know yet.
-pub fn unknowns_block(rows: &[ProjectedRow]) -> String {
+pub fn unknowns_block(rows: &[Ranked<'_>]) -> String {
     let items = rows
         .iter()
         .filter(|r| r.category == "unknown")
@@ -233,7 +233,7 @@ pub fn unknowns_block(rows: &[ProjectedRow]) -> String {
 }
 
 /// The phase digit from the newest update in view (spec 02 §2).
-pub fn current_phase(rows: &[ProjectedRow]) -> i64 {
+pub fn current_phase(rows: &[Ranked<'_>]) -> i64 {
     let newest = rows
         .iter()
         .filter_map(|r| {
@@ -252,7 +252,7 @@ pub fn current_phase(rows: &[ProjectedRow]) -> i64 {
 }
 
 /// `<instructions>`: the current stage's text.
-pub fn instructions_block(rows: &[ProjectedRow]) -> String {
+pub fn instructions_block(rows: &[Ranked<'_>]) -> String {
     match phase_text(current_phase(rows)).map(str::trim) {
         Some(text) if !text.is_empty() => format!("<instructions>\n{text}\n</instructions>\n"),
         _ => String::new(),
@@ -269,7 +269,7 @@ fn percent(part: i64, whole: i64) -> i64 {
 
 /// Upstream's `<budget>` tokenUsage: Σ sTokens + Σ aTokens of visible rows
 /// + the system prompt.
-pub fn row_usage(rows: &[ProjectedRow], system_tokens: i64) -> i64 {
+pub fn row_usage(rows: &[Ranked<'_>], system_tokens: i64) -> i64 {
     let floor: i64 = rows.iter().map(|r| r.s_tokens).sum();
     let premium: i64 = rows
         .iter()
@@ -282,7 +282,7 @@ pub fn row_usage(rows: &[ProjectedRow], system_tokens: i64) -> i64 {
 /// `<budget>`: what the visible context costs against the ceiling.
 /// `usage` is the packet size the budget check enforces, so the model
 /// reads the figure it is held to.
-pub fn budget_block(rows: &[ProjectedRow], ceiling: i64, system_tokens: i64, usage: i64) -> String {
+pub fn budget_block(rows: &[Ranked<'_>], ceiling: i64, system_tokens: i64, usage: i64) -> String {
     let free = (ceiling - usage).max(0);
     let mut by_scheme: Vec<(String, i64, i64)> = Vec::new();
     for r in rows.iter().filter(|r| r.visibility == "visible") {
@@ -297,7 +297,7 @@ pub fn budget_block(rows: &[ProjectedRow], ceiling: i64, system_tokens: i64, usa
     }
     by_scheme.sort_by_key(|entry| std::cmp::Reverse(entry.2));
     let visible_count: i64 = by_scheme.iter().map(|(_, n, _)| n).sum();
-    let summarized: Vec<&ProjectedRow> = rows
+    let summarized: Vec<&Ranked> = rows
         .iter()
         .filter(|r| r.visibility == "summarized")
         .collect();
@@ -328,7 +328,7 @@ pub fn budget_block(rows: &[ProjectedRow], ceiling: i64, system_tokens: i64, usa
 
 /// `reverted="N"`: how many promotions the previous turn's Turn Demotion
 /// took back (its 413 error entry's `demotedCount`).
-pub fn reverted_count(rows: &[ProjectedRow], turn: i64) -> Option<i64> {
+pub fn reverted_count(rows: &[Ranked<'_>], turn: i64) -> Option<i64> {
     let prefix = format!("log://turn_{}/error/", turn - 1);
     rows.iter()
         .filter(|r| r.path.starts_with(&prefix) && attr_status(r) == 413)
@@ -338,7 +338,7 @@ pub fn reverted_count(rows: &[ProjectedRow], turn: i64) -> Option<i64> {
 
 /// `<prompt>`: the loop's prompt and the commands on offer.
 pub fn prompt_block(
-    rows: &[ProjectedRow],
+    rows: &[Ranked<'_>],
     tools: &ToolRegistry,
     set: &ToolSet,
     reverted: Option<i64>,
@@ -394,13 +394,22 @@ mod tests {
             outcome: None,
             attributes,
             turn: 1,
-            ordinal: 1,
             sort_key: "2".into(),
             body: body.into(),
             v_tokens: 2,
             s_tokens: 1,
             a_tokens: 1,
         }
+    }
+
+    fn ranked(rows: &[ProjectedRow]) -> Vec<Ranked<'_>> {
+        rows.iter()
+            .enumerate()
+            .map(|(i, row)| Ranked {
+                ordinal: i as i64 + 1,
+                row,
+            })
+            .collect()
     }
 
     #[test]
@@ -438,6 +447,7 @@ mod tests {
         );
         err.state = EntryState::Failed;
         let rows = vec![err];
+        let rows = ranked(&rows);
         assert_eq!(reverted_count(&rows, 5), Some(3));
         assert_eq!(
             reverted_count(&rows, 6),
@@ -454,7 +464,7 @@ mod tests {
             "x",
             json!({"status": 413, "demotedCount": 0}),
         )];
-        assert_eq!(reverted_count(&none, 5), None);
+        assert_eq!(reverted_count(&ranked(&none), 5), None);
     }
 
     #[test]
@@ -469,9 +479,10 @@ mod tests {
                 json!({"status": s}),
             )
         };
-        assert_eq!(current_phase(&[update(200)]), 8);
-        assert_eq!(current_phase(&[update(155)]), 5);
-        assert_eq!(current_phase(&[update(102)]), 4);
+        for (status, phase) in [(200, 8), (155, 5), (102, 4)] {
+            let rows = [update(status)];
+            assert_eq!(current_phase(&ranked(&rows)), phase);
+        }
     }
 
     #[test]
@@ -500,6 +511,7 @@ mod tests {
                 json!({"mode": "ask"}),
             ),
         ];
+        let rows = ranked(&rows);
         let context = context_block(&rows);
         assert!(context.contains(
             "<known path=\"known://a\" turn=\"1\" summary=\"x'y\" visibility=\"visible\" tokens=\"1\">A</known>"

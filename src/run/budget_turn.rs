@@ -8,15 +8,25 @@ use crate::context::budget::{
     check_total, compute_budget, latest_prompt, overflow_body, pre_llm_message,
     predict_next_packet, Demoted,
 };
-use crate::context::{assemble, snapshot, Packet, PacketInput};
+use crate::context::{assemble, snapshot, DerivedRow, DerivedRows, Packet, PacketInput};
 use crate::store::{
-    ChangeVisibility, ContextRow, DemoteRunVisibleEntries, DemoteTurnEntries, DemotedEntry,
-    LogError, LoopRow, ModelContext, RunRow, SaveTurnContext, StoreError, TurnContextRow,
+    CachedModelContext, ChangeVisibility, DemoteRunVisibleEntries, DemoteTurnEntries, DemotedEntry,
+    LogError, LoopRow, RunRow, SaveTurnContext, SharedContextRows, StoreError, TurnContextRow,
 };
 use crate::tokens::count_tokens;
 use crate::tools::ToolSet;
 use serde_json::{json, Map};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+/// What a run's turns keep between them, so that materializing costs what
+/// the turn changed rather than what the run holds: the store's copy of
+/// the model-visible rows (refreshed from the view log) and each row's
+/// projection. Dropping it only costs the next turn a full read.
+#[derive(Debug, Default)]
+pub struct RunCaches {
+    context_rows: SharedContextRows,
+    derived: Mutex<DerivedRows>,
+}
 
 /// Builds and stores a turn's packet; called at turn start, after a Prompt
 /// Demotion and after dispatch (spec 01 §5).
@@ -27,6 +37,7 @@ pub struct Materializer<'a> {
     pub turn: i64,
     pub tool_set: ToolSet,
     pub context_size: Option<i64>,
+    pub caches: &'a RunCaches,
 }
 
 fn err(e: StoreError) -> String {
@@ -52,17 +63,28 @@ impl Materializer<'_> {
         Ok(snapshot)
     }
 
-    async fn model_context(&self) -> Result<Vec<ContextRow>, String> {
+    async fn model_context(&self) -> Result<Vec<Arc<DerivedRow>>, String> {
         // Output still buffered in the run's streams belongs in the packet.
         crate::stream::flush_run(self.engine, self.run.id).await;
-        self.engine
+        let rows = self
+            .engine
             .store
-            .run(ModelContext(self.run.id))
+            .run(CachedModelContext {
+                run_id: self.run.id,
+                cache: Arc::clone(&self.caches.context_rows),
+            })
             .await
-            .map_err(err)
+            .map_err(err)?;
+        // A panic while deriving leaves the memo half-updated: start afresh.
+        let mut derived = self.caches.derived.lock().unwrap_or_else(|poisoned| {
+            let mut memo = poisoned.into_inner();
+            *memo = DerivedRows::default();
+            memo
+        });
+        Ok(derived.derive(rows, &self.engine.tools, self.engine.config.token_divisor))
     }
 
-    fn input<'r>(&'r self, rows: &'r [ContextRow], usage_floor: i64) -> PacketInput<'r> {
+    fn input<'r>(&'r self, rows: &'r [Arc<DerivedRow>], usage_floor: i64) -> PacketInput<'r> {
         let config = &self.engine.config;
         PacketInput {
             rows,

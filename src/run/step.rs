@@ -30,6 +30,7 @@ pub(super) struct TurnSteps<'a> {
     pub lp: &'a LoopRow,
     pub mode: Mode,
     pub binding: &'a ModelBinding,
+    pub caches: &'a budget_turn::RunCaches,
 }
 
 /// What one turn produced, for the verdict.
@@ -74,6 +75,7 @@ impl TurnSteps<'_> {
             lp,
             mode,
             binding,
+            ..
         } = *self;
         let err = |e: StoreError| e.to_string();
         let start = engine
@@ -361,6 +363,7 @@ impl TurnSteps<'_> {
             turn,
             tool_set: self.offer(),
             context_size: self.binding.context_size,
+            caches: self.caches,
         }
     }
 

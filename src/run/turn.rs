@@ -289,6 +289,7 @@ async fn drive_loop(
     // plugin does (a resumed loop starts them afresh).
     let mut streak = 0;
     let mut cycles = CycleDetector::new(engine.config.min_cycles, engine.config.max_cycle_period);
+    let caches = super::budget_turn::RunCaches::default();
     for iteration in first..=engine.config.max_turns.max(first) {
         let steps = TurnSteps {
             engine,
@@ -296,6 +297,7 @@ async fn drive_loop(
             lp,
             mode,
             binding: &binding,
+            caches: &caches,
         };
         let outcome = match interrupted.take() {
             Some(turn) => steps.resume(turn, &mut cycles, inbox).await?,

@@ -11,6 +11,7 @@ pub mod db;
 pub mod entries;
 pub mod files;
 mod first_row;
+pub mod incremental;
 pub(crate) use first_row::FirstRow;
 mod prepared;
 pub(crate) use prepared::prepared;
@@ -29,6 +30,7 @@ pub mod status;
 pub mod streams;
 pub mod turn_context;
 pub mod verbs;
+pub mod view_log;
 pub mod watch;
 
 use actix::prelude::*;
@@ -38,6 +40,7 @@ use std::path::PathBuf;
 
 pub use entries::*;
 pub use files::*;
+pub use incremental::{CachedModelContext, ContextRowCache, SharedContextRows};
 pub use projects::*;
 pub use proposals::*;
 pub use reads::*;

@@ -9,8 +9,11 @@ use diesel::SqliteConnection;
 use serde::Serialize;
 
 /// One row of `v_model_context`, in ordinal order.
-#[derive(Debug, Clone, QueryableByName)]
+#[derive(Debug, Clone, PartialEq, QueryableByName)]
 pub struct ContextRow {
+    /// The view's id: the row's identity while its content changes.
+    #[diesel(sql_type = BigInt)]
+    pub view_id: i64,
     #[diesel(sql_type = Text)]
     pub path: String,
     #[diesel(sql_type = Nullable<Text>)]
@@ -36,9 +39,14 @@ pub struct ContextRow {
     pub sort_key: String,
 }
 
-const MODEL_CONTEXT: &str = "\
-SELECT e.path AS path, e.scheme AS scheme, v.visibility AS visibility, v.state AS state, \
-  v.outcome AS outcome, e.body AS body, e.attributes AS attributes, \
+/// The model-context query up to its `WHERE` clause's run and visibility
+/// tests; a macro so `concat!` can extend it into constant text, which
+/// `prepared` keeps prepared.
+macro_rules! model_context_sql {
+    () => {
+        "\
+SELECT v.id AS view_id, e.path AS path, e.scheme AS scheme, v.visibility AS visibility, \
+  v.state AS state, v.outcome AS outcome, e.body AS body, e.attributes AS attributes, \
   coalesce(s.category, 'logging') AS category, v.turn AS turn, 0 AS ordinal, \
   printf('%d%d%d%010d %s %012d', \
     CASE coalesce(s.category, 'logging') \
@@ -50,7 +58,12 @@ SELECT e.path AS path, e.scheme AS scheme, v.visibility AS visibility, v.state A
 FROM run_views AS v \
 INNER JOIN entries AS e ON e.id = v.entry_id \
 INNER JOIN schemes AS s ON s.name = coalesce(e.scheme, 'file') \
-WHERE v.run_id = ? AND v.visibility IN ('summarized', 'visible') AND s.model_visible <> 0";
+WHERE v.run_id = ? AND v.visibility IN ('summarized', 'visible') AND s.model_visible <> 0"
+    };
+}
+pub(crate) use model_context_sql;
+
+pub(crate) const MODEL_CONTEXT: &str = model_context_sql!();
 
 /// The rows the model may see this turn, in packet order (sorted after
 /// reading; the visibility test is an `IN` of the two values the CHECK
@@ -79,7 +92,7 @@ impl StoreOp for ModelContext {
     }
 }
 
-pub use super::turn_context::{SaveTurnContext, TurnContextRow};
+pub use super::turn_context::{SaveTurnContext, SnapshotRow, TurnContextRow};
 
 /// A `v_run_log` row (run/state and getRun history).
 #[derive(Debug, Clone, Serialize, QueryableByName)]

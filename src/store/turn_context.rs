@@ -17,11 +17,12 @@ use diesel::sql_types::{BigInt, Text};
 use diesel::SqliteConnection;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
-/// One materialized row, as shipped to the model.
-#[derive(Debug, Clone)]
-pub struct TurnContextRow {
-    pub ordinal: i64,
+/// What a `turn_context` row records about one materialized row, apart
+/// from its place in the packet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SnapshotRow {
     /// The row's place in the packet, stable while the row is unchanged
     /// (see `ModelContext`).
     pub sort_key: String,
@@ -35,7 +36,7 @@ pub struct TurnContextRow {
     pub source_turn: i64,
 }
 
-impl TurnContextRow {
+impl SnapshotRow {
     /// Everything a reader of the snapshot sees except the ordinal, which
     /// shifts whenever an earlier row comes or goes. Only compared within
     /// one database's rows, so the hasher's version does not matter: a
@@ -55,6 +56,50 @@ impl TurnContextRow {
         )
             .hash(&mut h);
         h.finish() as i64
+    }
+}
+
+#[derive(Debug)]
+struct Sealed {
+    row: SnapshotRow,
+    digest: i64,
+}
+
+/// One materialized row, as shipped to the model: its place, and its
+/// record shared (with its digest, computed once) by every packet that
+/// holds the row unchanged.
+#[derive(Debug, Clone)]
+pub struct TurnContextRow {
+    pub ordinal: i64,
+    sealed: Arc<Sealed>,
+}
+
+impl TurnContextRow {
+    pub fn new(ordinal: i64, row: SnapshotRow) -> TurnContextRow {
+        let digest = row.digest();
+        TurnContextRow {
+            ordinal,
+            sealed: Arc::new(Sealed { row, digest }),
+        }
+    }
+
+    /// The same record at another place.
+    pub fn at(&self, ordinal: i64) -> TurnContextRow {
+        TurnContextRow {
+            ordinal,
+            sealed: Arc::clone(&self.sealed),
+        }
+    }
+
+    fn digest(&self) -> i64 {
+        self.sealed.digest
+    }
+}
+
+impl std::ops::Deref for TurnContextRow {
+    type Target = SnapshotRow;
+    fn deref(&self) -> &SnapshotRow {
+        &self.sealed.row
     }
 }
 

@@ -8,6 +8,7 @@ mod budget;
 mod changes;
 mod entries;
 mod fixture;
+mod incremental;
 mod logs;
 mod projects;
 mod reads;

@@ -74,18 +74,20 @@ fn model_context_orders_data_then_logging_then_prompt() {
 }
 
 fn tc_row(ordinal: i64, path: &str) -> TurnContextRow {
-    TurnContextRow {
+    TurnContextRow::new(
         ordinal,
-        sort_key: format!("2{path}"),
-        path: path.into(),
-        state: EntryState::Resolved,
-        outcome: None,
-        visibility: "visible".into(),
-        body: format!("body of {path}"),
-        attributes: "{}".into(),
-        category: "data".into(),
-        source_turn: 0,
-    }
+        SnapshotRow {
+            sort_key: format!("2{path}"),
+            path: path.into(),
+            state: EntryState::Resolved,
+            outcome: None,
+            visibility: "visible".into(),
+            body: format!("body of {path}"),
+            attributes: "{}".into(),
+            category: "data".into(),
+            source_turn: 0,
+        },
+    )
 }
 
 /// (path, turn, until_turn) of every stored row, by path then turn.
@@ -151,8 +153,13 @@ fn save_turn_context_writes_only_what_changed_and_keeps_every_turn_readable() {
 
     // Turn 2 saved again (post-dispatch) with a changed: the old a ends
     // with turn 1; then once more without it, and turn 2's own a goes.
-    let mut changed = tc_row(1, "known://a");
-    changed.body = "new body".into();
+    let changed = TurnContextRow::new(
+        1,
+        SnapshotRow {
+            body: "new body".into(),
+            ..(*tc_row(1, "known://a")).clone()
+        },
+    );
     exec(&mut fx.conn, save(2, vec![changed, tc_row(2, "known://c")])).unwrap();
     exec(&mut fx.conn, save(2, vec![tc_row(1, "known://c")])).unwrap();
     assert_eq!(

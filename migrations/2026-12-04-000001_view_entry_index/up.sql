@@ -1,0 +1,7 @@
+-- Finding the views of one entry (the run-view change log's trigger on
+-- entry updates, and ON DELETE CASCADE from entries) walked every view of
+-- every run; an index on entry_id makes it a lookup.
+CREATE INDEX idx_run_views_entry ON run_views (entry_id);
+DELETE FROM sqlite_stat1 WHERE tbl = 'run_views' AND idx = 'idx_run_views_entry';
+INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES
+    ('run_views', 'idx_run_views_entry', '100000 2');
