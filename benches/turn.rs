@@ -17,7 +17,8 @@ use rummy::context::{assemble, DerivedRows, PacketInput};
 use rummy::store::schemes::{bootstrap_schemes, RegisterSchemes};
 use rummy::store::{
     BeginTurn, CachedModelContext, CreateRun, EnqueueLoop, EntryWrite, RecordTurnUsage, ReportRun,
-    SaveTurnContext, SetEntry, SharedContextRows, Store, TurnUsage, UpsertProject, Writer,
+    SaveTurnContext, SetEntry, SharedContextRows, SharedScanRows, Store, TurnUsage, UpsertProject,
+    Writer,
 };
 use rummy::tools::{Mode, ToolRegistry, ToolSet};
 use std::sync::{Arc, Mutex};
@@ -33,6 +34,7 @@ struct Bench {
     loop_id: i64,
     context_rows: SharedContextRows,
     derived: Mutex<DerivedRows>,
+    scan: SharedScanRows,
 }
 
 fn setup(entries: usize) -> Bench {
@@ -106,6 +108,7 @@ fn setup(entries: usize) -> Bench {
         loop_id,
         context_rows: SharedContextRows::default(),
         derived: Mutex::default(),
+        scan: SharedScanRows::default(),
     }
 }
 
@@ -175,6 +178,7 @@ async fn one_turn(b: &Bench, tools: &ToolRegistry) {
             run_id: b.run_id,
             turn: start.turn,
             token_divisor: 2.0,
+            scan: Some(Arc::clone(&b.scan)),
         })
         .await
         .expect("report");

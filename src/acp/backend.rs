@@ -146,6 +146,7 @@ impl Backend {
                     run.next_turn - 1,
                     run.status,
                     None,
+                    None,
                 )
                 .await
                 .map_err(internal)?;

@@ -3,30 +3,21 @@
 //! measures the messages it actually assembled, so no request larger than
 //! the run's window ever reaches the provider.
 
+use super::caches::RunCaches;
 use super::Engine;
 use crate::context::budget::{
     check_total, compute_budget, latest_prompt, overflow_body, pre_llm_message,
     predict_next_packet, Demoted,
 };
-use crate::context::{assemble, snapshot, DerivedRow, DerivedRows, Packet, PacketInput};
+use crate::context::{assemble, snapshot, DerivedRow, Packet, PacketInput};
 use crate::store::{
     CachedModelContext, ChangeVisibility, DemoteRunVisibleEntries, DemoteTurnEntries, DemotedEntry,
-    LogError, LoopRow, RunRow, SaveTurnContext, SharedContextRows, StoreError, TurnContextRow,
+    LogError, LoopRow, RunRow, SaveTurnContext, StoreError, TurnContextRow,
 };
 use crate::tokens::count_tokens;
 use crate::tools::ToolSet;
 use serde_json::{json, Map};
-use std::sync::{Arc, Mutex};
-
-/// What a run's turns keep between them, so that materializing costs what
-/// the turn changed rather than what the run holds: the store's copy of
-/// the model-visible rows (refreshed from the view log) and each row's
-/// projection. Dropping it only costs the next turn a full read.
-#[derive(Debug, Default)]
-pub struct RunCaches {
-    context_rows: SharedContextRows,
-    derived: Mutex<DerivedRows>,
-}
+use std::sync::Arc;
 
 /// Builds and stores a turn's packet; called at turn start, after a Prompt
 /// Demotion and after dispatch (spec 01 §5).
@@ -71,17 +62,13 @@ impl Materializer<'_> {
             .store
             .run(CachedModelContext {
                 run_id: self.run.id,
-                cache: Arc::clone(&self.caches.context_rows),
+                cache: self.caches.context_rows(),
             })
             .await
             .map_err(err)?;
-        // A panic while deriving leaves the memo half-updated: start afresh.
-        let mut derived = self.caches.derived.lock().unwrap_or_else(|poisoned| {
-            let mut memo = poisoned.into_inner();
-            *memo = DerivedRows::default();
-            memo
-        });
-        Ok(derived.derive(rows, &self.engine.tools, self.engine.config.token_divisor))
+        Ok(self
+            .caches
+            .derive(rows, &self.engine.tools, self.engine.config.token_divisor))
     }
 
     fn input<'r>(&'r self, rows: &'r [Arc<DerivedRow>], usage_floor: i64) -> PacketInput<'r> {

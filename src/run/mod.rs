@@ -4,6 +4,7 @@
 
 pub mod actor;
 pub mod budget_turn;
+pub mod caches;
 pub mod cycles;
 mod dispatch;
 pub mod editor;

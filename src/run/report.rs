@@ -11,7 +11,7 @@ use crate::protocol::runs::{
 };
 use crate::store::{
     Bucket, GetModel, HistoryRow, PathBody, PendingProposals, ReportRun, RunListItem, RunReport,
-    RunRow, RunStatus, StoreError,
+    RunRow, RunStatus, SharedScanRows, StoreError,
 };
 use serde_json::Value;
 
@@ -93,13 +93,15 @@ impl From<RunListItem> for RunSummary {
     }
 }
 
-/// Builds `run/state` params for a run at a turn and status.
+/// Builds `run/state` params for a run at a turn and status. `scan` is the
+/// turn loop's cache of the run's scanned rows (`None`: read them all).
 pub async fn run_state(
     engine: &Engine,
     run: &RunRow,
     turn: i64,
     status: RunStatus,
     fresh: Option<&FreshTurn>,
+    scan: Option<SharedScanRows>,
 ) -> Result<RunStateNotification, StoreError> {
     if engine.config.transcripts && fresh.is_some() {
         // run/state with a fresh turn is sent once per provider reply: the
@@ -112,6 +114,7 @@ pub async fn run_state(
             run_id: run.id,
             turn,
             token_divisor: engine.config.token_divisor,
+            scan,
         })
         .await?;
     let alias = run.model.clone().unwrap_or_default();
@@ -166,6 +169,7 @@ pub async fn run_detail(engine: &Engine, run: &RunRow) -> Result<GetRunResult, S
             run_id: run.id,
             turn: run.next_turn - 1,
             token_divisor: engine.config.token_divisor,
+            scan: None,
         })
         .await?;
     let pending = engine.store.run(PendingProposals(run.id)).await?;

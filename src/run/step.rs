@@ -30,7 +30,7 @@ pub(super) struct TurnSteps<'a> {
     pub lp: &'a LoopRow,
     pub mode: Mode,
     pub binding: &'a ModelBinding,
-    pub caches: &'a budget_turn::RunCaches,
+    pub caches: &'a super::caches::RunCaches,
 }
 
 /// What one turn produced, for the verdict.

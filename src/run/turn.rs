@@ -9,11 +9,11 @@ use super::verdict::{decide, Verdict};
 use super::{Engine, LoopFlags};
 use crate::llm::Provider;
 use crate::protocol::notifications::Notification;
-use crate::store::RunStatus;
 use crate::store::{
     FinishLoop, GetInterruptedTurn, GetModel, GetRunById, LogError, LoopRow, RunRow,
     SetModelContextLength, SetRunStatus, StoreError,
 };
+use crate::store::{RunStatus, SharedScanRows};
 use crate::tools::{Mode, ToolSet};
 use futures_util::FutureExt;
 use serde_json::json;
@@ -157,9 +157,21 @@ pub async fn publish_state(
     status: RunStatus,
     fresh: Option<&FreshTurn>,
 ) {
+    publish_state_from(engine, run_id, turn, status, fresh, None).await
+}
+
+/// `publish_state` from the turn loop, which keeps the run's scanned rows.
+async fn publish_state_from(
+    engine: &Engine,
+    run_id: i64,
+    turn: i64,
+    status: RunStatus,
+    fresh: Option<&FreshTurn>,
+    scan: Option<SharedScanRows>,
+) {
     let result = async {
         let run = engine.store.run(GetRunById(run_id)).await?;
-        let state = run_state(engine, &run, turn, status, fresh).await?;
+        let state = run_state(engine, &run, turn, status, fresh, scan).await?;
         Ok::<_, StoreError>((run.project_id, state))
     }
     .await;
@@ -289,7 +301,7 @@ async fn drive_loop(
     // plugin does (a resumed loop starts them afresh).
     let mut streak = 0;
     let mut cycles = CycleDetector::new(engine.config.min_cycles, engine.config.max_cycle_period);
-    let caches = super::budget_turn::RunCaches::default();
+    let caches = super::caches::RunCaches::default();
     for iteration in first..=engine.config.max_turns.max(first) {
         let steps = TurnSteps {
             engine,
@@ -306,12 +318,13 @@ async fn drive_loop(
         let verdict = decide(outcome.result, &mut streak, engine.config.max_strikes);
         match verdict {
             Verdict::Continue => {
-                publish_state(
+                publish_state_from(
                     engine,
                     run_id,
                     outcome.turn,
                     RunStatus::Running,
                     Some(&outcome.fresh),
+                    Some(caches.scan()),
                 )
                 .await;
             }

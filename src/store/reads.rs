@@ -1,6 +1,7 @@
 //! Reads for the turn loop and reports: the model-visible rows, the
 //! `turn_context` snapshot, history, usage and distributions.
 
+use super::report_scan::RunScan;
 use super::{prepared, store_ops, EntryState, StoreOp, StoreResult};
 use crate::tokens::count_tokens;
 use diesel::prelude::*;
@@ -178,13 +179,19 @@ pub struct ReportRun {
     /// The turn whose `turn_context` gives the distribution.
     pub turn: i64,
     pub token_divisor: f64,
+    /// The turn loop's copy of the scanned rows, brought up to date instead
+    /// of reading the whole run (`None`: a full read).
+    pub scan: Option<super::report_scan::SharedScanRows>,
 }
 
 impl StoreOp for ReportRun {
     type Output = RunReport;
     fn run(self, conn: &mut SqliteConnection) -> StoreResult<RunReport> {
         let run = self.run_id;
-        let scan = RunScan::read(conn, run)?;
+        let scan = match &self.scan {
+            Some(cache) => RunScan::read_cached(conn, run, cache)?,
+            None => RunScan::read(conn, run)?,
+        };
         let usage: UsageTotals = prepared(
             "SELECT COALESCE(SUM(prompt_tokens), 0) AS prompt_tokens, \
                COALESCE(SUM(cached_tokens), 0) AS cached_tokens, \
@@ -213,149 +220,6 @@ impl StoreOp for ReportRun {
             last_update: scan.last_update,
         })
     }
-}
-
-/// One view of a run, as the report reads it: bodies and attributes only
-/// where the report uses them, so audit bodies (each turn's whole packet)
-/// are never read. Data and audit rows other than reasoning and content
-/// feed none of the report's parts, so the scan leaves them in SQLite:
-/// a run gains five audit rows a turn, and building them was most of the
-/// scan's work.
-#[derive(QueryableByName)]
-struct ScanRow {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
-    #[diesel(sql_type = Text)]
-    path: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    scheme: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    category: Option<String>,
-    #[diesel(sql_type = Text)]
-    state: EntryState,
-    #[diesel(sql_type = Nullable<Text>)]
-    outcome: Option<String>,
-    #[diesel(sql_type = BigInt)]
-    turn: i64,
-    #[diesel(sql_type = Nullable<Text>)]
-    attributes: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    body: Option<String>,
-}
-
-/// The parts of a report read from the run's views, in one pass in view
-/// order (what `v_run_log`, `known_entries` by scheme and three "newest
-/// path like" queries used to read in six).
-#[derive(Default)]
-struct RunScan {
-    history: Vec<HistoryRow>,
-    unknowns: Vec<PathBody>,
-    reasoning: Vec<PathBody>,
-    content: Vec<PathBody>,
-    summary: Option<String>,
-    last_prompt: Option<String>,
-    last_update: Option<String>,
-}
-
-const RUN_SCAN: &str = "\
-SELECT v.id AS id, e.path AS path, e.scheme AS scheme, s.category AS category, \
-  v.state AS state, v.outcome AS outcome, v.turn AS turn, \
-  CASE WHEN s.category IN ('logging', 'prompt', 'unknown') OR e.path LIKE 'log://turn_%/update/%' \
-    THEN e.attributes END AS attributes, \
-  CASE WHEN s.category IN ('logging', 'prompt', 'unknown') \
-      OR e.scheme IN ('unknown', 'reasoning', 'content') \
-      OR e.path LIKE 'prompt://%' OR e.path LIKE 'log://turn_%/update/%' \
-    THEN e.body END AS body \
-FROM run_views AS v \
-INNER JOIN entries AS e ON e.id = v.entry_id \
-LEFT JOIN schemes AS s ON s.name = e.scheme \
-WHERE v.run_id = ? \
-  AND NOT (coalesce(s.category, '') IN ('audit', 'data') \
-    AND coalesce(e.scheme, '') NOT IN ('reasoning', 'content', 'unknown'))";
-
-impl RunScan {
-    fn read(conn: &mut SqliteConnection, run: i64) -> StoreResult<RunScan> {
-        let mut rows: Vec<ScanRow> = prepared(RUN_SCAN).int(run).load(conn)?;
-        // View order, sorted here: an `ORDER BY` has SQLite copy every
-        // row, bodies included, through its sorter.
-        rows.sort_unstable_by_key(|r| r.id);
-        let mut scan = RunScan::default();
-        for r in rows {
-            let body = r.body.unwrap_or_default();
-            // SQLite's LIKE: ASCII case-insensitive, `_` one character.
-            let update = is_update_log(&r.path);
-            if update {
-                let status_200 = r
-                    .attributes
-                    .as_deref()
-                    .and_then(|a| serde_json::from_str::<serde_json::Value>(a).ok())
-                    .and_then(|a| a.get("status").and_then(serde_json::Value::as_f64))
-                    == Some(200.0);
-                if status_200 {
-                    scan.summary = Some(body.clone());
-                }
-                scan.last_update = Some(body.clone());
-            }
-            if has_prefix_ci(&r.path, "prompt://") {
-                scan.last_prompt = Some(body.clone());
-            }
-            match r.scheme.as_deref() {
-                Some("unknown") => scan.unknowns.push(PathBody {
-                    path: r.path.clone(),
-                    body: body.clone(),
-                    turn: -1,
-                }),
-                Some("reasoning") => scan.reasoning.push(PathBody {
-                    path: r.path.clone(),
-                    body: body.clone(),
-                    turn: r.turn,
-                }),
-                Some("content") => scan.content.push(PathBody {
-                    path: r.path.clone(),
-                    body: body.clone(),
-                    turn: r.turn,
-                }),
-                _ => {}
-            }
-            let logged = matches!(
-                r.category.as_deref(),
-                Some("logging" | "prompt" | "unknown")
-            ) && r.state != EntryState::Proposed
-                && r.scheme.as_deref() != Some("run");
-            if logged {
-                scan.history.push(HistoryRow {
-                    tool: r.scheme,
-                    state: r.state,
-                    outcome: r.outcome,
-                    path: r.path,
-                    body,
-                    turn: r.turn,
-                    attributes: r.attributes.unwrap_or_else(|| "{}".into()),
-                });
-            }
-        }
-        Ok(scan)
-    }
-}
-
-fn has_prefix_ci(path: &str, prefix: &str) -> bool {
-    path.as_bytes()
-        .get(..prefix.len())
-        .is_some_and(|p| p.eq_ignore_ascii_case(prefix.as_bytes()))
-}
-
-/// `path LIKE 'log://turn_%/update/%'`.
-fn is_update_log(path: &str) -> bool {
-    const HEAD: &str = "log://turn";
-    if !has_prefix_ci(path, HEAD) {
-        return false;
-    }
-    // `_` takes one character, then `%` anything before "/update/".
-    let mut rest = path[HEAD.len()..].chars();
-    if rest.next().is_none() {
-        return false;
-    }
-    rest.as_str().to_ascii_lowercase().contains("/update/")
 }
 
 /// The provider's `prompt_tokens` for the run's latest turn before `turn`,
@@ -517,20 +381,3 @@ impl StoreOp for PagedEntries {
 }
 
 store_ops!(QueryEntries => Vec<EntryListItem>, PagedEntries => Vec<EntryListItem>);
-
-#[cfg(test)]
-mod like_tests {
-    use super::{has_prefix_ci, is_update_log};
-
-    #[test]
-    fn matches_like_update_paths_as_sqlite_does() {
-        assert!(is_update_log("log://turn_3/update/done"));
-        assert!(is_update_log("LOG://TURN_12/UPDATE/x"));
-        assert!(is_update_log("log://turnX/update/"));
-        assert!(!is_update_log("log://turn/update/x"));
-        assert!(!is_update_log("log://turn_3/set/update"));
-        assert!(!is_update_log("known://turn_3/update/x"));
-        assert!(has_prefix_ci("Prompt://1", "prompt://"));
-        assert!(!has_prefix_ci("prompt:/", "prompt://"));
-    }
-}

@@ -34,8 +34,28 @@ fn assert_fresh(conn: &mut SqliteConnection, run: i64, cache: &SharedContextRows
     assert_eq!(cached(conn, run, cache), fresh, "after {step}");
 }
 
+/// A report, printed: `RunReport` is compared as a whole.
+fn report(conn: &mut SqliteConnection, run: i64, scan: Option<&SharedScanRows>) -> String {
+    let r = exec(
+        conn,
+        ReportRun {
+            run_id: run,
+            turn: 1,
+            token_divisor: 2.0,
+            scan: scan.map(Arc::clone),
+        },
+    )
+    .unwrap();
+    format!("{r:?}")
+}
+
 fn set(run: i64, path: &str, f: impl FnOnce(&mut EntryWrite)) -> SetEntry {
-    let mut w = EntryWrite::new(run, path, Writer::Model);
+    let writer = if path.starts_with("log://") {
+        Writer::Plugin
+    } else {
+        Writer::Model
+    };
+    let mut w = EntryWrite::new(run, path, writer);
     f(&mut w);
     SetEntry(w)
 }
@@ -231,7 +251,7 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     let run = 0..2usize;
-    let path = 0..6usize;
+    let path = 0..8usize;
     prop_oneof![
         (run.clone(), path.clone(), any::<u8>()).prop_map(|(run, path, body)| Op::Put {
             run,
@@ -254,13 +274,15 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-const PATHS: [&str; 6] = [
+const PATHS: [&str; 8] = [
     "known://a",
     "known://b",
     "unknown://c",
     "log://turn_1/set/known%3A//a",
     "prompt://1",
     "src/main.rs",
+    "log://turn_2/update/done",
+    "reasoning://1",
 ];
 
 proptest! {
@@ -271,6 +293,7 @@ proptest! {
         let mut fx = fixture();
         let runs = [fx.run, new_run(&mut fx.conn, fx.project, "r2").id];
         let caches = [SharedContextRows::default(), SharedContextRows::default()];
+        let scans = [SharedScanRows::default(), SharedScanRows::default()];
         let conn = &mut fx.conn;
         for (step, op) in ops.iter().enumerate() {
             // Refusals (a removed path, a scheme's writer rules) change nothing.
@@ -280,7 +303,8 @@ proptest! {
                     w.turn = i64::from(body % 4);
                 })).map(|_| ()),
                 Op::Attr { run, path, n } => exec(conn, set(runs[run], PATHS[path], |w| {
-                    w.attributes = Some(serde_json::json!({"summary": format!("s{n}"), "status": 200}));
+                    let status = if n % 2 == 0 { 200 } else { 102 };
+                    w.attributes = Some(serde_json::json!({"summary": format!("s{n}"), "status": status}));
                 })).map(|_| ()),
                 Op::Visibility { run, path, v } => exec(conn, set(runs[run], PATHS[path], |w| {
                     w.visibility = Some(VISIBILITIES[v].into());
@@ -300,6 +324,8 @@ proptest! {
                 Op::Read { run } => {
                     let fresh = exec(conn, ModelContext(runs[run])).unwrap();
                     prop_assert_eq!(cached(conn, runs[run], &caches[run]), fresh, "step {}", step);
+                    let whole = report(conn, runs[run], None);
+                    prop_assert_eq!(report(conn, runs[run], Some(&scans[run])), whole, "step {}", step);
                     Ok(())
                 }
             };
@@ -307,6 +333,8 @@ proptest! {
         for run in 0..2 {
             let fresh = exec(conn, ModelContext(runs[run])).unwrap();
             prop_assert_eq!(cached(conn, runs[run], &caches[run]), fresh);
+            let whole = report(conn, runs[run], None);
+            prop_assert_eq!(report(conn, runs[run], Some(&scans[run])), whole);
         }
     }
 }

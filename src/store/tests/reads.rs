@@ -189,6 +189,7 @@ fn save_turn_context_writes_only_what_changed_and_keeps_every_turn_readable() {
                 run_id: fx.run,
                 turn,
                 token_divisor: 4.0,
+                scan: None,
             },
         )
         .unwrap()

@@ -174,6 +174,7 @@ fn report_run_sums_usage_and_keeps_the_newest_nonzero_context_tokens() {
             run_id: fx.run,
             turn: 3,
             token_divisor: 4.0,
+            scan: None,
         },
     )
     .unwrap();
@@ -194,6 +195,7 @@ fn report_run_sums_usage_and_keeps_the_newest_nonzero_context_tokens() {
             run_id: empty,
             turn: 1,
             token_divisor: 4.0,
+            scan: None,
         },
     )
     .unwrap();
