@@ -126,6 +126,7 @@ async fn check(b: &Bench, tools: &ToolRegistry) -> bool {
             turn: 6,
             rows: packet.rows,
             token_divisor: 2.0,
+            saved: None,
         })
         .await
         .expect("save");

@@ -17,8 +17,8 @@ use rummy::context::{assemble, DerivedRows, PacketInput};
 use rummy::store::schemes::{bootstrap_schemes, RegisterSchemes};
 use rummy::store::{
     BeginTurn, CachedModelContext, CreateRun, EnqueueLoop, EntryWrite, RecordTurnUsage, ReportRun,
-    SaveTurnContext, SetEntry, SharedContextRows, SharedScanRows, Store, TurnUsage, UpsertProject,
-    Writer,
+    SaveTurnContext, SetEntry, SharedContextRows, SharedSavedContext, SharedScanRows, Store,
+    TurnUsage, UpsertProject, Writer,
 };
 use rummy::tools::{Mode, ToolRegistry, ToolSet};
 use std::sync::{Arc, Mutex};
@@ -35,6 +35,7 @@ struct Bench {
     context_rows: SharedContextRows,
     derived: Mutex<DerivedRows>,
     scan: SharedScanRows,
+    saved: SharedSavedContext,
 }
 
 fn setup(entries: usize) -> Bench {
@@ -109,6 +110,7 @@ fn setup(entries: usize) -> Bench {
         context_rows: SharedContextRows::default(),
         derived: Mutex::default(),
         scan: SharedScanRows::default(),
+        saved: SharedSavedContext::default(),
     }
 }
 
@@ -149,6 +151,7 @@ async fn one_turn(b: &Bench, tools: &ToolRegistry) {
             turn: start.turn,
             rows: packet.rows,
             token_divisor: 2.0,
+            saved: Some(Arc::clone(&b.saved)),
         })
         .await
         .expect("save");
@@ -179,6 +182,7 @@ async fn one_turn(b: &Bench, tools: &ToolRegistry) {
             turn: start.turn,
             token_divisor: 2.0,
             scan: Some(Arc::clone(&b.scan)),
+            saved: Some(Arc::clone(&b.saved)),
         })
         .await
         .expect("report");

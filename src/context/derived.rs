@@ -8,6 +8,7 @@
 //! store's row cache replaces a row's `Arc` exactly when the row changed),
 //! so only new and changed rows are projected.
 
+use super::sections::RowRender;
 use super::{project_row, ProjectedRow};
 use crate::store::{ContextRow, SnapshotRow, TurnContextRow};
 use crate::tools::ToolRegistry;
@@ -23,6 +24,8 @@ pub struct DerivedRow {
     /// The row's `turn_context` record (placed at ordinal 0; the packet
     /// places it).
     pub saved: TurnContextRow,
+    /// Its section items, rendered once.
+    pub render: RowRender,
 }
 
 impl DerivedRow {
@@ -42,10 +45,12 @@ impl DerivedRow {
                 source_turn: projected.turn,
             },
         );
+        let render = RowRender::of(&projected);
         DerivedRow {
             source,
             projected,
             saved,
+            render,
         }
     }
 }

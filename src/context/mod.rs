@@ -76,6 +76,8 @@ pub struct ProjectedRow {
 pub struct Ranked<'a> {
     pub ordinal: i64,
     pub row: &'a ProjectedRow,
+    /// The row's section items, when computed ahead (else rendered here).
+    pub render: Option<&'a sections::RowRender>,
 }
 
 impl std::ops::Deref for Ranked<'_> {
@@ -92,6 +94,7 @@ fn ranked<'a>(rows: &'a [Arc<DerivedRow>]) -> Vec<Ranked<'a>> {
         .map(|(i, d)| Ranked {
             ordinal: i as i64 + 1,
             row: &d.projected,
+            render: Some(&d.render),
         })
         .collect()
 }

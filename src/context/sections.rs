@@ -5,6 +5,7 @@ use super::{status_of, ProjectedRow, Ranked};
 use crate::store::paths::scheme_of;
 use crate::store::EntryState;
 use crate::tools::{Mode, ToolRegistry, ToolSet};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Write;
 
@@ -89,34 +90,40 @@ fn attr_status(row: &ProjectedRow) -> i64 {
         .unwrap_or_else(|| status_of(row.state, row.outcome.as_deref()))
 }
 
+/// A row's `<context>` item (data rows): a function of the row alone.
+pub(crate) fn context_item(r: &ProjectedRow) -> String {
+    let mut a = format!(" path=\"{}\"", r.path);
+    if r.turn != 0 {
+        let _ = write!(a, " turn=\"{}\"", r.turn);
+    }
+    let status = attr_status(r);
+    if status != 200 {
+        let _ = write!(a, " status=\"{status}\"");
+    }
+    if r.state != EntryState::Resolved {
+        let _ = write!(a, " state=\"{}\"", r.state);
+    }
+    if let Some(o) = &r.outcome {
+        let _ = write!(a, " outcome=\"{o}\"");
+    }
+    let _ = write!(
+        a,
+        " summary=\"{}\" visibility=\"{}\" tokens=\"{}\"",
+        summary_attr(r),
+        r.visibility,
+        r.a_tokens
+    );
+    element(tag_for(r), &a, &r.body)
+}
+
 /// `<context>` of data rows, appended to the system message.
 pub fn context_block(rows: &[Ranked<'_>]) -> String {
-    let items: Vec<String> = rows
+    let items: Vec<Cow<str>> = rows
         .iter()
         .filter(|r| r.category == "data")
-        .map(|r| {
-            let mut a = format!(" path=\"{}\"", r.path);
-            if r.turn != 0 {
-                let _ = write!(a, " turn=\"{}\"", r.turn);
-            }
-            let status = attr_status(r);
-            if status != 200 {
-                let _ = write!(a, " status=\"{status}\"");
-            }
-            if r.state != EntryState::Resolved {
-                let _ = write!(a, " state=\"{}\"", r.state);
-            }
-            if let Some(o) = &r.outcome {
-                let _ = write!(a, " outcome=\"{o}\"");
-            }
-            let _ = write!(
-                a,
-                " summary=\"{}\" visibility=\"{}\" tokens=\"{}\"",
-                summary_attr(r),
-                r.visibility,
-                r.a_tokens
-            );
-            element(tag_for(r), &a, &r.body)
+        .map(|r| match r.render.and_then(|x| x.context.as_deref()) {
+            Some(item) => Cow::Borrowed(item),
+            None => Cow::Owned(context_item(r)),
         })
         .collect();
     if items.is_empty() {
@@ -126,11 +133,19 @@ pub fn context_block(rows: &[Ranked<'_>]) -> String {
     }
 }
 
-fn block(tag: &str, items: Vec<String>) -> String {
+fn block<S: AsRef<str>>(tag: &str, items: Vec<S>) -> String {
     if items.is_empty() {
         String::new()
     } else {
-        format!("<{tag}>\n{}\n</{tag}>\n", items.join("\n"))
+        let mut out = format!("<{tag}>\n");
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                out.push('\n');
+            }
+            out.push_str(item.as_ref());
+        }
+        let _ = write!(out, "\n</{tag}>\n");
+        out
     }
 }
 
@@ -138,6 +153,76 @@ fn latest_prompt<'r>(rows: &'r [Ranked<'_>]) -> Option<&'r Ranked<'r>> {
     rows.iter()
         .filter(|r| scheme_of(&r.path) == Some("prompt"))
         .max_by_key(|r| (r.turn, r.ordinal))
+}
+
+/// A row's `<log>` item but for its tokens figure, which comes from its
+/// target's row: everything else is a function of the row alone.
+#[derive(Debug, Clone)]
+pub struct LogItem {
+    /// The opening tag up to where `tokens` goes.
+    open: String,
+    /// `/>`, or `>` body and the closing tag.
+    close: String,
+    /// The target whose cost the item shows (not for slice reads).
+    target: Option<String>,
+    /// Commands show no tokens: their cost lies in their channels.
+    shows_tokens: bool,
+}
+
+/// Whether a row can be a `<log>` item: an action record, or a prompt
+/// (all but the latest prompt are).
+fn loggable(r: &ProjectedRow) -> bool {
+    let scheme = scheme_of(&r.path);
+    (r.category == "logging" && scheme == Some("log")) || scheme == Some("prompt")
+}
+
+pub(crate) fn log_item(r: &ProjectedRow) -> LogItem {
+    let tag = if scheme_of(&r.path) == Some("prompt") {
+        "prompt"
+    } else {
+        super::projection_key(&r.path)
+    };
+    let mut a = format!("<{tag} path=\"{}\"", r.path);
+    let target = r.attributes.get("path").and_then(|v| v.as_str());
+    if let Some(t) = target {
+        let _ = write!(a, " target=\"{t}\"");
+    }
+    let _ = write!(a, " status=\"{}\"", attr_status(r));
+    if let Some(o) = &r.outcome {
+        let _ = write!(a, " outcome=\"{o}\"");
+    }
+    if let Some(c) = r.attributes.get("command").and_then(|v| v.as_str()) {
+        let _ = write!(a, " command=\"{c}\"");
+    }
+    let summary = summary_attr(r);
+    if !summary.is_empty() {
+        let _ = write!(a, " summary=\"{summary}\"");
+    }
+    // A slice read (`<get line/limit>`): its range, and its own tokens
+    // rather than the whole target's.
+    let slice = r.attributes.get("lineStart");
+    if let Some(start) = slice {
+        let end = r
+            .attributes
+            .get("lineEnd")
+            .unwrap_or(&serde_json::Value::Null);
+        let total = r
+            .attributes
+            .get("totalLines")
+            .unwrap_or(&serde_json::Value::Null);
+        let _ = write!(a, " lines=\"{start}-{end}/{total}\"");
+    }
+    let close = if r.body.is_empty() {
+        "/>".to_string()
+    } else {
+        format!(">{}</{tag}>", r.body)
+    };
+    LogItem {
+        open: a,
+        close,
+        target: target.filter(|_| slice.is_none()).map(str::to_string),
+        shows_tokens: !matches!(tag, "sh" | "env"),
+    }
 }
 
 /// `<log>`: this run's action records and earlier prompts.
@@ -150,61 +235,54 @@ pub fn log_block(rows: &[Ranked<'_>]) -> String {
     for r in rows {
         cost_of.entry(r.path.as_str()).or_insert(r.a_tokens);
     }
-    let items = rows
-        .iter()
-        .filter(|r| {
-            let scheme = scheme_of(&r.path);
-            (r.category == "logging" && scheme == Some("log"))
-                || (scheme == Some("prompt") && Some(r.path.as_str()) != latest)
-        })
-        .map(|r| {
-            let tag = if scheme_of(&r.path) == Some("prompt") {
-                "prompt"
-            } else {
-                super::projection_key(&r.path)
-            };
-            let mut a = format!(" path=\"{}\"", r.path);
-            let target = r.attributes.get("path").and_then(|v| v.as_str());
-            if let Some(t) = target {
-                let _ = write!(a, " target=\"{t}\"");
+    let mut out = String::new();
+    let logged = rows.iter().filter(|r| {
+        let scheme = scheme_of(&r.path);
+        (r.category == "logging" && scheme == Some("log"))
+            || (scheme == Some("prompt") && Some(r.path.as_str()) != latest)
+    });
+    for r in logged {
+        let owned;
+        let item = match r.render.and_then(|x| x.log.as_ref()) {
+            Some(item) => item,
+            None => {
+                owned = log_item(r);
+                &owned
             }
-            let _ = write!(a, " status=\"{}\"", attr_status(r));
-            if let Some(o) = &r.outcome {
-                let _ = write!(a, " outcome=\"{o}\"");
-            }
-            if let Some(c) = r.attributes.get("command").and_then(|v| v.as_str()) {
-                let _ = write!(a, " command=\"{c}\"");
-            }
-            let summary = summary_attr(r);
-            if !summary.is_empty() {
-                let _ = write!(a, " summary=\"{summary}\"");
-            }
-            // A slice read (`<get line/limit>`): its range, and its own
-            // tokens rather than the whole target's.
-            let slice = r.attributes.get("lineStart");
-            if let Some(start) = slice {
-                let end = r
-                    .attributes
-                    .get("lineEnd")
-                    .unwrap_or(&serde_json::Value::Null);
-                let total = r
-                    .attributes
-                    .get("totalLines")
-                    .unwrap_or(&serde_json::Value::Null);
-                let _ = write!(a, " lines=\"{start}-{end}/{total}\"");
-            }
-            let tokens = target
-                .filter(|_| slice.is_none())
+        };
+        out.push_str(if out.is_empty() { "<log>\n" } else { "\n" });
+        out.push_str(&item.open);
+        if item.shows_tokens {
+            let tokens = item
+                .target
+                .as_deref()
                 .and_then(|t| cost_of.get(t).copied())
                 .unwrap_or(r.a_tokens);
-            // A command's cost lies in its channels, which show their own.
-            if !matches!(tag, "sh" | "env") {
-                let _ = write!(a, " tokens=\"{tokens}\"");
-            }
-            element(tag, &a, &r.body)
-        })
-        .collect();
-    block("log", items)
+            let _ = write!(out, " tokens=\"{tokens}\"");
+        }
+        out.push_str(&item.close);
+    }
+    if !out.is_empty() {
+        out.push_str("\n</log>\n");
+    }
+    out
+}
+
+/// What a row's section items are, computed once per row version (see
+/// `context::derived`); sections render a row without one afresh.
+#[derive(Debug, Clone, Default)]
+pub struct RowRender {
+    pub context: Option<String>,
+    pub log: Option<LogItem>,
+}
+
+impl RowRender {
+    pub fn of(r: &ProjectedRow) -> RowRender {
+        RowRender {
+            context: (r.category == "data").then(|| context_item(r)),
+            log: loggable(r).then(|| log_item(r)),
+        }
+    }
 }
 
 /// `<unknowns>`: what the model has said it does not know yet.
@@ -408,6 +486,7 @@ mod tests {
             .map(|(i, row)| Ranked {
                 ordinal: i as i64 + 1,
                 row,
+                render: None,
             })
             .collect()
     }
@@ -511,7 +590,18 @@ mod tests {
                 json!({"mode": "ask"}),
             ),
         ];
+        let renders: Vec<RowRender> = rows.iter().map(RowRender::of).collect();
+        let ahead: Vec<Ranked> = ranked(&rows)
+            .into_iter()
+            .zip(&renders)
+            .map(|(r, render)| Ranked {
+                render: Some(render),
+                ..r
+            })
+            .collect();
         let rows = ranked(&rows);
+        assert_eq!(context_block(&ahead), context_block(&rows));
+        assert_eq!(log_block(&ahead), log_block(&rows));
         let context = context_block(&rows);
         assert!(context.contains(
             "<known path=\"known://a\" turn=\"1\" summary=\"x'y\" visibility=\"visible\" tokens=\"1\">A</known>"

@@ -95,6 +95,7 @@ impl Materializer<'_> {
                 turn: self.turn,
                 rows,
                 token_divisor: self.engine.config.token_divisor,
+                saved: Some(self.caches.saved()),
             })
             .await
             .map_err(err)

@@ -5,13 +5,15 @@
 //!   log (`store::incremental`);
 //! - each row's projection and `turn_context` record (`context::derived`);
 //! - the report's scanned rows, refreshed the same way
-//!   (`store::report_scan`).
+//!   (`store::report_scan`);
+//! - the run's open `turn_context` rows as last saved
+//!   (`store::turn_context`).
 //!
 //! Every part is only a cache: dropping it (a new loop, a restart) costs
 //! the next turn a full read, never a different packet or report.
 
 use crate::context::{DerivedRow, DerivedRows};
-use crate::store::{ContextRow, SharedContextRows, SharedScanRows};
+use crate::store::{ContextRow, SharedContextRows, SharedSavedContext, SharedScanRows};
 use crate::tools::ToolRegistry;
 use std::sync::{Arc, Mutex};
 
@@ -20,6 +22,7 @@ pub struct RunCaches {
     context_rows: SharedContextRows,
     derived: Mutex<DerivedRows>,
     scan: SharedScanRows,
+    saved: SharedSavedContext,
 }
 
 impl RunCaches {
@@ -31,6 +34,11 @@ impl RunCaches {
     /// The handle `ReportRun` refreshes.
     pub fn scan(&self) -> SharedScanRows {
         Arc::clone(&self.scan)
+    }
+
+    /// The handle `SaveTurnContext` keeps (and `ReportRun` reads).
+    pub fn saved(&self) -> SharedSavedContext {
+        Arc::clone(&self.saved)
     }
 
     /// `rows` with their derivations, reusing those of unchanged rows.

@@ -1,6 +1,7 @@
 //! The `run/state` payload and the `getRun` detail, built from the store
 //! into their protocol types.
 
+use super::caches::RunCaches;
 use super::Engine;
 use crate::context::tokens::ceiling;
 use crate::protocol::notifications::{
@@ -11,7 +12,7 @@ use crate::protocol::runs::{
 };
 use crate::store::{
     Bucket, GetModel, HistoryRow, PathBody, PendingProposals, ReportRun, RunListItem, RunReport,
-    RunRow, RunStatus, SharedScanRows, StoreError,
+    RunRow, RunStatus, StoreError,
 };
 use serde_json::Value;
 
@@ -93,15 +94,15 @@ impl From<RunListItem> for RunSummary {
     }
 }
 
-/// Builds `run/state` params for a run at a turn and status. `scan` is the
-/// turn loop's cache of the run's scanned rows (`None`: read them all).
+/// Builds `run/state` params for a run at a turn and status. `caches` are
+/// the turn loop's (`None`: read everything from the tables).
 pub async fn run_state(
     engine: &Engine,
     run: &RunRow,
     turn: i64,
     status: RunStatus,
     fresh: Option<&FreshTurn>,
-    scan: Option<SharedScanRows>,
+    caches: Option<&RunCaches>,
 ) -> Result<RunStateNotification, StoreError> {
     if engine.config.transcripts && fresh.is_some() {
         // run/state with a fresh turn is sent once per provider reply: the
@@ -114,7 +115,8 @@ pub async fn run_state(
             run_id: run.id,
             turn,
             token_divisor: engine.config.token_divisor,
-            scan,
+            scan: caches.map(RunCaches::scan),
+            saved: caches.map(RunCaches::saved),
         })
         .await?;
     let alias = run.model.clone().unwrap_or_default();
@@ -170,6 +172,7 @@ pub async fn run_detail(engine: &Engine, run: &RunRow) -> Result<GetRunResult, S
             turn: run.next_turn - 1,
             token_divisor: engine.config.token_divisor,
             scan: None,
+            saved: None,
         })
         .await?;
     let pending = engine.store.run(PendingProposals(run.id)).await?;

@@ -9,11 +9,11 @@ use super::verdict::{decide, Verdict};
 use super::{Engine, LoopFlags};
 use crate::llm::Provider;
 use crate::protocol::notifications::Notification;
+use crate::store::RunStatus;
 use crate::store::{
     FinishLoop, GetInterruptedTurn, GetModel, GetRunById, LogError, LoopRow, RunRow,
     SetModelContextLength, SetRunStatus, StoreError,
 };
-use crate::store::{RunStatus, SharedScanRows};
 use crate::tools::{Mode, ToolSet};
 use futures_util::FutureExt;
 use serde_json::json;
@@ -167,11 +167,11 @@ async fn publish_state_from(
     turn: i64,
     status: RunStatus,
     fresh: Option<&FreshTurn>,
-    scan: Option<SharedScanRows>,
+    caches: Option<&super::caches::RunCaches>,
 ) {
     let result = async {
         let run = engine.store.run(GetRunById(run_id)).await?;
-        let state = run_state(engine, &run, turn, status, fresh, scan).await?;
+        let state = run_state(engine, &run, turn, status, fresh, caches).await?;
         Ok::<_, StoreError>((run.project_id, state))
     }
     .await;
@@ -324,7 +324,7 @@ async fn drive_loop(
                     outcome.turn,
                     RunStatus::Running,
                     Some(&outcome.fresh),
-                    Some(caches.scan()),
+                    Some(&caches),
                 )
                 .await;
             }

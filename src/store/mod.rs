@@ -52,6 +52,7 @@ pub use run_settings::*;
 pub use runs::*;
 pub use schemes::{SchemeDef, Writer};
 pub use status::{EntryState, RunStatus, UnknownState, UnknownStatus};
+pub use turn_context::{SavedContext, SharedSavedContext};
 pub use verbs::*;
 
 /// Errors of store operations. Messages are meant for clients as they are.

@@ -182,6 +182,9 @@ pub struct ReportRun {
     /// The turn loop's copy of the scanned rows, brought up to date instead
     /// of reading the whole run (`None`: a full read).
     pub scan: Option<super::report_scan::SharedScanRows>,
+    /// The saver's copy of the open `turn_context` rows, for the
+    /// distribution (`None`: read from the table).
+    pub saved: Option<super::turn_context::SharedSavedContext>,
 }
 
 impl StoreOp for ReportRun {
@@ -207,7 +210,8 @@ impl StoreOp for ReportRun {
         .int(run)
         .int(run)
         .get_result(conn)?;
-        let distribution = super::turn_context::distribution(conn, run, self.turn)?;
+        let distribution =
+            super::turn_context::distribution(conn, run, self.turn, self.saved.as_deref())?;
         Ok(RunReport {
             history: scan.history,
             unknowns: scan.unknowns,

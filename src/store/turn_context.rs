@@ -115,9 +115,13 @@ pub struct SaveTurnContext {
     /// save.
     pub rows: std::sync::Arc<[TurnContextRow]>,
     pub token_divisor: f64,
+    /// The saver's copy of the run's open rows, used instead of reading
+    /// them back when it still matches the table (`None`: read them).
+    pub saved: Option<SharedSavedContext>,
 }
 
-#[derive(QueryableByName)]
+/// A row of the run's latest snapshot (`until_turn IS NULL`).
+#[derive(Debug, Clone, QueryableByName)]
 struct OpenRow {
     #[diesel(sql_type = BigInt)]
     id: i64,
@@ -127,6 +131,94 @@ struct OpenRow {
     path: String,
     #[diesel(sql_type = BigInt)]
     digest: i64,
+    #[diesel(sql_type = Text)]
+    category: String,
+    #[diesel(sql_type = BigInt)]
+    tokens: i64,
+    #[diesel(sql_type = Text)]
+    sort_key: String,
+}
+
+/// The saver's copy of one run's open rows, kept between saves so a save
+/// compares against memory instead of reading every open row back. It is
+/// trusted only while the table agrees on how many rows are open and the
+/// highest open id: every save changes one or the other, and so does
+/// anything else that takes an open row away (a cascade from a deleted
+/// loop or run).
+#[derive(Debug, Default)]
+pub struct SavedContext {
+    run_id: Option<i64>,
+    /// The turn of the save the copy is from.
+    turn: i64,
+    /// (open rows, highest open id) after that save; `None`: not trusted.
+    fingerprint: Option<(i64, i64)>,
+    open: HashMap<String, OpenRow>,
+}
+
+/// Shared between the turn loop and the store thread.
+pub type SharedSavedContext = Arc<std::sync::Mutex<SavedContext>>;
+
+#[derive(QueryableByName)]
+struct Fingerprint {
+    #[diesel(sql_type = BigInt)]
+    open: i64,
+    #[diesel(sql_type = BigInt)]
+    top: i64,
+}
+
+fn fingerprint(conn: &mut SqliteConnection, run: i64) -> StoreResult<(i64, i64)> {
+    let f: Fingerprint = prepared(
+        "SELECT count(*) AS open, coalesce(max(id), 0) AS top FROM turn_context \
+         WHERE run_id = ? AND until_turn IS NULL",
+    )
+    .int(run)
+    .get_result(conn)?;
+    Ok((f.open, f.top))
+}
+
+impl SavedContext {
+    /// The open rows of `run` if the copy still matches the table.
+    fn current(
+        &self,
+        conn: &mut SqliteConnection,
+        run: i64,
+    ) -> StoreResult<Option<&HashMap<String, OpenRow>>> {
+        if self.run_id != Some(run) || self.fingerprint.is_none() {
+            return Ok(None);
+        }
+        Ok((self.fingerprint == Some(fingerprint(conn, run)?)).then_some(&self.open))
+    }
+
+    fn keep(&mut self, run: i64, turn: i64, open: HashMap<String, OpenRow>) {
+        let top = open.values().map(|r| r.id).max().unwrap_or(0);
+        self.fingerprint = Some((open.len() as i64, top));
+        self.run_id = Some(run);
+        self.turn = turn;
+        self.open = open;
+    }
+
+    fn forget(&mut self) {
+        self.fingerprint = None;
+        self.open.clear();
+    }
+}
+
+fn lock_saved(saved: &std::sync::Mutex<SavedContext>) -> std::sync::MutexGuard<'_, SavedContext> {
+    saved.lock().unwrap_or_else(|poisoned| {
+        let mut s = poisoned.into_inner();
+        s.forget();
+        s
+    })
+}
+
+fn load_open(conn: &mut SqliteConnection, run: i64) -> StoreResult<HashMap<String, OpenRow>> {
+    let open: Vec<OpenRow> = prepared(
+        "SELECT id, turn, path, digest, category, tokens, sort_key FROM turn_context \
+         WHERE run_id = ? AND until_turn IS NULL",
+    )
+    .int(run)
+    .load(conn)?;
+    Ok(open.into_iter().map(|r| (r.path.clone(), r)).collect())
 }
 
 impl super::StoreOp for SaveTurnContext {
@@ -142,24 +234,30 @@ impl super::StoreOp for SaveTurnContext {
                 self.turn
             )));
         }
-        let open: Vec<OpenRow> = prepared(
-            "SELECT id, turn, path, digest FROM turn_context \
-             WHERE run_id = ? AND until_turn IS NULL",
-        )
-        .int(self.run_id)
-        .load(conn)?;
-        let mut open: HashMap<String, OpenRow> =
-            open.into_iter().map(|r| (r.path.clone(), r)).collect();
+        let mut memo = self.saved.as_deref().map(lock_saved);
+        let mut open = match memo.as_deref_mut() {
+            Some(m) => match m.current(conn, self.run_id)? {
+                Some(_) => std::mem::take(&mut m.open),
+                None => load_open(conn, self.run_id)?,
+            },
+            None => load_open(conn, self.run_id)?,
+        };
+        // Until this save succeeds the copy is not to be trusted.
+        if let Some(m) = memo.as_deref_mut() {
+            m.forget();
+        }
+        let mut next: HashMap<String, OpenRow> = HashMap::with_capacity(self.rows.len());
         for r in self.rows.iter() {
             let digest = r.digest();
             if let Some(old) = open.remove(&r.path) {
                 if old.digest == digest {
+                    next.insert(old.path.clone(), old);
                     continue;
                 }
                 retire(conn, &old, self.turn)?;
             }
             let tokens = count_tokens(&r.body, self.token_divisor);
-            diesel::insert_into(turn_context::table)
+            let id: i64 = diesel::insert_into(turn_context::table)
                 .values((
                     turn_context::run_id.eq(self.run_id),
                     turn_context::loop_id.eq(Some(self.loop_id)),
@@ -177,10 +275,26 @@ impl super::StoreOp for SaveTurnContext {
                     turn_context::tokens.eq(tokens),
                     turn_context::digest.eq(digest),
                 ))
-                .execute(conn)?;
+                .returning(turn_context::id)
+                .get_result(conn)?;
+            next.insert(
+                r.path.clone(),
+                OpenRow {
+                    id,
+                    turn: self.turn,
+                    path: r.path.clone(),
+                    digest,
+                    category: r.category.clone(),
+                    tokens,
+                    sort_key: r.sort_key.clone(),
+                },
+            );
         }
         for old in open.values() {
             retire(conn, old, self.turn)?;
+        }
+        if let Some(m) = memo.as_deref_mut() {
+            m.keep(self.run_id, self.turn, next);
         }
         Ok(())
     }
@@ -253,22 +367,32 @@ struct BucketRow {
 
 /// The context distribution of one turn, in the order `run/state`
 /// documents: data, logging, unknown, prompt, system (the system prompt's
-/// own row), then anything else.
+/// own row), then anything else. From the saver's copy of the open rows
+/// when it is of that turn and still matches the table (the open rows are
+/// then exactly the turn's rows), else from the table.
 pub(crate) fn distribution(
     conn: &mut SqliteConnection,
     run_id: i64,
     turn: i64,
+    saved: Option<&std::sync::Mutex<SavedContext>>,
 ) -> StoreResult<Vec<Bucket>> {
-    let rows: Vec<BucketRow> = prepared(concat!(
-        "SELECT category, COALESCE(SUM(tokens), 0) AS tokens, COUNT(*) AS entries \
-         FROM turn_context WHERE ",
-        rows_of_turn!(),
-        " GROUP BY category ORDER BY MIN(sort_key)"
-    ))
-    .int(run_id)
-    .int(turn)
-    .int(turn)
-    .load(conn)?;
+    let from_copy = match saved.map(lock_saved) {
+        Some(memo) if memo.turn == turn => memo.current(conn, run_id)?.map(buckets_of_open),
+        _ => None,
+    };
+    let rows = match from_copy {
+        Some(rows) => rows,
+        None => prepared(concat!(
+            "SELECT category, COALESCE(SUM(tokens), 0) AS tokens, COUNT(*) AS entries \
+             FROM turn_context WHERE ",
+            rows_of_turn!(),
+            " GROUP BY category ORDER BY MIN(sort_key)"
+        ))
+        .int(run_id)
+        .int(turn)
+        .int(turn)
+        .load(conn)?,
+    };
     let rank = |bucket: &str| {
         ["data", "logging", "unknown", "prompt", "system"]
             .iter()
@@ -285,6 +409,37 @@ pub(crate) fn distribution(
         .collect();
     buckets.sort_by_key(|b| rank(&b.bucket));
     Ok(buckets)
+}
+
+/// The distribution query's rows, from the open rows: per category, in
+/// the order of each category's first sort key.
+fn buckets_of_open(open: &HashMap<String, OpenRow>) -> Vec<BucketRow> {
+    let mut by_category: HashMap<&str, (i64, i64, &str)> = HashMap::new();
+    for r in open.values() {
+        let b = by_category
+            .entry(r.category.as_str())
+            .or_insert((0, 0, r.sort_key.as_str()));
+        b.0 += r.tokens;
+        b.1 += 1;
+        if r.sort_key.as_str() < b.2 {
+            b.2 = r.sort_key.as_str();
+        }
+    }
+    let mut rows: Vec<(&str, BucketRow)> = by_category
+        .into_iter()
+        .map(|(category, (tokens, entries, first))| {
+            (
+                first,
+                BucketRow {
+                    category: category.to_string(),
+                    tokens,
+                    entries,
+                },
+            )
+        })
+        .collect();
+    rows.sort_by(|a, b| a.0.cmp(b.0));
+    rows.into_iter().map(|(_, r)| r).collect()
 }
 
 super::store_ops!(

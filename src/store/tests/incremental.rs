@@ -43,6 +43,7 @@ fn report(conn: &mut SqliteConnection, run: i64, scan: Option<&SharedScanRows>) 
             turn: 1,
             token_divisor: 2.0,
             scan: scan.map(Arc::clone),
+            saved: None,
         },
     )
     .unwrap();
@@ -335,6 +336,99 @@ proptest! {
             prop_assert_eq!(cached(conn, runs[run], &caches[run]), fresh);
             let whole = report(conn, runs[run], None);
             prop_assert_eq!(report(conn, runs[run], Some(&scans[run])), whole);
+        }
+    }
+}
+
+/// (path, turn, until_turn, tokens) of every stored snapshot row.
+fn spans(conn: &mut SqliteConnection, run: i64) -> Vec<(String, i64, Option<i64>, i64)> {
+    use crate::store::schema::turn_context as tc;
+    tc::table
+        .filter(tc::run_id.eq(run))
+        .order((tc::path.asc(), tc::turn.asc()))
+        .select((tc::path, tc::turn, tc::until_turn, tc::tokens))
+        .load(conn)
+        .unwrap()
+}
+
+fn snapshot_row(path: usize, version: u8) -> SnapshotRow {
+    let category = ["data", "logging", "prompt", "unknown"][path % 4];
+    SnapshotRow {
+        sort_key: format!("{}{path:03}", path % 4),
+        path: format!("known://p{path}"),
+        state: EntryState::Resolved,
+        outcome: None,
+        visibility: "visible".into(),
+        body: format!("body {path} v{version} {}", "x".repeat(path * 7)),
+        attributes: "{}".into(),
+        category: category.into(),
+        source_turn: 0,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// Saving through the saver's copy stores exactly what saving from the
+    /// table stores, and reports the same distribution, even when open rows
+    /// vanish behind the copy's back.
+    #[test]
+    fn saves_through_the_copy_store_what_saves_from_the_table_store(
+        saves in proptest::collection::vec(
+            (0..2i64, proptest::collection::vec((0..8usize, 0..3u8), 0..8), any::<bool>()),
+            1..12,
+        )
+    ) {
+        let mut plain = fixture();
+        let mut kept = fixture();
+        let lp_plain = enqueue(&mut plain.conn, plain.run, "a").id;
+        let lp_kept = enqueue(&mut kept.conn, kept.run, "a").id;
+        let copy = SharedSavedContext::default();
+        let mut turn = 1;
+        for (step, (advance, rows, vanish)) in saves.into_iter().enumerate() {
+            turn += advance;
+            let mut seen = std::collections::HashSet::new();
+            let rows: Vec<TurnContextRow> = rows
+                .into_iter()
+                .filter(|(p, _)| seen.insert(*p))
+                .enumerate()
+                .map(|(i, (p, v))| TurnContextRow::new(i as i64 + 1, snapshot_row(p, v)))
+                .collect();
+            let rows: Arc<[TurnContextRow]> = rows.into();
+            if vanish {
+                // Something else takes open rows away (as a cascade would).
+                for fx in [&mut plain, &mut kept] {
+                    diesel::sql_query(
+                        "DELETE FROM turn_context WHERE id = \
+                         (SELECT max(id) FROM turn_context WHERE until_turn IS NULL)",
+                    )
+                    .execute(&mut fx.conn)
+                    .unwrap();
+                }
+            }
+            let save = |run, loop_id, saved| SaveTurnContext {
+                run_id: run,
+                loop_id,
+                turn,
+                rows: Arc::clone(&rows),
+                token_divisor: 4.0,
+                saved,
+            };
+            exec(&mut plain.conn, save(plain.run, lp_plain, None)).unwrap();
+            exec(&mut kept.conn, save(kept.run, lp_kept, Some(Arc::clone(&copy)))).unwrap();
+            prop_assert_eq!(spans(&mut kept.conn, kept.run), spans(&mut plain.conn, plain.run), "step {}", step);
+            let report = |fx: &mut Fx, saved| {
+                let r = exec(&mut fx.conn, ReportRun {
+                    run_id: fx.run,
+                    turn,
+                    token_divisor: 4.0,
+                    scan: None,
+                    saved,
+                }).unwrap();
+                format!("{:?}", r.distribution)
+            };
+            let from_table = report(&mut plain, None);
+            prop_assert_eq!(report(&mut kept, Some(Arc::clone(&copy))), from_table, "step {}", step);
         }
     }
 }

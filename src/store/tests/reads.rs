@@ -122,6 +122,7 @@ fn save_turn_context_writes_only_what_changed_and_keeps_every_turn_readable() {
         turn,
         rows: rows.into(),
         token_divisor: 4.0,
+        saved: None,
     };
     exec(
         &mut fx.conn,
@@ -190,6 +191,7 @@ fn save_turn_context_writes_only_what_changed_and_keeps_every_turn_readable() {
                 turn,
                 token_divisor: 4.0,
                 scan: None,
+                saved: None,
             },
         )
         .unwrap()

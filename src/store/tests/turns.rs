@@ -175,6 +175,7 @@ fn report_run_sums_usage_and_keeps_the_newest_nonzero_context_tokens() {
             turn: 3,
             token_divisor: 4.0,
             scan: None,
+            saved: None,
         },
     )
     .unwrap();
@@ -196,6 +197,7 @@ fn report_run_sums_usage_and_keeps_the_newest_nonzero_context_tokens() {
             turn: 1,
             token_divisor: 4.0,
             scan: None,
+            saved: None,
         },
     )
     .unwrap();
