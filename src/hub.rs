@@ -139,6 +139,27 @@ pub struct Publish {
     pub notification: Notification,
 }
 
+/// Send an already encoded notification frame to every client of a
+/// project (large payloads, encoded once without a `Value` in between).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PublishFrame {
+    pub project_id: i64,
+    pub frame: Arc<str>,
+}
+
+impl Handler<PublishFrame> for Hub {
+    type Result = ();
+    fn handle(&mut self, msg: PublishFrame, _: &mut Context<Self>) {
+        let Some(clients) = self.projects.get(&msg.project_id) else {
+            return;
+        };
+        for recipient in clients.values() {
+            recipient.do_send(Push(msg.frame.clone()));
+        }
+    }
+}
+
 impl Handler<Publish> for Hub {
     type Result = ();
     fn handle(&mut self, msg: Publish, _: &mut Context<Self>) {

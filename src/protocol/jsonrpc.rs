@@ -118,21 +118,30 @@ pub fn error_frame(id: &Value, error: &RpcError) -> String {
     json!({ "jsonrpc": "2.0", "error": error, "id": id }).to_string()
 }
 
-pub fn notification_frame(method: &str, params: &Value) -> String {
+/// A notification frame straight from its typed payload: the same text
+/// `notification_frame` makes from the payload's `Value` (object keys keep
+/// their order, `preserve_order`), without building that `Value` first.
+pub fn payload_frame<P: serde::Serialize>(
+    method: &str,
+    params: &P,
+) -> Result<String, serde_json::Error> {
     // Serialized through borrows: `json!` would first deep-copy `params`,
     // and a `run/state` carries the run's whole history.
     #[derive(serde::Serialize)]
-    struct Frame<'a> {
+    struct Frame<'a, P> {
         jsonrpc: &'static str,
         method: &'a str,
-        params: &'a Value,
+        params: &'a P,
     }
-    let frame = Frame {
+    serde_json::to_string(&Frame {
         jsonrpc: "2.0",
         method,
         params,
-    };
-    match serde_json::to_string(&frame) {
+    })
+}
+
+pub fn notification_frame(method: &str, params: &Value) -> String {
+    match payload_frame(method, params) {
         Ok(text) => text,
         // A `Value` always serializes; kept total rather than trusted.
         Err(e) => {

@@ -76,7 +76,8 @@ mod wire_tests {
     //! parse (spec 03 §§1–3, §8): key names, order, and which keys are left out.
     use super::entries::EntrySetResult;
     use super::notifications::{
-        ContextBucket, ProgressStatus, RunProgressNotification, RunStateNotification, RunTelemetry,
+        ContextBucket, ProgressStatus, RunLogItem, RunProgressNotification, RunStateNotification,
+        RunTelemetry, UnknownItem,
     };
     use super::runs::RunSetResult;
     use super::session::HelloResult;
@@ -167,8 +168,39 @@ mod wire_tests {
             summary: None,
             history: vec![],
             unknowns: vec![],
-            telemetry,
+            telemetry: telemetry.clone(),
         };
+        // The frame encoded straight from the payload is the frame of its
+        // `Value`, byte for byte, with every kind of field present.
+        let full = RunStateNotification {
+            summary: Some("done \"quoted\" \u{e9}".into()),
+            history: vec![RunLogItem {
+                tool: Some("set".into()),
+                state: crate::store::EntryState::Failed,
+                outcome: Some("status:500".into()),
+                path: "log://turn_1/set/known%3A//a".into(),
+                body: "line\nnext\t\u{1f600}".into(),
+                turn: 1,
+                attributes: "{\"path\":\"known://a\"}".into(),
+            }],
+            unknowns: vec![UnknownItem {
+                path: "unknown://q".into(),
+                body: "why?".into(),
+            }],
+            telemetry: RunTelemetry {
+                temperature: Some(0.7),
+                cost: 0.00123,
+                ..telemetry
+            },
+            ..state.clone()
+        };
+        for s in [&state, &full] {
+            let value = serde_json::to_value(s).unwrap();
+            assert_eq!(
+                jsonrpc::payload_frame("run/state", s).unwrap(),
+                jsonrpc::notification_frame("run/state", &value)
+            );
+        }
         assert_eq!(
             text(&state),
             concat!(

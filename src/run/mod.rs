@@ -51,6 +51,21 @@ impl Engine {
             notification: Notification { method, params },
         });
     }
+
+    /// Sends a typed notification to every client of a project, encoded
+    /// once, straight from the payload.
+    pub fn publish_payload<N: crate::protocol::notifications::ServerNotification>(
+        &self,
+        project_id: i64,
+        payload: &N,
+    ) -> Result<(), serde_json::Error> {
+        let frame = crate::protocol::jsonrpc::payload_frame(N::METHOD, payload)?;
+        self.hub.do_send(crate::hub::PublishFrame {
+            project_id,
+            frame: frame.into(),
+        });
+        Ok(())
+    }
 }
 
 /// Per-loop options a client chose when starting or continuing a run.

@@ -8,7 +8,6 @@ use super::step::TurnSteps;
 use super::verdict::{decide, Verdict};
 use super::{Engine, LoopFlags};
 use crate::llm::Provider;
-use crate::protocol::notifications::Notification;
 use crate::store::RunStatus;
 use crate::store::{
     FinishLoop, GetInterruptedTurn, GetModel, GetRunById, LogError, LoopRow, RunRow,
@@ -178,9 +177,9 @@ async fn publish_state_from(
     let sent = result
         .map_err(|e| e.to_string())
         .and_then(|(project, state)| {
-            let n = Notification::of(&state).map_err(|e| e.to_string())?;
-            engine.publish(project, n.method, n.params);
-            Ok(())
+            engine
+                .publish_payload(project, &state)
+                .map_err(|e| e.to_string())
         });
     if let Err(e) = sent {
         tracing::error!(run_id, "could not build run/state: {e}");

@@ -249,9 +249,9 @@ impl super::StoreOp for SaveTurnContext {
         let mut next: HashMap<String, OpenRow> = HashMap::with_capacity(self.rows.len());
         for r in self.rows.iter() {
             let digest = r.digest();
-            if let Some(old) = open.remove(&r.path) {
+            if let Some((path, old)) = open.remove_entry(&r.path) {
                 if old.digest == digest {
-                    next.insert(old.path.clone(), old);
+                    next.insert(path, old);
                     continue;
                 }
                 retire(conn, &old, self.turn)?;
