@@ -84,11 +84,12 @@ pub(crate) fn find_view(
     run_id: i64,
     path: &str,
 ) -> StoreResult<Option<(i64, i64)>> {
+    // `run_views.path` mirrors the entry's path (kept by triggers), so this
+    // is one probe of (run_id, path) however many runs share the path.
     Ok(run_views::table
-        .inner_join(entries::table)
         .filter(run_views::run_id.eq(run_id))
-        .filter(entries::path.eq(path))
-        .select((run_views::id, entries::id))
+        .filter(run_views::path.eq(path))
+        .select((run_views::id, run_views::entry_id))
         .first_row(conn)
         .optional()?)
 }
@@ -122,9 +123,8 @@ fn full_write(
     // Visibility: explicit, else what the run already sees, else the
     // scheme default (upstream resets to the default on every rewrite).
     let existing_visibility: Option<String> = run_views::table
-        .inner_join(entries::table)
         .filter(run_views::run_id.eq(w.run_id))
-        .filter(entries::path.eq(path))
+        .filter(run_views::path.eq(path))
         .select(run_views::visibility)
         .first_row(conn)
         .optional()?;
@@ -186,14 +186,8 @@ fn full_write(
     diesel::delete(
         run_views::table
             .filter(run_views::run_id.eq(w.run_id))
-            .filter(run_views::entry_id.ne(entry_id))
-            .filter(
-                run_views::entry_id.eq_any(
-                    entries::table
-                        .filter(entries::path.eq(path))
-                        .select(entries::id),
-                ),
-            ),
+            .filter(run_views::path.eq(path))
+            .filter(run_views::entry_id.ne(entry_id)),
     )
     .execute(conn)?;
     let state = w.state.unwrap_or(EntryState::Resolved);
@@ -350,7 +344,7 @@ impl StoreOp for GetEntry {
         Ok(run_views::table
             .inner_join(entries::table)
             .filter(run_views::run_id.eq(self.run_id))
-            .filter(entries::path.eq(&path))
+            .filter(run_views::path.eq(&path))
             .select(ENTRY_COLUMNS)
             .first_row(conn)
             .optional()?)

@@ -145,6 +145,8 @@ diesel::table! {
         refs -> BigInt,
         created_at -> Nullable<Text>,
         updated_at -> Nullable<Text>,
+        /// The entry's path, kept by triggers (migration `view_paths`).
+        path -> Nullable<Text>,
     }
 }
 

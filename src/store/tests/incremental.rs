@@ -50,6 +50,27 @@ fn report(conn: &mut SqliteConnection, run: i64, scan: Option<&SharedScanRows>) 
     format!("{r:?}")
 }
 
+/// Every view carries its entry's path (the `view_paths` triggers).
+fn assert_paths_mirror(conn: &mut SqliteConnection, step: &str) {
+    let stale: i64 = diesel::sql_query(
+        "SELECT count(*) AS n FROM run_views v JOIN entries e ON e.id = v.entry_id \
+         WHERE v.path IS NOT e.path",
+    )
+    .get_result::<Count>(conn)
+    .unwrap()
+    .n;
+    assert_eq!(
+        stale, 0,
+        "views whose path differs from their entry's, after {step}"
+    );
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
 fn set(run: i64, path: &str, f: impl FnOnce(&mut EntryWrite)) -> SetEntry {
     let writer = if path.starts_with("log://") {
         Writer::Plugin
@@ -162,9 +183,45 @@ fn the_cached_context_follows_every_kind_of_change() {
     )
     .unwrap();
     assert_fresh(conn, other, &other_cache, "a fork");
+    assert_paths_mirror(conn, "a fork");
     put(conn, other, "known://a", Writer::Model, "the child's own a");
     assert_fresh(conn, other, &other_cache, "a child write");
+    // An append to an inherited entry copies it into the child's scope and
+    // repoints the child's view.
+    exec(
+        conn,
+        AppendEntry {
+            run_id: other,
+            path: "known://b".into(),
+            chunk: " (child)".into(),
+            writer: Writer::Model,
+        },
+    )
+    .unwrap();
+    assert_fresh(conn, other, &other_cache, "a child append (copy on write)");
     assert_fresh(conn, run, &cache, "the child's writes");
+    assert_paths_mirror(conn, "copy on write");
+    exec(
+        conn,
+        RenameRun {
+            run_id: other,
+            to: "renamed".into(),
+        },
+    )
+    .unwrap();
+    assert_paths_mirror(conn, "a rename");
+    assert!(
+        exec(
+            conn,
+            GetEntry {
+                run_id: other,
+                path: "run://renamed".into()
+            }
+        )
+        .unwrap()
+        .is_some(),
+        "the renamed run's entry is found by its new path"
+    );
 
     // Scheme changes re-rank and re-filter everything: a full read.
     let mut defs = crate::store::schemes::bootstrap_schemes();
@@ -323,6 +380,7 @@ proptest! {
                     writer: Writer::Model,
                 }).map(|_| ()),
                 Op::Read { run } => {
+                    assert_paths_mirror(conn, &format!("step {step}"));
                     let fresh = exec(conn, ModelContext(runs[run])).unwrap();
                     prop_assert_eq!(cached(conn, runs[run], &caches[run]), fresh, "step {}", step);
                     let whole = report(conn, runs[run], None);
