@@ -362,9 +362,9 @@ pub fn row_usage(rows: &[Ranked<'_>], system_tokens: i64) -> i64 {
 /// reads the figure it is held to.
 pub fn budget_block(rows: &[Ranked<'_>], ceiling: i64, system_tokens: i64, usage: i64) -> String {
     let free = (ceiling - usage).max(0);
-    let mut by_scheme: Vec<(String, i64, i64)> = Vec::new();
+    let mut by_scheme: Vec<(&str, i64, i64)> = Vec::new();
     for r in rows.iter().filter(|r| r.visibility == "visible") {
-        let scheme = tag_for(r).to_string();
+        let scheme = tag_for(r);
         match by_scheme.iter_mut().find(|(s, _, _)| *s == scheme) {
             Some(entry) => {
                 entry.1 += 1;
