@@ -8,7 +8,9 @@ ALTER TABLE run_views ADD COLUMN path TEXT;
 UPDATE run_views SET path = (SELECT path FROM entries WHERE entries.id = run_views.entry_id);
 CREATE INDEX idx_run_views_run_path ON run_views (run_id, path);
 
+-- Statements that know the path insert it; the trigger fills in the rest.
 CREATE TRIGGER trg_run_views_path_insert AFTER INSERT ON run_views
+WHEN NEW.path IS NOT (SELECT path FROM entries WHERE id = NEW.entry_id)
 BEGIN
     UPDATE run_views SET path = (SELECT path FROM entries WHERE id = NEW.entry_id)
     WHERE id = NEW.id;

@@ -197,8 +197,9 @@ fn full_write(
         .or(existing_visibility.as_deref())
         .unwrap_or_else(|| info.default_visibility(scheme));
     let view_id: i64 = prepared(
-        "INSERT INTO run_views (run_id, entry_id, loop_id, turn, state, outcome, visibility) \
-         VALUES (?, ?, ?, ?, ?, ?, ?) \
+        "INSERT INTO run_views (run_id, entry_id, loop_id, turn, state, outcome, visibility, \
+           path) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (run_id, entry_id) DO UPDATE SET loop_id = excluded.loop_id, \
            turn = excluded.turn, state = excluded.state, outcome = excluded.outcome, \
            visibility = excluded.visibility, write_count = write_count + 1, \
@@ -212,6 +213,7 @@ fn full_write(
     .text(state.as_str())
     .opt_text(w.outcome.as_deref())
     .text(visibility)
+    .text(path)
     .returning::<BigInt>()
     .get_result(conn)?;
     Ok(view_id)

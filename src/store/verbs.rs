@@ -430,9 +430,9 @@ impl StoreOp for ForkViews {
     fn run(self, conn: &mut SqliteConnection) -> StoreResult<usize> {
         Ok(diesel::sql_query(
             "INSERT INTO run_views (run_id, entry_id, loop_id, turn, state, outcome, \
-               visibility, write_count, refs) \
+               visibility, write_count, refs, path) \
              SELECT ?, rv.entry_id, NULL, rv.turn, rv.state, rv.outcome, rv.visibility, \
-               rv.write_count, rv.refs \
+               rv.write_count, rv.refs, e.path \
              FROM run_views rv JOIN entries e ON e.id = rv.entry_id \
              WHERE rv.run_id = ? AND (e.scheme IS NULL OR e.scheme != 'run')",
         )
