@@ -14,7 +14,7 @@ use crate::tools::{truncated_summary, ProjectionRow, ToolRegistry, ToolSet};
 pub use derived::{derive_rows, DerivedRow, DerivedRows};
 use serde_json::{Map, Value};
 use std::sync::Arc;
-use tokens::count_tokens;
+use tokens::{count_tokens, tokens_of_units, utf16_len};
 
 /// Everything one packet is built from.
 pub struct PacketInput<'a> {
@@ -204,41 +204,49 @@ pub fn assemble(input: &PacketInput) -> Packet {
     let divisor = input.token_divisor;
     let rows = ranked(input.rows);
     let system_prompt = sections::system_prompt(input.tools, &input.tool_set, input.persona);
-    let system_tokens = count_tokens(&system_prompt, divisor);
-    let mut system = system_prompt.clone();
-    system.push_str(&sections::context_block(&rows));
+    // Each part is measured once and the packet's figures are sums of the
+    // parts' UTF-16 lengths (the same figures as measuring the joined
+    // text); the budget table, re-rendered below, is the only part measured
+    // more than once.
+    let prompt_units = utf16_len(&system_prompt);
+    let system_tokens = tokens_of_units(prompt_units, divisor);
+    let context = sections::context_block(&rows);
+    let system_cost = tokens_of_units(prompt_units + utf16_len(&context), divisor);
+    let mut system = String::with_capacity(system_prompt.len() + context.len());
+    system.push_str(&system_prompt);
+    system.push_str(&context);
+    drop(context);
     let mut head = String::new();
     head.push_str(&sections::log_block(&rows));
     head.push_str(&sections::unknowns_block(&rows));
     head.push_str(&sections::instructions_block(&rows));
     let reverted = sections::reverted_count(&rows, input.turn);
     let prompt = sections::prompt_block(&rows, input.tools, &input.tool_set, reverted);
-    let system_cost = count_tokens(&system, divisor);
-    let measure = |user: &str| system_cost + count_tokens(user, divisor);
-    let user = match input.context_size {
-        None => format!("{head}{prompt}"),
+    let fixed_user_units = utf16_len(&head) + utf16_len(&prompt);
+    let measure =
+        |table_units: usize| system_cost + tokens_of_units(fixed_user_units + table_units, divisor);
+    let (user, assembled_tokens) = match input.context_size {
+        None => (format!("{head}{prompt}"), measure(0)),
         Some(size) => {
             // The table shows the size of the packet it is part of: render,
             // measure, re-render until the figure stops moving (its digits
             // are the only thing that changes).
             let cap = budget::compute_budget(size, input.budget_ceiling, 0).ceiling;
             let mut shown = sections::row_usage(&rows, system_tokens).max(input.usage_floor);
-            let mut user = String::new();
+            let mut table = String::new();
+            let mut assembled = measure(0);
             for _ in 0..4 {
-                user = format!(
-                    "{head}{}{prompt}",
-                    sections::budget_block(&rows, cap, system_tokens, shown)
-                );
-                let measured = measure(&user).max(input.usage_floor);
+                table = sections::budget_block(&rows, cap, system_tokens, shown);
+                assembled = measure(utf16_len(&table));
+                let measured = assembled.max(input.usage_floor);
                 if measured == shown {
                     break;
                 }
                 shown = measured;
             }
-            user
+            (format!("{head}{table}{prompt}"), assembled)
         }
     };
-    let assembled_tokens = measure(&user);
     Packet {
         system,
         user,
