@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod context;
 pub mod exec;
+pub mod fast_map;
 pub mod files;
 pub mod hedberg;
 pub mod hub;

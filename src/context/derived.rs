@@ -10,10 +10,10 @@
 
 use super::sections::RowRender;
 use super::{project_row, ProjectedRow};
+use crate::fast_map::{self, FastMap};
 use crate::store::{ContextRow, SnapshotRow, TurnContextRow};
 use crate::tools::ToolRegistry;
 use serde_json::Value;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// One context row and what the packet derives from it alone.
@@ -71,7 +71,7 @@ pub fn derive_rows(
 /// engine holds one registry and one divisor, so the row decides.
 #[derive(Debug, Default)]
 pub struct DerivedRows {
-    by_view: HashMap<i64, Arc<DerivedRow>>,
+    by_view: FastMap<i64, Arc<DerivedRow>>,
 }
 
 impl DerivedRows {
@@ -84,7 +84,7 @@ impl DerivedRows {
         tools: &ToolRegistry,
         divisor: f64,
     ) -> Vec<Arc<DerivedRow>> {
-        let mut kept = HashMap::with_capacity(rows.len());
+        let mut kept = fast_map::with_capacity(rows.len());
         let derived: Vec<Arc<DerivedRow>> = rows
             .into_iter()
             .map(|row| {

@@ -2,11 +2,11 @@
 //! then `<log>`, `<unknowns>`, `<instructions>`, `<budget>`, `<prompt>`.
 
 use super::{status_of, ProjectedRow, Ranked};
+use crate::fast_map::{self, FastMap};
 use crate::store::paths::scheme_of;
 use crate::store::EntryState;
 use crate::tools::{Mode, ToolRegistry, ToolSet};
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt::Write;
 
 const TEMPLATE: &str = include_str!("../../config/prompts/instructions.md");
@@ -231,7 +231,7 @@ pub fn log_block(rows: &[Ranked<'_>]) -> String {
     // A log row shows its target's cost; an index keeps that lookup from
     // making the block quadratic in the run's length. The first row of a
     // path wins, as a linear search would find it.
-    let mut cost_of: HashMap<&str, i64> = HashMap::with_capacity(rows.len());
+    let mut cost_of: FastMap<&str, i64> = fast_map::with_capacity(rows.len());
     for r in rows {
         cost_of.entry(r.path.as_str()).or_insert(r.a_tokens);
     }

@@ -11,9 +11,10 @@
 use super::reads::{model_context_sql, ContextRow};
 use super::view_log::{self, Since, ViewCursor};
 use super::{prepared, store_ops, StoreOp, StoreResult};
+use crate::fast_map::FastMap;
 use diesel::prelude::*;
 use diesel::SqliteConnection;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A reader's copy of one run's model-visible rows.
@@ -21,7 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 pub struct ContextRowCache {
     run_id: Option<i64>,
     cursor: Option<ViewCursor>,
-    by_view: HashMap<i64, Arc<ContextRow>>,
+    by_view: FastMap<i64, Arc<ContextRow>>,
     /// Packet order: the sort key (unique, it ends with the view id).
     order: BTreeMap<String, i64>,
 }

@@ -11,6 +11,7 @@ use super::reads::Bucket;
 use super::schema::turn_context;
 use super::{prepared, FirstRow};
 use super::{EntryState, StoreError, StoreResult};
+use crate::fast_map::{self, FastMap};
 use crate::tokens::count_tokens;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
@@ -152,7 +153,7 @@ pub struct SavedContext {
     turn: i64,
     /// (open rows, highest open id) after that save; `None`: not trusted.
     fingerprint: Option<(i64, i64)>,
-    open: HashMap<String, OpenRow>,
+    open: FastMap<String, OpenRow>,
 }
 
 /// Shared between the turn loop and the store thread.
@@ -182,14 +183,14 @@ impl SavedContext {
         &self,
         conn: &mut SqliteConnection,
         run: i64,
-    ) -> StoreResult<Option<&HashMap<String, OpenRow>>> {
+    ) -> StoreResult<Option<&FastMap<String, OpenRow>>> {
         if self.run_id != Some(run) || self.fingerprint.is_none() {
             return Ok(None);
         }
         Ok((self.fingerprint == Some(fingerprint(conn, run)?)).then_some(&self.open))
     }
 
-    fn keep(&mut self, run: i64, turn: i64, open: HashMap<String, OpenRow>) {
+    fn keep(&mut self, run: i64, turn: i64, open: FastMap<String, OpenRow>) {
         let top = open.values().map(|r| r.id).max().unwrap_or(0);
         self.fingerprint = Some((open.len() as i64, top));
         self.run_id = Some(run);
@@ -211,7 +212,7 @@ fn lock_saved(saved: &std::sync::Mutex<SavedContext>) -> std::sync::MutexGuard<'
     })
 }
 
-fn load_open(conn: &mut SqliteConnection, run: i64) -> StoreResult<HashMap<String, OpenRow>> {
+fn load_open(conn: &mut SqliteConnection, run: i64) -> StoreResult<FastMap<String, OpenRow>> {
     let open: Vec<OpenRow> = prepared(
         "SELECT id, turn, path, digest, category, tokens, sort_key FROM turn_context \
          WHERE run_id = ? AND until_turn IS NULL",
@@ -246,7 +247,7 @@ impl super::StoreOp for SaveTurnContext {
         if let Some(m) = memo.as_deref_mut() {
             m.forget();
         }
-        let mut next: HashMap<String, OpenRow> = HashMap::with_capacity(self.rows.len());
+        let mut next: FastMap<String, OpenRow> = fast_map::with_capacity(self.rows.len());
         for r in self.rows.iter() {
             let digest = r.digest();
             if let Some((path, old)) = open.remove_entry(&r.path) {
@@ -413,7 +414,7 @@ pub(crate) fn distribution(
 
 /// The distribution query's rows, from the open rows: per category, in
 /// the order of each category's first sort key.
-fn buckets_of_open(open: &HashMap<String, OpenRow>) -> Vec<BucketRow> {
+fn buckets_of_open(open: &FastMap<String, OpenRow>) -> Vec<BucketRow> {
     let mut by_category: HashMap<&str, (i64, i64, &str)> = HashMap::new();
     for r in open.values() {
         let b = by_category
